@@ -1,0 +1,71 @@
+{
+  description = "netns-kit and the ecomm three-tier lab: typed Linux network namespaces, a declarative topology, and an e-commerce stack that proves them";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.11";
+
+  outputs = { self, nixpkgs }:
+    let
+      system = "x86_64-linux";
+      pkgs = nixpkgs.legacyPackages.${system};
+      lib = pkgs.lib;
+      # Everything the tests and the lab call at run time.
+      runtimeTools = with pkgs; [ iproute2 nftables redis postgresql_15 curl apacheHttpd wrk nginx qemu_kvm busybox cpio zstd graphviz ];
+      src = lib.cleanSourceWith {
+        src = ./.;
+        filter = path: type: !(lib.hasInfix "/target" path);
+      };
+      workspace = pkgs.rustPlatform.buildRustPackage {
+        pname = "ecomm-lab";
+        version = "0.1.0";
+        inherit src;
+        cargoLock.lockFile = ./Cargo.lock;
+        nativeBuildInputs = [ pkgs.pkg-config ];
+        # The privileged, database and VM suites need root and real daemons: they run in
+        # the checks below and in `just test`, not in the sandboxed build.
+        doCheck = false;
+      };
+    in {
+      packages.${system} = {
+        default = workspace;
+        ecomm-lab = workspace;
+      };
+
+      devShells.${system}.default = pkgs.mkShell {
+        inputsFrom = [ workspace ];
+        packages = runtimeTools ++ (with pkgs; [ just cargo rustc clippy rustfmt cargo-nextest ]);
+      };
+
+      checks.${system} = {
+        # Unprivileged tests: validation, proptests, rendering; the privileged ones skip.
+        unit = workspace.overrideAttrs (old: {
+          pname = "ecomm-lab-unit";
+          doCheck = true;
+          nativeCheckInputs = runtimeTools;
+          checkPhase = ''
+            runHook preCheck
+            cargo test --workspace --lib --offline
+            runHook postCheck
+          '';
+        });
+        fmt = pkgs.runCommand "ecomm-lab-fmt" { nativeBuildInputs = [ pkgs.cargo pkgs.rustfmt ]; } ''
+          cd ${src} && cargo fmt --all -- --check && touch $out
+        '';
+        # The three-tier lab inside a NixOS VM: root, real kernel, real daemons.
+        lab = pkgs.testers.runNixOSTest {
+          name = "three-tier-lab";
+          nodes.machine = { ... }: {
+            virtualisation.memorySize = 2048;
+            environment.systemPackages = runtimeTools ++ [ workspace ];
+          };
+          testScript = ''
+            machine.wait_for_unit("multi-user.target")
+            machine.succeed("netns-kit validate ${./ecomm-services/deploy/three-tier.toml}")
+            machine.succeed("netns-kit apply ${./ecomm-services/deploy/three-tier.toml} --name nixcheck")
+            machine.succeed("netns-kit exec nixcheck gateway -- ip -brief addr")
+            machine.succeed("netns-kit destroy nixcheck")
+            machine.fail("ip netns list | grep nixcheck")
+          '';
+        };
+      };
+    };
+}
