@@ -1,1 +1,7 @@
-//! placeholder
+//! The e-commerce services (gateway, registry, product, order) behind one `ecomm` binary.
+//!
+//! Each service module exposes `XArgs` (its clap flags, every one with an env fallback) and
+//! `run(args) -> anyhow::Result<()>`; `http` is the layer they share.
+
+pub mod healthcheck;
+pub mod http;
