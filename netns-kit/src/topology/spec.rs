@@ -1,0 +1,282 @@
+//! The serde model of a topology file, exactly as written (nothing resolved, nothing checked).
+//!
+//! A topology file is TOML. Everything below is what [`super::Topology::from_str`] accepts;
+//! unknown keys are rejected, and every value is checked before any kernel call.
+//!
+//! ```toml
+//! name = "three-tier"               # the topology's name (letters, digits, '-', '_')
+//!
+//! [[networks]]                      # one bridge + one subnet (a "tier")
+//! name = "frontend"
+//! subnet = "172.20.0.0/24"          # IPv4 or IPv6 CIDR; must not overlap another network
+//! bridge = "br-frontend"            # optional; default "br-<name>" (shortened if needed), <= 15 bytes
+//! mtu = 1500                        # optional; bytes, default: kernel default (1500)
+//!
+//! [[nodes]]                         # one network namespace
+//! name = "gateway"
+//! interfaces = [{ network = "frontend", address = "172.20.0.10" }]
+//! # address is optional: omitted, it is allocated deterministically (lowest free host address)
+//! sysctls = { "net.ipv4.tcp_syncookies" = "1" }   # optional, set inside the node
+//!
+//! [router]                          # optional forwarding namespace; the policy is enforced here
+//! name = "router"                   # default "router"
+//! networks = ["frontend", "backend"]
+//! addresses = { frontend = "172.20.0.1" }  # optional; default: first host address (.1)
+//! # Every node on one of these networks gets "default via <router address on that network>".
+//!
+//! [[vxlans]]                        # stretch a network's bridge over an underlay (in the fabric)
+//! name = "vx-backend"               # interface name, <= 15 bytes
+//! network = "backend"               # the bridge it joins
+//! vni = 42                          # 1..=16777215
+//! local = "10.0.0.1"                # optional underlay source address
+//! remote = "10.0.0.2"               # exactly one of remote (unicast) / group (multicast)
+//! port = 4789                       # optional UDP port, default 4789
+//! dev = "eth0"                      # optional underlay device (required with group)
+//!
+//! [[impairments]]                   # netem on a node's interface
+//! node = "product-1"
+//! network = "backend"               # which of the node's interfaces
+//! delay_ms = 50                     # optional, milliseconds
+//! jitter_ms = 5                     # optional, milliseconds (needs delay_ms)
+//! loss_percent = 1.5                # optional, 0..=100
+//! rate_kbit = 10000                 # optional, kbit/s
+//!
+//! [[policy]]                        # allow-list; everything else crossing the router is dropped
+//! from = "frontend"                 # a network name or a node name
+//! to = "backend"                    # a network name or a node name
+//! proto = "tcp"                     # tcp | udp | icmp | any (default any)
+//! ports = [8500, 8001, "9000-9010"] # destination ports (tcp/udp only); empty = all ports
+//!
+//! [host]                            # lab mode only: a veth from the host to the router
+//! subnet = "172.29.0.0/30"          # host gets the first host address, the router the second
+//! ifname = "nk-lab"                 # optional host-side name; default derived from the run name
+//! allow = [{ to = "gateway", proto = "tcp", ports = [3000] }]
+//! ```
+//!
+//! Replies to allowed connections are always allowed (conntrack established/related).
+//! Traffic between two nodes on the same network never crosses the router, so a policy
+//! between a network and itself is documentation only.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A whole topology file as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologySpec {
+    /// The topology's name (letters, digits, '-', '_').
+    pub name: String,
+    /// Networks: one bridge and one subnet each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<NetworkSpec>,
+    /// Nodes: one namespace each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeSpec>,
+    /// The optional forwarding namespace that enforces the policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<RouterSpec>,
+    /// VXLAN links stretching a network's bridge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vxlans: Vec<VxlanSpec>,
+    /// Netem impairments on node interfaces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub impairments: Vec<ImpairmentSpec>,
+    /// Allow-list rules compiled into the router's forward chain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy: Vec<PolicySpec>,
+    /// The lab-mode link from the host's root namespace to the router.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostSpec>,
+}
+
+/// One network: a bridge in the fabric namespace and a subnet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// The network's (tier's) name.
+    pub name: String,
+    /// The subnet in CIDR notation, e.g. "172.20.0.0/24".
+    pub subnet: String,
+    /// Bridge interface name; default "br-<name>" (shortened deterministically to 15 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
+    /// MTU in bytes for the bridge and every veth on it; default: the kernel's (1500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+}
+
+/// One node: a namespace with interfaces on networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    /// The node's name (also its namespace key).
+    pub name: String,
+    /// The node's interfaces, in order (named eth0, eth1, … inside the node).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<InterfaceSpec>,
+    /// Sysctls set inside the node (key → value), e.g. "net.ipv4.tcp_syncookies" = "1".
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+}
+
+/// One node interface on a network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceSpec {
+    /// The network this interface attaches to.
+    pub network: String,
+    /// Static address (no prefix; the network's prefix applies); omitted = allocated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// The router: a forwarding namespace on several networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterSpec {
+    /// The router's name (its namespace key); default "router".
+    #[serde(default = "default_router_name")]
+    pub name: String,
+    /// The networks the router is attached to.
+    pub networks: Vec<String>,
+    /// Explicit router addresses per network; default: the subnet's first host address.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub addresses: BTreeMap<String, String>,
+}
+
+fn default_router_name() -> String {
+    "router".to_string()
+}
+
+/// A VXLAN interface in the fabric namespace, enslaved to a network's bridge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VxlanSpec {
+    /// Interface name (<= 15 bytes).
+    pub name: String,
+    /// The network whose bridge the VXLAN joins.
+    pub network: String,
+    /// VXLAN network identifier, 1..=16777215.
+    pub vni: u32,
+    /// Underlay source address; optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
+    /// Unicast remote endpoint; exactly one of `remote` / `group`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// Multicast group; exactly one of `remote` / `group`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// UDP destination port; default 4789.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Underlay device (in the fabric namespace); required with `group`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+}
+
+/// Netem parameters on one node interface.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpairmentSpec {
+    /// The node whose interface is impaired.
+    pub node: String,
+    /// The network that selects which of the node's interfaces.
+    pub network: String,
+    /// Added delay in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u32>,
+    /// Delay jitter in milliseconds (only with a delay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<u32>,
+    /// Random loss in percent, 0..=100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_percent: Option<f64>,
+    /// Rate limit in kbit/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_kbit: Option<u64>,
+}
+
+impl ImpairmentSpec {
+    /// The netem parameters of this impairment.
+    pub fn netem(&self) -> Netem {
+        Netem {
+            delay_ms: self.delay_ms,
+            jitter_ms: self.jitter_ms,
+            loss_percent: self.loss_percent,
+            rate_kbit: self.rate_kbit,
+        }
+    }
+}
+
+/// Netem parameters: plain data, applied by the kernel layer (`tc qdisc … netem`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Netem {
+    /// Added delay in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u32>,
+    /// Delay jitter in milliseconds (only with a delay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<u32>,
+    /// Random loss in percent, 0..=100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_percent: Option<f64>,
+    /// Rate limit in kbit/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_kbit: Option<u64>,
+}
+
+/// One allow-list rule between networks and/or nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// Source: a network name or a node name.
+    pub from: String,
+    /// Destination: a network name or a node name.
+    pub to: String,
+    /// "tcp", "udp", "icmp" or "any" (default "any").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<String>,
+    /// Destination ports: numbers or "low-high" ranges; empty = every port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortSpec>,
+}
+
+/// A port as written: a number, or a "low-high" range string.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PortSpec {
+    /// A single port, e.g. 8500 (checked to be 1..=65535).
+    Number(i64),
+    /// A range, e.g. "9000-9010" (or a single port as a string).
+    Text(String),
+}
+
+/// The lab-mode host link: a veth from the root namespace to the router.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSpec {
+    /// The link's subnet; the host takes the first host address, the router the second.
+    pub subnet: String,
+    /// Host-side interface name (<= 15 bytes); default derived from the run's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ifname: Option<String>,
+    /// What the host may reach (nothing else is forwarded from it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<HostAllowSpec>,
+}
+
+/// One thing the host may reach over the host link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostAllowSpec {
+    /// Destination: a network name or a node name.
+    pub to: String,
+    /// "tcp", "udp", "icmp" or "any" (default "any").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<String>,
+    /// Destination ports: numbers or "low-high" ranges; empty = every port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortSpec>,
+}
