@@ -1,1 +1,17 @@
-//! placeholder
+//! The three-tier lab: the whole e-commerce stack running in network namespaces built by
+//! netns-kit, with real PostgreSQL and Redis in the database tier.
+//!
+//! - [`Lab`] is the test fixture: the stack with a unique run id, no host link, torn down on drop.
+//! - The `lab` binary is `just up` / `down` / `status` / `logs` / `scale` / `backup` / `restore`.
+
+pub mod datastores;
+pub mod error;
+pub mod http;
+pub mod ns;
+pub mod process;
+
+
+pub mod component;
+pub mod services;
+pub mod stack;
+pub use error::LabError;

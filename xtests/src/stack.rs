@@ -1,0 +1,464 @@
+//! The process supervisor: starts the stack's components in their namespaces in stages,
+//! waits for each readiness check, stops and restarts single components, and tears down.
+//!
+//! Independent of how the namespaces were made: it gets a namespace handle per node.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::component::{Component, Health, Kind};
+use crate::datastores::{Postgres, Redis};
+use crate::error::LabError;
+use crate::http::Request;
+use crate::ns::NsHandle;
+use crate::process::{tail_file, Launch, Lifetime, Process};
+use crate::services::{Wiring, ORDER_DB, PRODUCT_DB};
+
+/// How long one component may take to become ready: 60 s.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a component may take to stop after SIGTERM before SIGKILL: 10 s.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// What the supervisor reports while it works (the CLI prints these; tests ignore them).
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// A component's process was started.
+    Started {
+        /// The component.
+        name: String,
+        /// Its process id.
+        pid: i32,
+    },
+    /// Still waiting for a component's readiness check.
+    Waiting {
+        /// The component.
+        name: String,
+        /// Time waited so far.
+        elapsed: Duration,
+        /// The last failure.
+        last: String,
+    },
+    /// A component answered its readiness check.
+    Ready {
+        /// The component.
+        name: String,
+        /// Time from start to ready.
+        elapsed: Duration,
+    },
+}
+
+/// Where a progress report goes.
+pub type ProgressFn = Box<dyn Fn(&Progress) + Send>;
+
+/// Settings of one stack run.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// The run id carried by every process (ECOMM_LAB_RUN).
+    pub run_id: String,
+    /// The state directory: logs/, postgres/, redis/.
+    pub dir: PathBuf,
+    /// The `ecomm` binary.
+    pub ecomm: PathBuf,
+    /// Whether processes die with the starter (tests) or outlive it (`lab up`).
+    pub lifetime: Lifetime,
+    /// Trade durability for speed (fsync off): for throwaway test stacks.
+    pub ephemeral: bool,
+}
+
+/// The running stack: components, their namespaces and processes.
+pub struct Stack {
+    config: StackConfig,
+    namespaces: BTreeMap<String, NsHandle>,
+    components: Vec<Component>,
+    processes: BTreeMap<String, Process>,
+    postgres: Postgres,
+    redis: Redis,
+    wiring: Option<Wiring>,
+    progress: ProgressFn,
+}
+
+impl Stack {
+    /// A stack over `components`, each running in `namespaces[component.name]`.
+    pub fn new(
+        config: StackConfig,
+        namespaces: BTreeMap<String, NsHandle>,
+        components: Vec<Component>,
+    ) -> Result<Self, LabError> {
+        let find = |kind: Kind| {
+            components
+                .iter()
+                .find(|c| c.kind == kind)
+                .map(|c| c.addr)
+                .ok_or_else(|| LabError::UnknownComponent {
+                    name: kind.to_string(),
+                    known: names(&components),
+                })
+        };
+        for c in &components {
+            if !namespaces.contains_key(&c.name) {
+                return Err(LabError::Topology(format!(
+                    "no namespace for component {} (nodes: {})",
+                    c.name,
+                    namespaces.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let postgres = Postgres::new(config.dir.join("postgres"), find(Kind::Postgres)?, config.ephemeral);
+        let redis = Redis::new(config.dir.join("redis"), find(Kind::Redis)?);
+        find(Kind::Registry)?;
+        Ok(Self {
+            config,
+            namespaces,
+            components,
+            processes: BTreeMap::new(),
+            postgres,
+            redis,
+            wiring: None,
+            progress: Box::new(|_| {}),
+        })
+    }
+
+    /// Sends progress reports to `f`.
+    pub fn on_progress(&mut self, f: ProgressFn) {
+        self.progress = f;
+    }
+
+    /// The run id.
+    pub fn run_id(&self) -> &str {
+        &self.config.run_id
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+
+    /// Every component, in start order.
+    pub fn components(&self) -> &[Component] {
+        &self.components
+    }
+
+    /// One component by name.
+    pub fn component(&self, name: &str) -> Result<&Component, LabError> {
+        self.components
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| LabError::UnknownComponent {
+                name: name.to_string(),
+                known: names(&self.components),
+            })
+    }
+
+    /// The namespace of node `name`.
+    pub fn ns(&self, name: &str) -> Result<&NsHandle, LabError> {
+        self.namespaces
+            .get(name)
+            .ok_or_else(|| LabError::UnknownComponent {
+                name: name.to_string(),
+                known: self.namespaces.keys().cloned().collect::<Vec<_>>().join(", "),
+            })
+    }
+
+    /// The PostgreSQL server's settings.
+    pub fn postgres(&self) -> &Postgres {
+        &self.postgres
+    }
+
+    /// The Redis server's settings.
+    pub fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
+    /// The log file of component `name`.
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        log_path(&self.config.dir, name)
+    }
+
+    /// The running processes: component name → (pid, start time).
+    pub fn pids(&self) -> BTreeMap<String, (i32, u64)> {
+        self.processes
+            .iter()
+            .map(|(n, p)| (n.clone(), (p.pid(), p.start_time())))
+            .collect()
+    }
+
+    /// Adds a component (e.g. product-3) whose node namespace is `ns`; start it with [`Stack::start`].
+    pub fn add(&mut self, component: Component, ns: NsHandle) {
+        self.namespaces.insert(component.name.clone(), ns);
+        self.components.retain(|c| c.name != component.name);
+        self.components.push(component);
+    }
+
+    /// Starts every component, stage by stage, each stage only after the previous is ready.
+    pub fn start_all(&mut self) -> Result<(), LabError> {
+        self.postgres.prepare(&self.config.run_id)?;
+        self.redis.prepare()?;
+        for stage in 0..=3 {
+            let names: Vec<String> = self
+                .components
+                .iter()
+                .filter(|c| c.kind.stage() == stage)
+                .map(|c| c.name.clone())
+                .collect();
+            for name in &names {
+                self.spawn(name)?;
+            }
+            for name in &names {
+                self.wait_ready(name, READY_TIMEOUT)?;
+            }
+            if stage == 0 {
+                self.prepare_databases()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn prepare_databases(&mut self) -> Result<(), LabError> {
+        let ns = self.ns("postgres")?.clone();
+        for db in [PRODUCT_DB, ORDER_DB] {
+            self.postgres.ensure_database(&ns, &self.config.run_id, db)?;
+        }
+        let token_file = self.config.dir.join("registry.token");
+        let token = match std::fs::read_to_string(&token_file) {
+            Ok(t) => t.trim().to_string(),
+            Err(_) => {
+                let t = crate::datastores::random_hex(16)?;
+                std::fs::write(&token_file, &t)
+                    .map_err(|e| LabError::io(format!("write {}", token_file.display()), e))?;
+                t
+            }
+        };
+        let registry = self
+            .components
+            .iter()
+            .find(|c| c.kind == Kind::Registry)
+            .map(|c| c.addr)
+            .ok_or_else(|| LabError::UnknownComponent {
+                name: "registry".into(),
+                known: names(&self.components),
+            })?;
+        self.wiring = Some(Wiring {
+            ecomm: self.config.ecomm.clone(),
+            registry,
+            registry_token: token,
+            product_db_url: self.postgres.url(PRODUCT_DB)?,
+            order_db_url: self.postgres.url(ORDER_DB)?,
+            redis_url: self.redis.url(),
+        });
+        Ok(())
+    }
+
+    fn launch_of(&mut self, c: &Component) -> Result<Launch, LabError> {
+        match c.kind {
+            Kind::Postgres => self.postgres.launch(),
+            Kind::Redis => Ok(self.redis.launch()),
+            _ => {
+                if self.wiring.is_none() {
+                    self.prepare_databases()?;
+                }
+                self.wiring
+                    .as_ref()
+                    .and_then(|w| w.launch(c))
+                    .ok_or_else(|| LabError::Topology(format!("no launch for {}", c.name)))
+            }
+        }
+    }
+
+    /// Starts component `name`'s process (no waiting); an already running one is left alone.
+    pub fn spawn(&mut self, name: &str) -> Result<(), LabError> {
+        if let Some(p) = self.processes.get_mut(name) {
+            if p.is_running() {
+                return Ok(());
+            }
+        }
+        let c = self.component(name)?.clone();
+        let launch = self.launch_of(&c)?;
+        let ns = self.ns(name)?.clone();
+        let process = launch.spawn(
+            Some(&ns),
+            &self.log_path(name),
+            self.config.lifetime,
+            &self.config.run_id,
+        )?;
+        (self.progress)(&Progress::Started {
+            name: name.to_string(),
+            pid: process.pid(),
+        });
+        self.processes.insert(name.to_string(), process);
+        Ok(())
+    }
+
+    /// Starts component `name` and waits until it is ready.
+    pub fn start(&mut self, name: &str) -> Result<(), LabError> {
+        self.spawn(name)?;
+        self.wait_ready(name, READY_TIMEOUT)
+    }
+
+    /// Waits until component `name` passes its readiness check, failing early if it exits.
+    pub fn wait_ready(&mut self, name: &str, timeout: Duration) -> Result<(), LabError> {
+        let started = Instant::now();
+        let mut last_report = Instant::now();
+        loop {
+            if let Some(p) = self.processes.get_mut(name) {
+                if !p.is_running() {
+                    return Err(LabError::Exited {
+                        component: name.to_string(),
+                        status: p.exit_status().unwrap_or_else(|| "gone".into()),
+                        log: self.log_path(name),
+                        tail: tail_file(&self.log_path(name), 20),
+                    });
+                }
+            }
+            let last = match self.check(name)? {
+                Health::Ready => {
+                    (self.progress)(&Progress::Ready {
+                        name: name.to_string(),
+                        elapsed: started.elapsed(),
+                    });
+                    return Ok(());
+                }
+                Health::NotReady(why) => why,
+                Health::Down => "no process".to_string(),
+            };
+            if started.elapsed() > timeout {
+                return Err(LabError::NotReady {
+                    component: name.to_string(),
+                    waited: started.elapsed(),
+                    last,
+                    log: self.log_path(name),
+                    tail: tail_file(&self.log_path(name), 20),
+                });
+            }
+            if last_report.elapsed() > Duration::from_secs(2) {
+                last_report = Instant::now();
+                (self.progress)(&Progress::Waiting {
+                    name: name.to_string(),
+                    elapsed: started.elapsed(),
+                    last,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs component `name`'s readiness check once, from inside its own namespace.
+    pub fn check(&self, name: &str) -> Result<Health, LabError> {
+        let c = self.component(name)?;
+        let ns = self.ns(name)?;
+        Ok(check_component(c, ns, &self.postgres, &self.redis, &self.config.run_id))
+    }
+
+    /// Stops component `name` gracefully (SIGTERM, SIGKILL after [`STOP_GRACE`]).
+    pub fn stop(&mut self, name: &str) -> Result<(), LabError> {
+        let c = self.component(name)?;
+        // PostgreSQL: SIGINT is its "fast shutdown" (disconnect clients, checkpoint, exit).
+        let signal = if c.kind == Kind::Postgres {
+            Signal::SIGINT
+        } else {
+            Signal::SIGTERM
+        };
+        if let Some(mut p) = self.processes.remove(name) {
+            p.stop(signal, STOP_GRACE);
+        }
+        Ok(())
+    }
+
+    /// Kills component `name` at once with SIGKILL (a crash).
+    pub fn kill(&mut self, name: &str) -> Result<(), LabError> {
+        self.component(name)?;
+        if let Some(mut p) = self.processes.remove(name) {
+            p.kill();
+        }
+        Ok(())
+    }
+
+    /// Stops every component, in reverse start order (gateway first, data stores last).
+    pub fn stop_all(&mut self) {
+        let mut order: Vec<Component> = self.components.clone();
+        order.sort_by_key(|c| std::cmp::Reverse(c.kind.stage()));
+        for c in order {
+            let _ = self.stop(&c.name);
+        }
+    }
+
+    /// Forgets the processes without stopping them (after `lab up`, which leaves them running).
+    pub fn detach(&mut self) {
+        self.processes.clear();
+    }
+
+    /// Re-attaches to processes recorded by an earlier `lab up` (those still alive).
+    pub fn adopt(&mut self, pids: &BTreeMap<String, (i32, u64)>) {
+        for (name, (pid, start)) in pids {
+            if let Some(p) = Process::adopt(*pid, *start) {
+                self.processes.insert(name.clone(), p);
+            }
+        }
+    }
+
+    /// True if component `name` has a live process.
+    pub fn is_running(&mut self, name: &str) -> bool {
+        self.processes.get_mut(name).is_some_and(Process::is_running)
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if self.config.lifetime == Lifetime::TiedToParent {
+            self.stop_all();
+        }
+    }
+}
+
+/// The log file of component `name` under state directory `dir`.
+pub fn log_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join("logs").join(format!("{name}.log"))
+}
+
+/// One readiness check of component `c` from inside `ns`: `/readyz` for services, `SELECT 1`
+/// for PostgreSQL, `PING` for Redis.
+pub fn check_component(
+    c: &Component,
+    ns: &NsHandle,
+    postgres: &Postgres,
+    redis: &Redis,
+    run_id: &str,
+) -> Health {
+    let timeout = Duration::from_secs(2);
+    match c.kind {
+        Kind::Postgres => match postgres.query(ns, run_id, "postgres", "SELECT 1") {
+            Ok(out) if out == "1" => Health::Ready,
+            Ok(out) => Health::NotReady(format!("SELECT 1 answered {out:?}")),
+            Err(e) => refused_is_down(e.to_string()),
+        },
+        Kind::Redis => match redis.ping().output(Some(ns), run_id) {
+            Ok(out) if out.trim() == "PONG" => Health::Ready,
+            Ok(out) => Health::NotReady(format!("PING answered {:?}", out.trim())),
+            Err(e) => refused_is_down(e.to_string()),
+        },
+        _ => http_ready(ns, c.addr, timeout),
+    }
+}
+
+fn http_ready(ns: &NsHandle, addr: SocketAddr, timeout: Duration) -> Health {
+    match Request::get("/readyz").timeout(timeout).send(ns, addr) {
+        Ok(r) if r.status == 200 => Health::Ready,
+        Ok(r) => Health::NotReady(format!("/readyz answered {}: {}", r.status, r.text().trim())),
+        Err(e) => refused_is_down(e.to_string()),
+    }
+}
+
+fn refused_is_down(why: String) -> Health {
+    Health::NotReady(why)
+}
+
+fn names(components: &[Component]) -> String {
+    components
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
