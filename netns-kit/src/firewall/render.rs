@@ -101,7 +101,11 @@ fn rule_exprs(rule: &Rule) -> Vec<Value> {
     match rule.proto {
         Proto::Any => {}
         Proto::Tcp | Proto::Udp => {
-            let p = if rule.proto == Proto::Tcp { "tcp" } else { "udp" };
+            let p = if rule.proto == Proto::Tcp {
+                "tcp"
+            } else {
+                "udp"
+            };
             e.push(eq(json!({"meta": {"key": "l4proto"}}), json!(p)));
             if !rule.dst_ports.is_empty() {
                 let items: Vec<Value> = rule
@@ -165,7 +169,10 @@ fn addr_match(net: IpNet, field: &str) -> Value {
     } else {
         json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}})
     };
-    eq(json!({"payload": {"protocol": proto, "field": field}}), right)
+    eq(
+        json!({"payload": {"protocol": proto, "field": field}}),
+        right,
+    )
 }
 
 #[cfg(test)]
@@ -249,7 +256,10 @@ mod tests {
             .clone();
         let text = rule.to_string();
         assert!(text.contains(r#"{"range":[9000,9010]}"#), "{text}");
-        assert!(text.contains(r#""prefix":{"addr":"172.20.0.0","len":24}"#), "{text}");
+        assert!(
+            text.contains(r#""prefix":{"addr":"172.20.0.0","len":24}"#),
+            "{text}"
+        );
         assert_eq!(rule["comment"], "frontend -> backend");
     }
 

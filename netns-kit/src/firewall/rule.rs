@@ -222,7 +222,9 @@ pub enum RulesetError {
     #[error("firewall table name {0:?} is invalid: expected 1..=64 letters, digits or '_' starting with a letter")]
     BadTableName(String),
     /// Masquerade is only meaningful after routing.
-    #[error("rules[{index}]: masquerade is only allowed in the postrouting hook, found in {hook:?}")]
+    #[error(
+        "rules[{index}]: masquerade is only allowed in the postrouting hook, found in {hook:?}"
+    )]
     MasqueradeOutsidePostrouting {
         /// Index of the offending rule.
         index: usize,

@@ -50,8 +50,12 @@ pub fn allocate(subnet: &IpNet, taken: &BTreeSet<IpAddr>) -> Option<IpAddr> {
 
 fn next(addr: IpAddr) -> Option<IpAddr> {
     match addr {
-        IpAddr::V4(a) => u32::from(a).checked_add(1).map(|n| IpAddr::V4(Ipv4Addr::from(n))),
-        IpAddr::V6(a) => u128::from(a).checked_add(1).map(|n| IpAddr::V6(Ipv6Addr::from(n))),
+        IpAddr::V4(a) => u32::from(a)
+            .checked_add(1)
+            .map(|n| IpAddr::V4(Ipv4Addr::from(n))),
+        IpAddr::V6(a) => u128::from(a)
+            .checked_add(1)
+            .map(|n| IpAddr::V6(Ipv6Addr::from(n))),
     }
 }
 
@@ -69,7 +73,10 @@ mod tests {
     #[test]
     fn allocates_the_lowest_free_host_address() {
         let taken: BTreeSet<IpAddr> = [ip("172.20.0.1"), ip("172.20.0.2")].into();
-        assert_eq!(allocate(&net("172.20.0.0/24"), &taken), Some(ip("172.20.0.3")));
+        assert_eq!(
+            allocate(&net("172.20.0.0/24"), &taken),
+            Some(ip("172.20.0.3"))
+        );
         assert_eq!(first_host(&net("172.20.0.0/24")), Some(ip("172.20.0.1")));
         assert_eq!(first_host(&net("fd00::/64")), Some(ip("fd00::1")));
     }
@@ -83,7 +90,13 @@ mod tests {
     #[test]
     fn point_to_point_subnets_have_no_reserved_addresses() {
         assert_eq!(first_host(&net("10.0.0.0/31")), Some(ip("10.0.0.0")));
-        assert_eq!(reserved_kind(&net("10.0.0.0/24"), ip("10.0.0.255")), Some("broadcast"));
-        assert_eq!(reserved_kind(&net("10.0.0.0/24"), ip("10.0.0.0")), Some("network"));
+        assert_eq!(
+            reserved_kind(&net("10.0.0.0/24"), ip("10.0.0.255")),
+            Some("broadcast")
+        );
+        assert_eq!(
+            reserved_kind(&net("10.0.0.0/24"), ip("10.0.0.0")),
+            Some("network")
+        );
     }
 }

@@ -270,8 +270,8 @@ fn routed_subnets(t: &Topology, rule: &PolicyRule) -> Vec<IpNet> {
 /// The router's table: forward policy drop, replies allowed, then one accept rule per policy
 /// (source net × destination net) and per host-link allowance. Input and output accept.
 pub fn router_ruleset(t: &Topology, host_link: Option<&HostLinkPlan>) -> Ruleset {
-    let mut rules = vec![Rule::established_related(Hook::Forward)
-        .comment("replies to allowed connections")];
+    let mut rules =
+        vec![Rule::established_related(Hook::Forward).comment("replies to allowed connections")];
     for p in t.policy.iter().filter(|p| !p.same_network) {
         let label = format!("{} -> {}", p.from, p.to);
         for from in &p.from_nets {

@@ -35,7 +35,9 @@ pub enum TopologyError {
         value: String,
     },
     /// An address that does not parse.
-    #[error("{field}: {value:?} is not a valid IP address: expected e.g. \"172.20.0.10\" (no prefix)")]
+    #[error(
+        "{field}: {value:?} is not a valid IP address: expected e.g. \"172.20.0.10\" (no prefix)"
+    )]
     BadAddress {
         /// Field path.
         field: String,
@@ -159,7 +161,9 @@ pub enum TopologyError {
         first: String,
     },
     /// Policy crosses networks the router is not on (or there is no router).
-    #[error("{field}: {from:?} -> {to:?} crosses from network {from_net:?} to {to_net:?} but {reason}")]
+    #[error(
+        "{field}: {from:?} -> {to:?} crosses from network {from_net:?} to {to_net:?} but {reason}"
+    )]
     RouterMissing {
         /// Field path.
         field: String,
@@ -243,7 +247,9 @@ pub enum TopologyError {
         value: String,
     },
     /// A run id or run name that cannot be used.
-    #[error("run {field} {value:?} is invalid: expected 1..={max} characters from a-z A-Z 0-9 '-' '_'")]
+    #[error(
+        "run {field} {value:?} is invalid: expected 1..={max} characters from a-z A-Z 0-9 '-' '_'"
+    )]
     BadRunName {
         /// "id" or "name".
         field: &'static str,

@@ -240,7 +240,11 @@ impl Plan {
     /// Resolves `topology` for one run: `run_id` tags every object, `naming` decides whether
     /// namespaces get /run/netns names (and whether the host link is planned). Fails only on
     /// a bad run id or run name.
-    pub fn for_run(topology: &Topology, run_id: &str, naming: Naming) -> Result<Plan, TopologyError> {
+    pub fn for_run(
+        topology: &Topology,
+        run_id: &str,
+        naming: Naming,
+    ) -> Result<Plan, TopologyError> {
         super::compile::compile(topology, run_id, naming)
     }
 }

@@ -298,8 +298,7 @@ pub fn validate(spec: &TopologySpec) -> Result<Topology, TopologyError> {
                                 subnet: subnet.to_string(),
                             }
                         })?;
-                        if let Some(first) = addr_seen.insert(a, &format!("{field} (default .1)"))
-                        {
+                        if let Some(first) = addr_seen.insert(a, &format!("{field} (default .1)")) {
                             return Err(TopologyError::DuplicateAddress {
                                 field: first,
                                 value: a.to_string(),
@@ -492,7 +491,10 @@ fn check_ns_name(
         return Err(TopologyError::ReservedName {
             field: field.to_string(),
             value: name.to_string(),
-            reason: format!("{:?} and {:?} are netns-kit's own namespace keys", "fabric", "host"),
+            reason: format!(
+                "{:?} and {:?} are netns-kit's own namespace keys",
+                "fabric", "host"
+            ),
         });
     }
     if let Some(net_field) = network_names.first.get(name) {
@@ -737,7 +739,12 @@ fn check_fabric_names(
         }
     };
     for (i, n) in networks.iter().enumerate() {
-        let field = if spec.networks.get(i).and_then(|s| s.bridge.as_ref()).is_some() {
+        let field = if spec
+            .networks
+            .get(i)
+            .and_then(|s| s.bridge.as_ref())
+            .is_some()
+        {
             format!("networks[{i}].bridge")
         } else {
             format!("networks[{i}].name (bridge {:?})", n.bridge)
@@ -746,7 +753,10 @@ fn check_fabric_names(
     }
     if let Some(r) = router {
         for (k, itf) in r.interfaces.iter().enumerate() {
-            add(&itf.fabric_ifname, format!("router.networks[{k}] (veth {:?})", itf.fabric_ifname))?;
+            add(
+                &itf.fabric_ifname,
+                format!("router.networks[{k}] (veth {:?})", itf.fabric_ifname),
+            )?;
         }
     }
     for (i, node) in nodes.iter().enumerate() {
@@ -877,7 +887,10 @@ fn resolve_target(
         return Ok((
             Target::Node(name.to_string()),
             node.interfaces.iter().map(|i| i.network.clone()).collect(),
-            node.interfaces.iter().map(|i| host_net(i.address)).collect(),
+            node.interfaces
+                .iter()
+                .map(|i| host_net(i.address))
+                .collect(),
         ));
     }
     let mut known: Vec<&str> = ctx.networks.iter().map(|n| n.name.as_str()).collect();
@@ -900,9 +913,9 @@ fn resolve_target(
 fn router_reason(router: Option<&Router>, net: &str) -> Option<String> {
     match router {
         None => Some("there is no [router]".to_string()),
-        Some(r) if !r.interfaces.iter().any(|i| i.network == net) => {
-            Some(format!("the router is not on network {net:?} (router.networks)"))
-        }
+        Some(r) if !r.interfaces.iter().any(|i| i.network == net) => Some(format!(
+            "the router is not on network {net:?} (router.networks)"
+        )),
         Some(_) => None,
     }
 }
