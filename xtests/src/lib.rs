@@ -14,4 +14,5 @@ pub mod process;
 pub mod component;
 pub mod services;
 pub mod stack;
+pub mod topology_file;
 pub use error::LabError;
