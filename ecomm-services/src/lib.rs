@@ -5,3 +5,4 @@
 
 pub mod healthcheck;
 pub mod http;
+pub mod registry;
