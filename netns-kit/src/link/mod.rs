@@ -1,0 +1,391 @@
+//! Links: one builder per kind (bridge, veth, vxlan, dummy) sharing the common settings
+//! below (name, index, MTU, MAC, up, master, alias, target namespace), plus the operations
+//! every link supports (up/down, MTU, MAC, master, alias, delete, look-up, listing).
+
+pub mod bridge;
+pub mod dummy;
+pub mod veth;
+pub mod vxlan;
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+
+use crate::error::{Error, Result};
+use crate::netlink::Netlink;
+
+pub use bridge::bridge;
+pub use dummy::dummy;
+pub use veth::veth;
+pub use vxlan::{vxlan, VxlanRemote};
+
+/// Longest interface name the kernel accepts (IFNAMSIZ - 1).
+pub const MAX_IFNAME: usize = 15;
+
+/// Settings every link kind accepts at creation.
+#[derive(Debug, Clone, Default)]
+pub struct LinkSettings {
+    /// Interface name (at most 15 bytes).
+    pub name: String,
+    /// Ask for this interface index (0 = let the kernel choose). Lets a batch refer to a
+    /// link (as master, route device...) before the kernel has answered.
+    pub index: u32,
+    /// MTU in bytes (None = kernel default).
+    pub mtu: Option<u32>,
+    /// Ethernet address (None = random).
+    pub mac: Option<[u8; 6]>,
+    /// Bring the link up at creation.
+    pub up: bool,
+    /// Index of the master (bridge) in the link's namespace.
+    pub master: Option<u32>,
+    /// Create the link directly in this namespace (raw fd, kept open by the caller).
+    pub netns_fd: Option<i32>,
+}
+
+impl LinkSettings {
+    fn check(&self) -> Result<()> {
+        check_ifname(&self.name)
+    }
+
+    /// The header and attributes shared by every kind.
+    fn message(&self) -> LinkMessage {
+        let mut msg = LinkMessage::default();
+        msg.header.index = self.index;
+        if self.up {
+            msg.header.flags |= LinkFlags::Up;
+            msg.header.change_mask |= LinkFlags::Up;
+        }
+        msg.attributes
+            .push(LinkAttribute::IfName(self.name.clone()));
+        if let Some(mtu) = self.mtu {
+            msg.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(mac) = self.mac {
+            msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        if let Some(m) = self.master {
+            msg.attributes.push(LinkAttribute::Controller(m));
+        }
+        if let Some(fd) = self.netns_fd {
+            msg.attributes.push(LinkAttribute::NetNsFd(fd));
+        }
+        msg
+    }
+}
+
+/// Reject interface names the kernel would refuse (empty, > 15 bytes, '/', ':', space).
+pub fn check_ifname(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_IFNAME
+        && name != "."
+        && name != ".."
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            kind: "interface name",
+            value: name.to_string(),
+            expected: "1-15 bytes without '/', ':' or whitespace",
+        })
+    }
+}
+
+/// A link to create: common settings plus the kind-specific part. Built by [`bridge`],
+/// [`veth`], [`vxlan`], [`dummy`].
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    settings: LinkSettings,
+    kind: InfoKind,
+    data: Option<InfoData>,
+    peer: Option<LinkSettings>,
+}
+
+impl NewLink {
+    fn new(name: &str, kind: InfoKind) -> NewLink {
+        NewLink {
+            settings: LinkSettings {
+                name: name.to_string(),
+                ..LinkSettings::default()
+            },
+            kind,
+            data: None,
+            peer: None,
+        }
+    }
+
+    /// Ask for a specific interface index (unique in the target namespace).
+    pub fn index(mut self, index: u32) -> Self {
+        self.settings.index = index;
+        self
+    }
+
+    /// Set the MTU (bytes).
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.settings.mtu = Some(mtu);
+        self
+    }
+
+    /// Set the Ethernet address.
+    pub fn mac(mut self, mac: [u8; 6]) -> Self {
+        self.settings.mac = Some(mac);
+        self
+    }
+
+    /// Bring the link up as it is created.
+    pub fn up(mut self) -> Self {
+        self.settings.up = true;
+        self
+    }
+
+    /// Enslave to the bridge with this index (in the link's namespace).
+    pub fn master(mut self, index: u32) -> Self {
+        self.settings.master = Some(index);
+        self
+    }
+
+    /// Create the link directly in namespace `ns` (the fd must stay open until sent).
+    pub fn netns(mut self, ns: BorrowedFd<'_>) -> Self {
+        self.settings.netns_fd = Some(ns.as_raw_fd());
+        self
+    }
+
+    /// The interface name.
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// The netlink message creating this link.
+    pub fn build(&self) -> Result<LinkMessage> {
+        self.settings.check()?;
+        let mut msg = self.settings.message();
+        let mut info = vec![LinkInfo::Kind(self.kind.clone())];
+        match (&self.peer, &self.data) {
+            (Some(peer), _) => {
+                peer.check()?;
+                info.push(LinkInfo::Data(InfoData::Veth(
+                    netlink_packet_route::link::InfoVeth::Peer(peer.message()),
+                )));
+            }
+            (None, Some(data)) => info.push(LinkInfo::Data(data.clone())),
+            (None, None) => {}
+        }
+        msg.attributes.push(LinkAttribute::LinkInfo(info));
+        Ok(msg)
+    }
+
+    /// A description for error messages.
+    pub fn describe(&self) -> String {
+        match &self.peer {
+            Some(p) => format!(
+                "create {:?} {} (peer {})",
+                self.kind, self.settings.name, p.name
+            ),
+            None => format!("create {:?} {}", self.kind, self.settings.name),
+        }
+    }
+
+    /// Queue the creation on `nl` (sent with the next flush).
+    pub fn queue(&self, nl: &mut Netlink) -> Result<()> {
+        let msg = self.build()?;
+        nl.queue(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            self.describe(),
+        );
+        Ok(())
+    }
+
+    /// Create the link now.
+    pub fn create(&self, nl: &mut Netlink) -> Result<()> {
+        self.queue(nl)?;
+        nl.flush()
+    }
+}
+
+/// A change to an existing link (by index), queued as one RTM_NEWLINK (no create).
+#[derive(Debug, Clone, Default)]
+pub struct LinkChange {
+    index: u32,
+    up: Option<bool>,
+    mtu: Option<u32>,
+    mac: Option<[u8; 6]>,
+    master: Option<u32>,
+    alias: Option<String>,
+}
+
+impl LinkChange {
+    /// Change the link with this index.
+    pub fn of(index: u32) -> Self {
+        LinkChange {
+            index,
+            ..Self::default()
+        }
+    }
+
+    /// Bring it up.
+    pub fn up(mut self) -> Self {
+        self.up = Some(true);
+        self
+    }
+
+    /// Bring it down.
+    pub fn down(mut self) -> Self {
+        self.up = Some(false);
+        self
+    }
+
+    /// Set the MTU (bytes).
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.mtu = Some(mtu);
+        self
+    }
+
+    /// Set the Ethernet address.
+    pub fn mac(mut self, mac: [u8; 6]) -> Self {
+        self.mac = Some(mac);
+        self
+    }
+
+    /// Enslave to the bridge with this index (0 = release).
+    pub fn master(mut self, index: u32) -> Self {
+        self.master = Some(index);
+        self
+    }
+
+    /// Set the interface alias (netns-kit stores `netns-kit:<run id>` there).
+    pub fn alias(mut self, alias: impl Into<String>) -> Self {
+        self.alias = Some(alias.into());
+        self
+    }
+
+    fn build(&self) -> LinkMessage {
+        let mut msg = LinkMessage::default();
+        msg.header.index = self.index;
+        if let Some(up) = self.up {
+            if up {
+                msg.header.flags |= LinkFlags::Up;
+            }
+            msg.header.change_mask |= LinkFlags::Up;
+        }
+        if let Some(mtu) = self.mtu {
+            msg.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(mac) = self.mac {
+            msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        if let Some(m) = self.master {
+            msg.attributes.push(LinkAttribute::Controller(m));
+        }
+        if let Some(a) = &self.alias {
+            msg.attributes.push(LinkAttribute::IfAlias(a.clone()));
+        }
+        msg
+    }
+
+    /// Queue the change on `nl`.
+    pub fn queue(&self, nl: &mut Netlink) {
+        nl.queue(
+            RouteNetlinkMessage::SetLink(self.build()),
+            0,
+            format!("change link #{}", self.index),
+        );
+    }
+
+    /// Apply the change now.
+    pub fn apply(&self, nl: &mut Netlink) -> Result<()> {
+        self.queue(nl);
+        nl.flush()
+    }
+}
+
+/// Queue the deletion of the link with this index.
+pub fn queue_delete(nl: &mut Netlink, index: u32) {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    nl.queue(
+        RouteNetlinkMessage::DelLink(msg),
+        0,
+        format!("delete link #{index}"),
+    );
+}
+
+/// Delete the link with this index now.
+pub fn delete(nl: &mut Netlink, index: u32) -> Result<()> {
+    queue_delete(nl, index);
+    nl.flush()
+}
+
+/// What netns-kit reads back about a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkState {
+    /// Interface index.
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// The alias (`netns-kit:<run id>` on links netns-kit made), if set.
+    pub alias: Option<String>,
+    /// Administratively up.
+    pub up: bool,
+    /// Index of the master, if enslaved.
+    pub master: Option<u32>,
+    /// Kind (`veth`, `bridge`, ...), if the kernel reports one.
+    pub kind: Option<String>,
+    /// MTU in bytes.
+    pub mtu: Option<u32>,
+}
+
+/// Every link in the socket's namespace.
+pub fn list(nl: &mut Netlink) -> Result<Vec<LinkState>> {
+    let answers = nl.dump(
+        RouteNetlinkMessage::GetLink(LinkMessage::default()),
+        "links",
+    )?;
+    Ok(answers
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => Some(state_of(&l)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The link named `name`, if present.
+pub fn by_name(nl: &mut Netlink, name: &str) -> Result<Option<LinkState>> {
+    Ok(list(nl)?.into_iter().find(|l| l.name == name))
+}
+
+fn state_of(l: &LinkMessage) -> LinkState {
+    let mut st = LinkState {
+        index: l.header.index,
+        name: String::new(),
+        alias: None,
+        up: l.header.flags.contains(LinkFlags::Up),
+        master: None,
+        kind: None,
+        mtu: None,
+    };
+    for a in &l.attributes {
+        match a {
+            LinkAttribute::IfName(n) => st.name = n.clone(),
+            LinkAttribute::IfAlias(a) => st.alias = Some(a.clone()),
+            LinkAttribute::Controller(m) => st.master = Some(*m),
+            LinkAttribute::Mtu(m) => st.mtu = Some(*m),
+            LinkAttribute::LinkInfo(infos) => {
+                for i in infos {
+                    if let LinkInfo::Kind(k) = i {
+                        st.kind = Some(k.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    st
+}
