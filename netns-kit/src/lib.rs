@@ -10,4 +10,5 @@ pub mod route;
 pub mod runid;
 pub mod sysctl;
 pub mod firewall;
+pub mod graph;
 pub mod topology;
