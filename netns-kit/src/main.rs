@@ -1,6 +1,12 @@
-//! The `netns-kit` command-line tool.
+//! The `netns-kit` command-line tool: apply, inspect and tear down declarative topologies.
+//!
+//! Exit codes: 0 ok, 1 runtime failure, 2 bad input (including missing privileges).
+//! Every error is one line on stderr: `netns-kit: error: …`.
 
-fn main() {
-    eprintln!("netns-kit: error: the CLI is not built yet");
-    std::process::exit(1);
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::run()
 }

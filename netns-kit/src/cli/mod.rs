@@ -1,0 +1,152 @@
+//! Argument parsing, dispatch to one module per verb, and the error → exit code mapping.
+
+mod apply;
+mod destroy;
+mod exec;
+mod gc;
+mod graph;
+mod list;
+mod privilege;
+mod status;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  netns-kit validate ecomm-services/deploy/three-tier.toml
+  netns-kit graph ecomm-services/deploy/three-tier.toml --format dot | dot -Tsvg > topology.svg
+  sudo netns-kit apply ecomm-services/deploy/three-tier.toml --name lab
+  sudo netns-kit exec lab gateway -- ip -br addr
+  sudo netns-kit status lab --json
+  sudo netns-kit list
+  sudo netns-kit destroy lab
+  sudo netns-kit gc --dry-run
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad input or missing privileges.
+The topology file format is documented in netns-kit/src/topology/spec.rs.";
+
+/// Typed, leak-proof network namespaces from a declarative topology file.
+#[derive(Debug, Parser)]
+#[command(name = "netns-kit", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// The verb.
+    #[command(subcommand)]
+    pub command: Verb,
+}
+
+/// One verb per module.
+#[derive(Debug, Subcommand)]
+pub enum Verb {
+    /// Build a topology and leave it up (named namespaces, state recorded). Needs root.
+    Apply(apply::Args),
+    /// Tear down a topology applied with `apply`. Needs root.
+    Destroy(destroy::Args),
+    /// Compare a running topology with its file; list every difference. Needs root.
+    Status(status::Args),
+    /// Run a command inside a node's namespace; exits with the command's exit code. Needs root.
+    Exec(exec::Args),
+    /// Remove leftovers of dead runs (only objects netns-kit created). Needs root.
+    Gc(gc::Args),
+    /// Print the topology as a Graphviz dot or Mermaid picture (no privileges needed).
+    Graph(graph::Args),
+    /// List topologies applied with `apply`.
+    List(list::Args),
+    /// Check a topology file completely, touching nothing (no privileges needed).
+    Validate(validate::Args),
+}
+
+/// A failed command: bad input (exit 2) or a runtime failure (exit 1).
+#[derive(Debug)]
+pub enum CliError {
+    /// The user's input (flags, file, names, privileges) is wrong.
+    BadInput(String),
+    /// Something failed while doing the work.
+    Runtime(String),
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::BadInput(_) => 2,
+            CliError::Runtime(_) => 1,
+        }
+    }
+    fn message(&self) -> &str {
+        match self {
+            CliError::BadInput(m) | CliError::Runtime(m) => m,
+        }
+    }
+}
+
+impl From<netns_kit::topology::TopologyError> for CliError {
+    fn from(e: netns_kit::topology::TopologyError) -> Self {
+        match e {
+            netns_kit::topology::TopologyError::Read { .. } => CliError::BadInput(e.to_string()),
+            _ => CliError::BadInput(e.to_string()),
+        }
+    }
+}
+
+/// What a verb returns on success: the process exit code (0 unless `exec` says otherwise).
+pub type Outcome = Result<u8, CliError>;
+
+/// Parses arguments, runs the verb, maps errors to one line and an exit code.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(e),
+    };
+    let result = match cli.command {
+        Verb::Apply(a) => apply::run(a),
+        Verb::Destroy(a) => destroy::run(a),
+        Verb::Status(a) => status::run(a),
+        Verb::Exec(a) => exec::run(a),
+        Verb::Gc(a) => gc::run(a),
+        Verb::Graph(a) => graph::run(a),
+        Verb::List(a) => list::run(a),
+        Verb::Validate(a) => validate::run(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("netns-kit: error: {}", one_line(e.message()));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Help and version go to stdout with exit 0; usage errors become one line with exit 2.
+fn clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(2)
+        }
+        _ => {
+            // The message is everything before the first blank line or "Usage:" line.
+            let text = e.render().to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .collect();
+            let message = message.join(" ");
+            let message = message.trim_start_matches("error: ");
+            eprintln!("netns-kit: error: {message} (see `netns-kit --help`)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
