@@ -29,7 +29,14 @@ test: setup
 
 # Run the multi-VM suite under QEMU.
 test-vm: setup
-    @echo "not yet: the VM suite lands with the vm issue"
+    cargo build -p netns-kit -p ecomm-services --bins
+    cargo test -p vm --all-targets -- --test-threads=1
+
+# Boot time per VM, suite time per test, accelerator; JSON lands in target/bench/vm.json.
+bench-vm: setup
+    cargo build -p netns-kit -p ecomm-services --bins
+    mkdir -p target/bench
+    VM_BENCH_JSON="$PWD/target/bench/vm.json" cargo test -p vm --test suite
 
 # Run every benchmark; tables print, JSON lands under target/bench/.
 bench: bench-topology

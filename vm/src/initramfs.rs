@@ -1,0 +1,101 @@
+//! The initramfs: a static busybox, the needed modules and an init script that
+//! loads them, mounts the host's `/` read-only over virtio-9p under a tmpfs overlay,
+//! and `switch_root`s into it to exec the guest agent.
+//!
+//! Why the host tree and not a hermetic closure: the agent and the services are
+//! host-built, dynamically linked binaries, and PostgreSQL, Redis, nft and ip come
+//! from the host's Debian packages — through 9p the guest sees the same glibc and the
+//! same files, so nothing has to be collected. The overlay keeps the host untouched:
+//! every guest write lands in guest RAM. The agent's path and the hostname come from
+//! the kernel command line (`vm.agent=`, `vm.hostname=`), so the image does not change
+//! when the agent is rebuilt.
+//!
+//! Deterministic: the same kernel modules, busybox and script give byte-identical
+//! images (see [`crate::cpio`]); images are cached by the SHA-256 of their content.
+
+use std::fs;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use crate::cpio::Archive;
+use crate::error::{Error, Result};
+use crate::kernel::{cache_root, Kernel};
+use crate::modules::{resolve, WANTED};
+
+/// The static busybox the init script runs on (Debian's busybox-static).
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// The 9p mount tag the host root is exported under.
+pub const ROOT_TAG: &str = "hostroot";
+
+/// The init script; `@ROOT_TAG@` is substituted.
+const INIT: &str = r#"#!/bin/busybox sh
+B=/bin/busybox
+$B mount -t devtmpfs dev /dev
+$B mount -t proc proc /proc
+$B mount -t sysfs sys /sys
+for m in $($B cat /modules.order); do
+  $B insmod /lib/modules/$m || echo "init: insmod $m failed" >/dev/ttyS0
+done
+agent=/bin/sh; host=vm
+for a in $($B cat /proc/cmdline); do
+  case $a in vm.agent=*) agent=${a#vm.agent=};; vm.hostname=*) host=${a#vm.hostname=};; esac
+done
+$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 @ROOT_TAG@ /mnt/lower || echo "init: 9p mount failed" >/dev/ttyS0
+$B mount -t tmpfs -o mode=0755 tmpfs /mnt/rw
+$B mkdir -p /mnt/rw/upper /mnt/rw/work
+$B mount -t overlay overlay -o lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work /newroot || echo "init: overlay failed" >/dev/ttyS0
+$B mount --move /dev /newroot/dev
+$B mount --move /proc /newroot/proc
+$B mount --move /sys /newroot/sys
+$B mount -t tmpfs -o mode=0755 tmpfs /newroot/run
+$B mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
+$B mkdir -p /newroot/dev/shm /newroot/dev/pts /newroot/run/netns
+$B mount -t tmpfs -o mode=1777 tmpfs /newroot/dev/shm
+$B mount -t devpts devpts /newroot/dev/pts
+$B hostname $host
+$B ip link set lo up
+exec $B switch_root /newroot $agent
+"#;
+
+/// Builds (or finds in the cache) the initramfs for `kernel`; returns its path.
+pub fn build(kernel: &Kernel) -> Result<PathBuf> {
+    let mut archive = Archive::new();
+    archive
+        .dir("dev")
+        .dir("proc")
+        .dir("sys")
+        .dir("mnt/lower")
+        .dir("mnt/rw")
+        .dir("newroot");
+    let busybox =
+        fs::read(BUSYBOX).map_err(Error::io("read busybox (install busybox-static)", BUSYBOX))?;
+    archive.file("bin/busybox", busybox, true);
+    archive.file(
+        "init",
+        INIT.replace("@ROOT_TAG@", ROOT_TAG).into_bytes(),
+        true,
+    );
+    let mut order = String::new();
+    for (i, module) in resolve(&kernel.modules, WANTED)?.iter().enumerate() {
+        let file = format!("{i:02}_{}.ko", module.name);
+        let image = fs::read(&module.path).map_err(Error::io("read module", &module.path))?;
+        archive.file(&format!("lib/modules/{file}"), image, false);
+        order.push_str(&file);
+        order.push('\n');
+    }
+    archive.file("modules.order", order.into_bytes(), false);
+    let bytes = archive.to_bytes();
+    let digest = Sha256::digest(&bytes);
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let dir = cache_root().join("initramfs");
+    fs::create_dir_all(&dir).map_err(Error::io("create cache dir", &dir))?;
+    let path = dir.join(format!("initramfs-{hex}.cpio"));
+    if !path.exists() {
+        let tmp = dir.join(format!(".initramfs-{hex}.{}", std::process::id()));
+        fs::write(&tmp, &bytes).map_err(Error::io("write", &tmp))?;
+        fs::rename(&tmp, &path).map_err(Error::io("rename", &path))?;
+    }
+    Ok(path)
+}

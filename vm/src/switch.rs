@@ -1,0 +1,248 @@
+//! The virtual switch: every VM NIC is a QEMU `-netdev dgram` whose frames arrive on a
+//! unix datagram socket the driver owns; one thread forwards them per segment (a
+//! learning switch: known unicast to its port, everything else flooded) and applies
+//! the faults — a cut pair, a one-way blackhole, a disconnected VM, a loss rate.
+//! No root, no multicast; the sockets live in the run's own directory, so parallel
+//! runs cannot cross-talk.
+
+use std::collections::{HashMap, HashSet};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::error::{Error, Result};
+
+/// One switch port: a VM's NIC on a segment.
+#[derive(Debug)]
+struct Port {
+    vm: String,
+    segment: String,
+    sock: UnixDatagram,
+    /// QEMU's end (`local.path` of its netdev).
+    peer: PathBuf,
+}
+
+/// The fault state the forwarding thread consults for every frame.
+#[derive(Debug, Default)]
+struct Faults {
+    /// Directed pairs (from, to) whose frames are dropped.
+    blocked: HashSet<(String, String)>,
+    /// VMs whose every link is down.
+    down: HashSet<String>,
+    /// Drop probability per VM link, in percent (0..=100).
+    loss: HashMap<String, u32>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    faults: Mutex<Faults>,
+    stop: AtomicBool,
+    forwarded: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// The switch; dropping it stops the forwarding thread.
+#[derive(Debug)]
+pub struct Switch {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Socket paths of one NIC, for QEMU's command line.
+#[derive(Debug, Clone)]
+pub struct NicSockets {
+    /// QEMU binds this (`local.path`).
+    pub vm_side: PathBuf,
+    /// The switch binds this (`remote.path`).
+    pub switch_side: PathBuf,
+}
+
+/// Builds the port list before the forwarding thread starts.
+#[derive(Debug, Default)]
+pub struct SwitchBuilder {
+    ports: Vec<Port>,
+}
+
+impl SwitchBuilder {
+    /// Adds a port for `vm`'s NIC `nic` on `segment`; sockets are created under `dir`.
+    pub fn port(&mut self, dir: &Path, vm: &str, nic: usize, segment: &str) -> Result<NicSockets> {
+        let switch_side = dir.join(format!("{vm}.{nic}.sw"));
+        let vm_side = dir.join(format!("{vm}.{nic}.vm"));
+        let sock = UnixDatagram::bind(&switch_side)
+            .map_err(Error::io("bind switch port", &switch_side))?;
+        sock.set_nonblocking(true)
+            .map_err(Error::io("set nonblocking", &switch_side))?;
+        self.ports.push(Port {
+            vm: vm.to_string(),
+            segment: segment.to_string(),
+            sock,
+            peer: vm_side.clone(),
+        });
+        Ok(NicSockets {
+            vm_side,
+            switch_side,
+        })
+    }
+
+    /// Starts forwarding.
+    pub fn start(self) -> Switch {
+        let shared = Arc::new(Shared::default());
+        let ports = self.ports;
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("vm-switch".into())
+                .spawn(move || forward(&ports, &shared))
+                .ok()
+        };
+        Switch { shared, thread }
+    }
+}
+
+impl Switch {
+    fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.shared.faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops every frame between `a` and `b`, both ways.
+    pub fn cut(&self, a: &str, b: &str) {
+        let mut f = self.faults();
+        f.blocked.insert((a.into(), b.into()));
+        f.blocked.insert((b.into(), a.into()));
+    }
+
+    /// Undoes [`Switch::cut`] and [`Switch::blackhole`] between `a` and `b`.
+    pub fn restore(&self, a: &str, b: &str) {
+        let mut f = self.faults();
+        f.blocked.remove(&(a.to_string(), b.to_string()));
+        f.blocked.remove(&(b.to_string(), a.to_string()));
+    }
+
+    /// Drops frames from `from` to `to` only (the reverse direction still flows).
+    pub fn blackhole(&self, from: &str, to: &str) {
+        self.faults().blocked.insert((from.into(), to.into()));
+    }
+
+    /// Takes all of `vm`'s links down (the VM keeps running).
+    pub fn disconnect(&self, vm: &str) {
+        self.faults().down.insert(vm.into());
+    }
+
+    /// Brings `vm`'s links back up.
+    pub fn reconnect(&self, vm: &str) {
+        self.faults().down.remove(vm);
+    }
+
+    /// Drops `percent` % of the frames on `vm`'s links (0 clears it).
+    pub fn set_loss(&self, vm: &str, percent: u32) {
+        let mut f = self.faults();
+        if percent == 0 {
+            f.loss.remove(vm);
+        } else {
+            f.loss.insert(vm.into(), percent.min(100));
+        }
+    }
+
+    /// Frames forwarded and dropped so far.
+    pub fn counters(&self) -> (u64, u64) {
+        (
+            self.shared.forwarded.load(Ordering::Relaxed),
+            self.shared.dropped.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A cheap xorshift generator for loss decisions (no crypto needed).
+struct Rng(u64);
+
+impl Rng {
+    fn percent(&mut self) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % 100) as u32
+    }
+}
+
+fn forward(ports: &[Port], shared: &Shared) {
+    let mut fds: Vec<libc::pollfd> = ports
+        .iter()
+        .map(|p| libc::pollfd {
+            fd: p.sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let mut macs: HashMap<(String, [u8; 6]), usize> = HashMap::new();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut buf = vec![0u8; 65536];
+    while !shared.stop.load(Ordering::Relaxed) {
+        // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
+        if n <= 0 {
+            continue;
+        }
+        for (i, port) in ports.iter().enumerate() {
+            if fds[i].revents & libc::POLLIN == 0 {
+                continue;
+            }
+            while let Ok(len) = port.sock.recv(&mut buf) {
+                let frame = &buf[..len];
+                if len < 14 {
+                    continue;
+                }
+                let mut dst = [0u8; 6];
+                let mut src = [0u8; 6];
+                dst.copy_from_slice(&frame[..6]);
+                src.copy_from_slice(&frame[6..12]);
+                macs.insert((port.segment.clone(), src), i);
+                let targets: Vec<usize> = match macs.get(&(port.segment.clone(), dst)) {
+                    Some(&j) if dst[0] & 1 == 0 && j != i => vec![j],
+                    _ => (0..ports.len())
+                        .filter(|&j| j != i && ports[j].segment == port.segment)
+                        .collect(),
+                };
+                let faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+                for j in targets {
+                    let to = &ports[j];
+                    let loss = faults
+                        .loss
+                        .get(&port.vm)
+                        .copied()
+                        .unwrap_or(0)
+                        .max(faults.loss.get(&to.vm).copied().unwrap_or(0));
+                    let drop = faults.down.contains(&port.vm)
+                        || faults.down.contains(&to.vm)
+                        || faults.blocked.contains(&(port.vm.clone(), to.vm.clone()))
+                        || (loss > 0 && rng.percent() < loss);
+                    if drop {
+                        shared.dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    // Nonblocking: a VM that is dead, frozen or slow loses the frame, like a real wire.
+                    match port_send(to, frame) {
+                        true => shared.forwarded.fetch_add(1, Ordering::Relaxed),
+                        false => shared.dropped.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Sends a frame out of port `to` toward its VM; false if it could not be delivered.
+fn port_send(to: &Port, frame: &[u8]) -> bool {
+    to.sock.send_to(frame, &to.peer).is_ok()
+}

@@ -1,0 +1,101 @@
+//! The driver itself: one VM driven through its agent, and two VMs on the switch.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use vm::{ClusterSpec, VmSpec};
+
+#[test]
+fn one_vm_runs_commands_files_background_processes_and_survives_freeze() {
+    let Some(cluster) = common::start(ClusterSpec::new().vm(VmSpec::new("solo"))) else {
+        return;
+    };
+    let solo = cluster.vm("solo");
+
+    assert_eq!(solo.succeed("uname -r").trim(), vm::kernel::KERNEL_RELEASE);
+    assert_eq!(solo.succeed("hostname").trim(), "solo");
+    let stderr = solo.fail("echo oops >&2; exit 3");
+    assert_eq!(stderr.trim(), "oops");
+
+    cluster.phase("files", || {
+        solo.write_file("/tmp/greeting", b"hello from the host\n");
+        assert_eq!(solo.succeed("cat /tmp/greeting"), "hello from the host\n");
+        solo.succeed("echo written in the guest > /root/reply");
+        assert_eq!(solo.read_file("/root/reply"), b"written in the guest\n");
+    });
+
+    cluster.phase("root is a read-only host tree under an overlay", || {
+        assert_eq!(solo.succeed("findmnt -no FSTYPE /").trim(), "overlay");
+        solo.succeed("touch /etc/guest-only-file");
+        assert!(!std::path::Path::new("/etc/guest-only-file").exists());
+    });
+
+    cluster.phase("background process", || {
+        solo.spawn(
+            "while true; do date +%s >> /tmp/ticks; sleep 0.2; done",
+            "/tmp/ticker.log",
+        );
+        solo.wait_until_succeeds("test $(wc -l < /tmp/ticks) -ge 3", Duration::from_secs(10));
+    });
+
+    cluster.phase("freeze and thaw", || {
+        solo.freeze();
+        let frozen = solo.execute_timeout("true", Duration::from_secs(2));
+        assert!(frozen.is_err(), "a frozen VM must not answer: {frozen:?}");
+        solo.thaw();
+        solo.wait_until_succeeds("true", Duration::from_secs(10));
+        assert_eq!(solo.succeed("echo thawed").trim(), "thawed");
+    });
+
+    cluster.phase("kill and restart", || {
+        solo.kill();
+        assert!(!solo.is_running());
+        solo.restart().unwrap();
+        solo.fail("test -e /tmp/greeting");
+        assert_eq!(solo.succeed("hostname").trim(), "solo");
+    });
+}
+
+#[test]
+fn two_vms_talk_over_the_switch_until_the_link_is_cut() {
+    let spec = ClusterSpec::new()
+        .vm(VmSpec::new("alice").nic("lan"))
+        .vm(VmSpec::new("bob").nic("lan"));
+    let Some(cluster) = common::start(spec) else {
+        return;
+    };
+    let (alice, bob) = (cluster.vm("alice"), cluster.vm("bob"));
+    let bob_ip = bob.ip("lan").to_string();
+
+    cluster.phase("ping and tcp", || {
+        alice.succeed(&format!("busybox ping -c1 -W5 {bob_ip}"));
+        bob.spawn(
+            "busybox nc -ll -p 7000 -e echo pong-from-bob",
+            "/tmp/nc.log",
+        );
+        bob.wait_for_open_port(7000);
+        let reply = alice.succeed(&format!("busybox nc -w 5 {bob_ip} 7000 </dev/null"));
+        assert_eq!(reply.trim(), "pong-from-bob");
+    });
+
+    cluster.phase("cut stops traffic", || {
+        cluster.net().cut("alice", "bob");
+        alice.fail(&format!("busybox ping -c2 -W1 {bob_ip}"));
+        alice.fail(&format!(
+            "busybox nc -w 2 {bob_ip} 7000 </dev/null | grep -q pong"
+        ));
+    });
+
+    cluster.phase("restore resumes traffic", || {
+        cluster.net().restore("alice", "bob");
+        alice.wait_until_succeeds(
+            &format!("busybox ping -c1 -W1 {bob_ip}"),
+            Duration::from_secs(10),
+        );
+        let reply = alice.succeed(&format!("busybox nc -w 5 {bob_ip} 7000 </dev/null"));
+        assert_eq!(reply.trim(), "pong-from-bob");
+    });
+}
