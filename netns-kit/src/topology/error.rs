@@ -161,16 +161,12 @@ pub enum TopologyError {
         first: String,
     },
     /// Policy crosses networks the router is not on (or there is no router).
-    #[error(
-        "{field}: {from:?} -> {to:?} crosses from network {from_net:?} to {to_net:?} but {reason}"
-    )]
+    #[error("{field}: {rule} crosses from network {from_net:?} to {to_net:?} but {reason}")]
     RouterMissing {
         /// Field path.
         field: String,
-        /// Policy source.
-        from: String,
-        /// Policy destination.
-        to: String,
+        /// The rule, as "from -> to".
+        rule: String,
         /// A source network.
         from_net: String,
         /// A destination network.

@@ -939,8 +939,7 @@ fn validate_policy(
             if let Some(reason) = reason {
                 return Err(TopologyError::RouterMissing {
                     field,
-                    from: p.from.clone(),
-                    to: p.to.clone(),
+                    rule: format!("{:?} -> {:?}", p.from, p.to),
                     from_net: fnet.clone(),
                     to_net: tnet.clone(),
                     reason,
@@ -1023,8 +1022,7 @@ fn validate_host_allow(
         if let Some(reason) = router_reason(router, tnet) {
             return Err(TopologyError::RouterMissing {
                 field,
-                from: "host".to_string(),
-                to: a.to.clone(),
+                rule: format!("\"host\" -> {:?}", a.to),
                 from_net: "host".to_string(),
                 to_net: tnet.clone(),
                 reason,
