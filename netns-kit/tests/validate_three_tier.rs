@@ -157,3 +157,50 @@ fn the_file_round_trips_through_toml() {
     let again = Topology::from_str(&t.to_toml()).unwrap();
     assert_eq!(t, again);
 }
+
+#[test]
+fn nft_accepts_the_router_table_in_check_mode() {
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !is_root {
+        assert!(
+            std::env::var("ECOMM_REQUIRE_ALL").as_deref() != Ok("1"),
+            "ECOMM_REQUIRE_ALL=1 but checking with nft needs root"
+        );
+        eprintln!("skipping: needs root for `unshare --net nft -c`");
+        return;
+    }
+    let plan = Plan::for_run(
+        &three_tier(),
+        "r1",
+        Naming::Named {
+            prefix: "lab".into(),
+        },
+    )
+    .unwrap();
+    let doc = plan.firewalls[0].ruleset.to_nft_json();
+    use std::io::Write;
+    // Check only (-c), and inside a throwaway namespace: nothing on the host changes.
+    let mut child = std::process::Command::new("unshare")
+        .args(["--net", "nft", "-c", "-j", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(doc.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "nft rejected: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
