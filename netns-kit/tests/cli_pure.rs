@@ -193,3 +193,34 @@ fn help_explains_with_examples() {
         "{h}"
     );
 }
+
+#[test]
+fn plan_prints_the_resolved_plan_and_the_router_table() {
+    let o = netns_kit(&["plan", &three_tier(), "--name", "lab"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["topology"], "three-tier");
+    assert_eq!(plan["namespaces"][2]["name"], "lab-gateway");
+    assert_eq!(plan["host_link"]["host_routes"][0]["dest"], "172.20.0.0/24");
+
+    let o = netns_kit(&["plan", &three_tier(), "--anonymous"]);
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        plan["host_link"].is_null(),
+        "test runs never touch the host"
+    );
+
+    let o = netns_kit(&["plan", &three_tier(), "--nft", "router"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(doc["nftables"].as_array().unwrap().len() > 5);
+
+    assert_one_line_error(
+        &netns_kit(&["plan", &three_tier(), "--nft", "gateway"]),
+        "no firewall",
+    );
+    assert_one_line_error(
+        &netns_kit(&["plan", &three_tier(), "--name", "bad/name"]),
+        "bad/name",
+    );
+}

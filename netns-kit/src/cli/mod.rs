@@ -6,6 +6,7 @@ mod exec;
 mod gc;
 mod graph;
 mod list;
+mod plan;
 mod privilege;
 mod status;
 mod validate;
@@ -18,6 +19,7 @@ const EXAMPLES: &str = "\
 Examples:
   netns-kit validate ecomm-services/deploy/three-tier.toml
   netns-kit graph ecomm-services/deploy/three-tier.toml --format dot | dot -Tsvg > topology.svg
+  netns-kit plan ecomm-services/deploy/three-tier.toml --name lab --nft router | nft -c -j -f -
   sudo netns-kit apply ecomm-services/deploy/three-tier.toml --name lab
   sudo netns-kit exec lab gateway -- ip -br addr
   sudo netns-kit status lab --json
@@ -54,6 +56,8 @@ pub enum Verb {
     Graph(graph::Args),
     /// List topologies applied with `apply`.
     List(list::Args),
+    /// Print what `apply` would build, as JSON (no privileges needed).
+    Plan(plan::Args),
     /// Check a topology file completely, touching nothing (no privileges needed).
     Validate(validate::Args),
 }
@@ -107,6 +111,7 @@ pub fn run() -> ExitCode {
         Verb::Gc(a) => gc::run(a),
         Verb::Graph(a) => graph::run(a),
         Verb::List(a) => list::run(a),
+        Verb::Plan(a) => plan::run(a),
         Verb::Validate(a) => validate::run(a),
     };
     match result {
