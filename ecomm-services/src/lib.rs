@@ -3,6 +3,7 @@
 //! Each service module exposes `XArgs` (its clap flags, every one with an env fallback) and
 //! `run(args) -> anyhow::Result<()>`; `http` is the layer they share.
 
+pub mod gateway;
 pub mod healthcheck;
 pub mod http;
 pub mod registry;

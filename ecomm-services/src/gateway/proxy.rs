@@ -1,0 +1,324 @@
+//! The proxy path (hyper directly, no framework): route by prefix, cap the body, pick an
+//! instance round-robin, forward with per-try and total timeouts, retry only where safe,
+//! and answer errors as problem+json.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+
+use super::headers::{append_forwarded_for, strip_hop_by_hop};
+use super::pool::Pool;
+use crate::http::{request_id_from, Counter, Metrics, Problem, RouteStats, REQUEST_ID};
+
+/// Body of every gateway response: streamed from an upstream, or generated here.
+pub type GatewayBody = Either<Incoming, Full<Bytes>>;
+
+/// The pooled keep-alive client used for upstream requests and health checks.
+pub type UpstreamClient = Client<HttpConnector, Full<Bytes>>;
+
+/// The most tries a request may get (first try plus retries).
+pub const MAX_TRIES_LIMIT: usize = 8;
+
+/// Timeouts and limits of the proxy path.
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyLimits {
+    /// Per-try timeout until response headers (default 5 s).
+    pub per_try: Duration,
+    /// Timeout across all tries until response headers (default 15 s).
+    pub total: Duration,
+    /// Tries per request, first included, 1..=8 (default 3).
+    pub max_tries: usize,
+    /// Largest request body accepted, in bytes (default 1 MiB).
+    pub max_body_bytes: usize,
+}
+
+/// One routed prefix and the pool behind it.
+pub struct Route {
+    /// Path prefix, e.g. `/api/products` (matches itself, `prefix/…` and `prefix?…`).
+    pub prefix: &'static str,
+    /// The instances serving it.
+    pub pool: Arc<Pool>,
+    stats: Arc<RouteStats>,
+    retries: Counter,
+}
+
+impl Route {
+    /// A route for `prefix` served by `pool`.
+    pub fn new(prefix: &'static str, pool: Arc<Pool>, metrics: &Metrics) -> Self {
+        Self {
+            prefix,
+            stats: metrics.route(prefix),
+            retries: metrics.counter(
+                "gateway_retries_total",
+                "Retries (tries after the first) per upstream.",
+                &[("upstream", pool.name.as_str())],
+            ),
+            pool,
+        }
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        match path.strip_prefix(self.prefix) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+            None => false,
+        }
+    }
+}
+
+/// Why the last try failed.
+enum Failure {
+    NoInstance,
+    Connect,
+    Timeout,
+    Transport(String),
+}
+
+/// The gateway's request handler.
+pub struct Proxy {
+    routes: Vec<Route>,
+    client: UpstreamClient,
+    limits: ProxyLimits,
+    metrics: Metrics,
+    local: Arc<RouteStats>,
+}
+
+impl Proxy {
+    /// A proxy over `routes` forwarding with `client`.
+    pub fn new(
+        routes: Vec<Route>,
+        client: UpstreamClient,
+        limits: ProxyLimits,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            routes,
+            client,
+            limits,
+            local: metrics.route("local"),
+            metrics,
+        }
+    }
+
+    /// Whether every route has at least one instance able to take traffic.
+    pub fn ready(&self) -> Result<(), String> {
+        match self.routes.iter().find(|r| !r.pool.has_selectable()) {
+            Some(route) => Err(format!("no healthy {} instance", route.pool.name)),
+            None => Ok(()),
+        }
+    }
+
+    /// Handles one client request from `peer`.
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<GatewayBody> {
+        let started = Instant::now();
+        let id = request_id_from(req.headers());
+        let route = self.routes.iter().find(|r| r.matches(req.uri().path()));
+        let (mut response, stats) = match route {
+            Some(route) => (
+                self.forward(route, req, peer, &id, started).await,
+                &route.stats,
+            ),
+            None => (self.local(req.method(), req.uri().path()), &self.local),
+        };
+        stats.record(response.status().as_u16(), started.elapsed());
+        response.headers_mut().insert(REQUEST_ID.clone(), id);
+        response
+    }
+
+    fn local(&self, method: &Method, path: &str) -> Response<GatewayBody> {
+        if method != Method::GET && method != Method::HEAD {
+            return problem(&Problem::not_found(format!("no route for {method} {path}")));
+        }
+        match path {
+            "/livez" => json(StatusCode::OK, r#"{"status":"live"}"#.into()),
+            "/readyz" => match self.ready() {
+                Ok(()) => json(StatusCode::OK, r#"{"status":"ready"}"#.into()),
+                Err(reason) => problem(&Problem::unavailable(format!("not ready: {reason}"))),
+            },
+            "/metrics" => {
+                let mut response =
+                    Response::new(Either::Right(Full::new(Bytes::from(self.metrics.render()))));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                response
+            }
+            _ => problem(&Problem::not_found(format!(
+                "no route for {path}; the gateway serves /api/products and /api/orders"
+            ))),
+        }
+    }
+
+    async fn forward(
+        &self,
+        route: &Route,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        id: &HeaderValue,
+        started: Instant,
+    ) -> Response<GatewayBody> {
+        let (mut parts, body) = req.into_parts();
+        let body = match read_body(&parts.headers, body, self.limits.max_body_bytes).await {
+            Ok(body) => body,
+            Err(p) => return problem(&p),
+        };
+        strip_hop_by_hop(&mut parts.headers);
+        append_forwarded_for(&mut parts.headers, peer.ip());
+        parts.headers.insert(REQUEST_ID.clone(), id.clone());
+        let retry_after_send =
+            is_idempotent(&parts.method) || parts.headers.contains_key("idempotency-key");
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        let deadline = started + self.limits.total;
+        let mut tried = [SocketAddr::from(([0, 0, 0, 0], 0)); MAX_TRIES_LIMIT];
+        let mut failure = Failure::NoInstance;
+        let tries = self.limits.max_tries.clamp(1, MAX_TRIES_LIMIT);
+        for attempt in 0..tries {
+            let Some(instance) = route.pool.pick(&tried[..attempt]) else {
+                break;
+            };
+            tried[attempt] = instance.addr;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                failure = Failure::Timeout;
+                break;
+            }
+            if attempt > 0 {
+                route.retries.inc();
+            }
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(http::uri::Scheme::HTTP);
+            uri.authority = Some(instance.authority.clone());
+            uri.path_and_query = Some(path_and_query.clone());
+            let Ok(uri) = Uri::from_parts(uri) else {
+                return problem(&Problem::bad_request("request target cannot be forwarded"));
+            };
+            let mut upstream = Request::new(Full::new(body.clone()));
+            *upstream.method_mut() = parts.method.clone();
+            *upstream.uri_mut() = uri;
+            *upstream.headers_mut() = parts.headers.clone();
+            instance.requests.inc();
+            let per_try = self.limits.per_try.min(remaining);
+            match tokio::time::timeout(per_try, self.client.request(upstream)).await {
+                Ok(Ok(response)) => {
+                    if matches!(response.status().as_u16(), 502..=504) {
+                        route.pool.record_failure(&instance);
+                    } else {
+                        instance.record_success();
+                    }
+                    let (mut head, body) = response.into_parts();
+                    strip_hop_by_hop(&mut head.headers);
+                    return Response::from_parts(head, Either::Left(body));
+                }
+                Ok(Err(error)) => {
+                    route.pool.record_failure(&instance);
+                    let request_id = id.to_str().unwrap_or("-");
+                    if error.is_connect() {
+                        tracing::debug!(request_id, instance = %instance.addr, %error, "connect failed; trying another instance");
+                        failure = Failure::Connect;
+                        continue;
+                    }
+                    tracing::warn!(request_id, instance = %instance.addr, error = %error_chain(&error), "upstream try failed");
+                    failure = Failure::Transport(error_chain(&error));
+                }
+                Err(_) => {
+                    route.pool.record_failure(&instance);
+                    tracing::warn!(request_id = id.to_str().unwrap_or("-"), instance = %instance.addr, ?per_try, "upstream try timed out");
+                    failure = Failure::Timeout;
+                }
+            }
+            if !retry_after_send {
+                break;
+            }
+        }
+        let name = &route.pool.name;
+        problem(&match failure {
+            Failure::NoInstance => Problem::unavailable(format!("no healthy {name} instance")),
+            Failure::Connect => {
+                Problem::unavailable(format!("no {name} instance accepted a connection"))
+            }
+            Failure::Timeout => Problem::gateway_timeout(format!("{name} did not answer in time")),
+            Failure::Transport(error) => {
+                Problem::bad_gateway(format!("{name} failed to answer: {error}"))
+            }
+        })
+    }
+}
+
+/// GET, HEAD, OPTIONS, TRACE, PUT and DELETE may be repeated safely (RFC 9110 §9.2.2).
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// Reads the whole body (retries need it again), refusing more than `cap` bytes with 413.
+async fn read_body(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    cap: usize,
+) -> Result<Bytes, Problem> {
+    let too_large = || Problem::payload_too_large(cap as u64);
+    match headers.get(header::CONTENT_LENGTH) {
+        Some(value) => {
+            let length: u64 = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| Problem::bad_request("Content-Length is not a number"))?;
+            if length > cap as u64 {
+                return Err(too_large());
+            }
+            if length == 0 {
+                return Ok(Bytes::new());
+            }
+        }
+        None if !headers.contains_key(header::TRANSFER_ENCODING) => return Ok(Bytes::new()),
+        None => {}
+    }
+    match Limited::new(body, cap).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(error) => Err(Problem::bad_request(format!(
+            "could not read the request body: {error}"
+        ))),
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+fn problem(problem: &Problem) -> Response<GatewayBody> {
+    let response: Response<Full<Bytes>> = problem.to_response();
+    response.map(Either::Right)
+}
+
+fn json(status: StatusCode, body: Bytes) -> Response<GatewayBody> {
+    let mut response = Response::new(Either::Right(Full::new(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
