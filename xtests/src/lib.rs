@@ -6,13 +6,19 @@
 
 pub mod datastores;
 pub mod error;
+pub mod footprint;
 pub mod http;
 pub mod ns;
 pub mod process;
-
 
 pub mod component;
 pub mod services;
 pub mod stack;
 pub mod topology_file;
 pub use error::LabError;
+pub mod cli;
+pub mod lab;
+pub mod live;
+pub mod state;
+
+pub use lab::{privileged, Lab, LabBuilder};

@@ -16,6 +16,17 @@ use nix::sched::{setns, CloneFlags};
 
 use crate::error::LabError;
 
+/// The outcome of a TCP connection attempt from inside a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpOutcome {
+    /// The handshake completed: something listens and the path is open.
+    Reachable,
+    /// A reset came back: the path is open but nothing listens.
+    Refused,
+    /// No answer before the deadline: dropped on the way (e.g. by the router's policy).
+    TimedOut,
+}
+
 /// One network namespace, held open by file descriptor (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct NsHandle {
@@ -93,6 +104,29 @@ impl NsHandle {
         let ns = self.name.clone();
         self.run(move || TcpStream::connect_timeout(&addr, timeout))?
             .map_err(|source| LabError::Connect { ns, addr, source })
+    }
+
+    /// Tries a TCP connection to `addr` from inside this namespace, waiting at most `deadline`.
+    ///
+    /// "No route" and other errors are errors, not outcomes: they mean the topology is wrong.
+    pub fn probe_tcp(&self, addr: SocketAddr, deadline: Duration) -> Result<TcpOutcome, LabError> {
+        match self.connect(addr, deadline) {
+            Ok(_) => Ok(TcpOutcome::Reachable),
+            Err(LabError::Connect { source, .. })
+                if source.kind() == std::io::ErrorKind::ConnectionRefused =>
+            {
+                Ok(TcpOutcome::Refused)
+            }
+            Err(LabError::Connect { source, .. })
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
+                Ok(TcpOutcome::TimedOut)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The raw descriptor number (for diagnostics only).

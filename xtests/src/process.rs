@@ -360,7 +360,8 @@ fn group_has_live_member(pgid: i32) -> bool {
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .any(|pid| {
             stat_fields(pid).is_some_and(|f| {
-                f.first().is_some_and(|s| s != "Z") && f.get(2).and_then(|g| g.parse().ok()) == Some(pgid)
+                f.first().is_some_and(|s| s != "Z")
+                    && f.get(2).and_then(|g| g.parse().ok()) == Some(pgid)
             })
         })
 }
@@ -405,10 +406,8 @@ pub fn processes_of_run(run_id: &str) -> Vec<i32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| !is_zombie(*pid))
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-                env.split(|b| *b == 0)
-                    .any(|kv| kv == needle.as_bytes())
-            })
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
         })
         .collect()
 }

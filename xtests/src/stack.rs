@@ -107,7 +107,11 @@ impl Stack {
                 )));
             }
         }
-        let postgres = Postgres::new(config.dir.join("postgres"), find(Kind::Postgres)?, config.ephemeral);
+        let postgres = Postgres::new(
+            config.dir.join("postgres"),
+            find(Kind::Postgres)?,
+            config.ephemeral,
+        );
         let redis = Redis::new(config.dir.join("redis"), find(Kind::Redis)?);
         find(Kind::Registry)?;
         Ok(Self {
@@ -159,7 +163,12 @@ impl Stack {
             .get(name)
             .ok_or_else(|| LabError::UnknownComponent {
                 name: name.to_string(),
-                known: self.namespaces.keys().cloned().collect::<Vec<_>>().join(", "),
+                known: self
+                    .namespaces
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 
@@ -220,7 +229,8 @@ impl Stack {
     fn prepare_databases(&mut self) -> Result<(), LabError> {
         let ns = self.ns("postgres")?.clone();
         for db in [PRODUCT_DB, ORDER_DB] {
-            self.postgres.ensure_database(&ns, &self.config.run_id, db)?;
+            self.postgres
+                .ensure_database(&ns, &self.config.run_id, db)?;
         }
         let token_file = self.config.dir.join("registry.token");
         let token = match std::fs::read_to_string(&token_file) {
@@ -349,7 +359,13 @@ impl Stack {
     pub fn check(&self, name: &str) -> Result<Health, LabError> {
         let c = self.component(name)?;
         let ns = self.ns(name)?;
-        Ok(check_component(c, ns, &self.postgres, &self.redis, &self.config.run_id))
+        Ok(check_component(
+            c,
+            ns,
+            &self.postgres,
+            &self.redis,
+            &self.config.run_id,
+        ))
     }
 
     /// Stops component `name` gracefully (SIGTERM, SIGKILL after [`STOP_GRACE`]).
@@ -401,7 +417,9 @@ impl Stack {
 
     /// True if component `name` has a live process.
     pub fn is_running(&mut self, name: &str) -> bool {
-        self.processes.get_mut(name).is_some_and(Process::is_running)
+        self.processes
+            .get_mut(name)
+            .is_some_and(Process::is_running)
     }
 }
 
@@ -446,7 +464,11 @@ pub fn check_component(
 fn http_ready(ns: &NsHandle, addr: SocketAddr, timeout: Duration) -> Health {
     match Request::get("/readyz").timeout(timeout).send(ns, addr) {
         Ok(r) if r.status == 200 => Health::Ready,
-        Ok(r) => Health::NotReady(format!("/readyz answered {}: {}", r.status, r.text().trim())),
+        Ok(r) => Health::NotReady(format!(
+            "/readyz answered {}: {}",
+            r.status,
+            r.text().trim()
+        )),
         Err(e) => refused_is_down(e.to_string()),
     }
 }

@@ -36,8 +36,8 @@ pub fn load(file: &Path, products: u8) -> Result<(TopologySpec, Topology), LabEr
         add_product_slot(&mut spec, n)?;
     }
     let text = toml::to_string(&spec).map_err(|e| LabError::Topology(e.to_string()))?;
-    let topology =
-        Topology::from_str(&text).map_err(|e| LabError::Topology(format!("{}: {e}", file.display())))?;
+    let topology = Topology::from_str(&text)
+        .map_err(|e| LabError::Topology(format!("{}: {e}", file.display())))?;
     Ok((spec, topology))
 }
 
@@ -109,13 +109,18 @@ fn add_product_slot(spec: &mut TopologySpec, n: u8) -> Result<(), LabError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_spare_product_slot_copies_product_1_at_the_next_address() {
         let (spec, topology) = load(&shared_file(), 3).unwrap();
-        let node = topology.nodes.iter().find(|n| n.name == "product-3").unwrap();
+        let node = topology
+            .nodes
+            .iter()
+            .find(|n| n.name == "product-3")
+            .unwrap();
         assert_eq!(node.interfaces[0].address.to_string(), "172.21.0.23");
         assert!(spec
             .policy

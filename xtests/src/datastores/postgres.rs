@@ -83,7 +83,14 @@ impl Postgres {
         Launch::new(bin("initdb")?)
             .arg("-D")
             .arg(self.data_dir())
-            .args(["-U", "postgres", "-E", "UTF8", "--locale=C", "--no-instructions"])
+            .args([
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ])
             .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
             .arg(format!("--pwfile={}", pwfile.display()))
             .args(self.ephemeral.then_some("--no-sync"))
@@ -107,7 +114,10 @@ impl Postgres {
             .arg("-c")
             .arg(format!("port={}", self.addr.port()))
             .arg("-c")
-            .arg(format!("unix_socket_directories={}", self.socket_dir().display()))
+            .arg(format!(
+                "unix_socket_directories={}",
+                self.socket_dir().display()
+            ))
             .args(["-c", "max_connections=200", "-c", "log_connections=off"])
             .run_as(account);
         if self.ephemeral {
@@ -145,7 +155,12 @@ impl Postgres {
     }
 
     /// Creates `database` unless it exists.
-    pub fn ensure_database(&self, ns: &NsHandle, run_id: &str, database: &str) -> Result<(), LabError> {
+    pub fn ensure_database(
+        &self,
+        ns: &NsHandle,
+        run_id: &str,
+        database: &str,
+    ) -> Result<(), LabError> {
         let exists = self.query(
             ns,
             run_id,
@@ -153,7 +168,12 @@ impl Postgres {
             &format!("SELECT 1 FROM pg_database WHERE datname = '{database}'"),
         )?;
         if exists != "1" {
-            self.query(ns, run_id, "postgres", &format!("CREATE DATABASE \"{database}\""))?;
+            self.query(
+                ns,
+                run_id,
+                "postgres",
+                &format!("CREATE DATABASE \"{database}\""),
+            )?;
         }
         Ok(())
     }
@@ -185,7 +205,10 @@ impl Postgres {
 
 /// A PostgreSQL program: `$ECOMM_PG_BIN/<name>`, else the newest /usr/lib/postgresql/*/bin.
 pub fn bin(name: &str) -> Result<PathBuf, LabError> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("ECOMM_PG_BIN").map(PathBuf::from).into_iter().collect();
+    let mut dirs: Vec<PathBuf> = std::env::var_os("ECOMM_PG_BIN")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
     let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -200,7 +223,8 @@ pub fn bin(name: &str) -> Result<PathBuf, LabError> {
         .ok_or_else(|| LabError::Invalid {
             what: "PostgreSQL program".into(),
             value: name.into(),
-            expected: "an installed PostgreSQL (apt-get install postgresql) or $ECOMM_PG_BIN".into(),
+            expected: "an installed PostgreSQL (apt-get install postgresql) or $ECOMM_PG_BIN"
+                .into(),
         })
 }
 
@@ -213,6 +237,7 @@ fn chown(path: &Path, account: RunAs) -> Result<(), LabError> {
 pub fn random_hex(n: usize) -> Result<String, LabError> {
     let mut buf = vec![0u8; n];
     let mut f = fs::File::open("/dev/urandom").map_err(|e| LabError::io("open /dev/urandom", e))?;
-    std::io::Read::read_exact(&mut f, &mut buf).map_err(|e| LabError::io("read /dev/urandom", e))?;
+    std::io::Read::read_exact(&mut f, &mut buf)
+        .map_err(|e| LabError::io("read /dev/urandom", e))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }

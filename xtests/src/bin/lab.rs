@@ -1,0 +1,140 @@
+//! `lab`: the three-tier lab on this machine (root). `just up` / `down` / `status` / `logs` /
+//! `scale` / `backup` / `restore` call it. Exit codes: 0 ok, 1 runtime failure, 2 bad input.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use xtests::cli::{self, up::UpOptions, LabDir};
+use xtests::LabError;
+
+/// The e-commerce stack in three isolated network tiers, with real PostgreSQL and Redis.
+#[derive(Parser, Debug)]
+#[command(name = "lab", version, about)]
+struct Args {
+    /// State directory: logs, PostgreSQL data, state.json, topology picture.
+    #[arg(long, global = true, env = "ECOMM_LAB_DIR", default_value = ".lab")]
+    dir: PathBuf,
+    /// The lab's name: namespaces are `<name>-<node>` under /run/netns.
+    #[arg(long, global = true, env = "ECOMM_LAB_NAME", default_value = "lab")]
+    name: String,
+    #[command(subcommand)]
+    command: Verb,
+}
+
+#[derive(Subcommand, Debug)]
+enum Verb {
+    /// Apply the topology, start every component, wait until ready, add the host link.
+    Up {
+        /// Topology file (default: ecomm-services/deploy/three-tier.toml).
+        #[arg(long, env = "ECOMM_TOPOLOGY")]
+        topology: Option<PathBuf>,
+        /// The `ecomm` binary (default: next to this `lab` binary).
+        #[arg(long, env = "ECOMM_BIN")]
+        ecomm: Option<PathBuf>,
+        /// Product slots to provision (room for `scale`); default 3.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
+        product_slots: u8,
+        /// Product instances to start; default 2.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=9))]
+        products: u8,
+    },
+    /// Stop every process; remove every namespace, link, rule and the host route.
+    Down,
+    /// Each component's health, checked from inside its namespace.
+    Status,
+    /// Show (and follow) one component's log.
+    Logs {
+        /// Component: gateway, registry, product-1, product-2, order-1, redis, postgres, …
+        component: String,
+        /// Lines of history to show first.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: usize,
+        /// Print and exit instead of following.
+        #[arg(long)]
+        no_follow: bool,
+    },
+    /// Run N instances of a service (product: slots 1..=3 by default).
+    Scale {
+        /// The service ("product").
+        service: String,
+        /// How many instances.
+        count: u8,
+    },
+    /// pg_dump the orders database into FILE.
+    Backup {
+        /// Where to write the SQL dump.
+        file: PathBuf,
+    },
+    /// Replace the orders database's contents with the dump in FILE.
+    Restore {
+        /// A dump written by `lab backup`.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lab: {e}");
+            match e {
+                LabError::NotRoot
+                | LabError::Invalid { .. }
+                | LabError::UnknownComponent { .. } => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), LabError> {
+    let lab = LabDir::ensure(&args.dir, &args.name)?;
+    match args.command {
+        Verb::Up {
+            topology,
+            ecomm,
+            product_slots,
+            products,
+        } => {
+            let ecomm = match ecomm {
+                Some(p) => p,
+                None => sibling("ecomm")?,
+            };
+            let opts = UpOptions {
+                topology: topology.unwrap_or_else(xtests::topology_file::shared_file),
+                ecomm,
+                product_slots: product_slots.max(products),
+                products,
+            };
+            cli::up::run(&lab, &opts)
+        }
+        Verb::Down => cli::down::run(&lab),
+        Verb::Status => cli::status::run(&lab),
+        Verb::Logs {
+            component,
+            lines,
+            no_follow,
+        } => cli::logs::run(&lab, &component, lines, !no_follow),
+        Verb::Scale { service, count } => cli::scale::run(&lab, &service, count),
+        Verb::Backup { file } => cli::backup::backup(&lab, &file),
+        Verb::Restore { file } => cli::backup::restore(&lab, &file),
+    }
+}
+
+/// A binary next to this one (cargo puts `ecomm` and `lab` in the same directory).
+fn sibling(name: &str) -> Result<PathBuf, LabError> {
+    let me = std::env::current_exe().map_err(|e| LabError::io("find the lab binary", e))?;
+    let path = me.with_file_name(name);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(LabError::Invalid {
+            what: "ecomm binary".into(),
+            value: path.display().to_string(),
+            expected: "`cargo build -p ecomm-services --bin ecomm` first, or --ecomm / $ECOMM_BIN"
+                .into(),
+        })
+    }
+}

@@ -1,0 +1,166 @@
+//! `lab up`: apply the topology with named namespaces and the host link, start PostgreSQL and
+//! Redis, then the registry, the product and order instances and the gateway, each waited for
+//! until ready. Safe to run twice: a lab that is up is checked and converged (anything not
+//! running is started again), never duplicated. On failure everything is undone.
+
+use std::path::PathBuf;
+
+use super::{attach, require_root, summary, LabDir};
+use crate::component::{Component, Kind};
+use crate::error::LabError;
+use crate::live::{self, LiveLab, Mode};
+use crate::stack::Progress;
+use crate::state::LabState;
+use crate::topology_file;
+
+/// Settings of `lab up`.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The topology file (default: the shared three-tier.toml).
+    pub topology: PathBuf,
+    /// The `ecomm` binary the services run.
+    pub ecomm: PathBuf,
+    /// Product slots to provision (the file's instances plus spares for `scale`); default 3.
+    pub product_slots: u8,
+    /// Product instances to start (default 2, as DESIGN.md's address plan).
+    pub products: u8,
+}
+
+/// Brings the lab up (or converges a lab that is up).
+pub fn run(lab: &LabDir, opts: &UpOptions) -> Result<(), LabError> {
+    require_root()?;
+    if let Some(state) = LabState::load(&lab.dir)? {
+        if live::named_exists(&state) {
+            return converge(lab, state);
+        }
+        println!(
+            "lab: found state of run {} but its namespaces are gone; cleaning up first",
+            state.run_id
+        );
+        super::down::run(lab)?;
+    } else if live::destroy_named(&lab.name)? {
+        println!(
+            "lab: removed leftovers of an earlier lab named {:?}",
+            lab.name
+        );
+    }
+    let run_id = crate::datastores::random_hex(4)?;
+    let (_, topology) = topology_file::load(&opts.topology, opts.product_slots)?;
+    println!(
+        "lab: applying {} as {:?} (run {run_id}) …",
+        opts.topology.display(),
+        lab.name
+    );
+    let applied = LiveLab::apply(
+        &topology,
+        Mode::Named {
+            prefix: lab.name.clone(),
+        },
+        &run_id,
+    )?;
+    let namespaces = applied.namespace_names();
+    let host_link = applied.host_link_summary();
+    applied.persist();
+    let components: Vec<Component> = topology
+        .nodes
+        .iter()
+        .filter_map(|n| Component::on_node(&n.name, n.interfaces.first()?.address))
+        .collect();
+    let enabled = components
+        .iter()
+        .filter(|c| c.kind != Kind::Product || product_number(&c.name) <= opts.products)
+        .map(|c| c.name.clone())
+        .collect();
+    let mut state = LabState {
+        name: lab.name.clone(),
+        run_id,
+        topology: std::fs::canonicalize(&opts.topology).unwrap_or_else(|_| opts.topology.clone()),
+        product_slots: opts.product_slots,
+        ecomm: opts.ecomm.clone(),
+        components,
+        enabled,
+        namespaces,
+        pids: Default::default(),
+        host_link,
+    };
+    state.save(&lab.dir)?;
+    let mut stack = attach(lab, &state)?;
+    stack.on_progress(Box::new(print_progress));
+    println!("lab: starting PostgreSQL and Redis, then registry, products, order, gateway");
+    if let Err(e) = stack.start_all() {
+        eprintln!("lab: up failed: {e}");
+        eprintln!("lab: undoing everything …");
+        stack.stop_all();
+        drop(stack);
+        let _ = super::down::run(lab);
+        return Err(e);
+    }
+    state.pids = stack.pids();
+    state.save(&lab.dir)?;
+    let picture = summary::render_picture(&lab.dir, &topology);
+    summary::print(lab, &state, &mut stack, picture.as_deref());
+    Ok(())
+}
+
+/// A lab that is up: start whatever is not running, wait for readiness, report.
+fn converge(lab: &LabDir, mut state: LabState) -> Result<(), LabError> {
+    let mut stack = attach(lab, &state)?;
+    let before = stack.pids();
+    stack.on_progress(Box::new(print_progress));
+    stack.start_all()?;
+    let after = stack.pids();
+    let restarted: Vec<&String> = after
+        .iter()
+        .filter(|(name, pid)| before.get(*name) != Some(pid))
+        .map(|(name, _)| name)
+        .collect();
+    if restarted.is_empty() {
+        println!(
+            "lab: already up (run {}); every component is ready",
+            state.run_id
+        );
+    } else {
+        println!(
+            "lab: was up but {} had stopped; started again",
+            restarted
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    state.pids = after;
+    state.save(&lab.dir)?;
+    let topology = topology_file::load(&state.topology, state.product_slots)
+        .map(|(_, t)| t)
+        .ok();
+    let picture = topology.and_then(|t| summary::render_picture(&lab.dir, &t));
+    summary::print(lab, &state, &mut stack, picture.as_deref());
+    Ok(())
+}
+
+/// "product-3" → 3 (0 for names without a number).
+pub fn product_number(name: &str) -> u8 {
+    name.rsplit_once('-')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Prints one progress line.
+pub fn print_progress(p: &Progress) {
+    match p {
+        Progress::Started { name, pid } => println!("  started  {name:<10} pid {pid}"),
+        Progress::Waiting {
+            name,
+            elapsed,
+            last,
+        } => println!(
+            "  waiting  {name:<10} {:>4.1}s  ({})",
+            elapsed.as_secs_f64(),
+            last.lines().next().unwrap_or("")
+        ),
+        Progress::Ready { name, elapsed } => {
+            println!("  ready    {name:<10} after {:.1}s", elapsed.as_secs_f64())
+        }
+    }
+}

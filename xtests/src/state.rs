@@ -1,0 +1,99 @@
+//! What `lab up` leaves behind for `status`, `logs`, `scale`, `backup` and `down`: a JSON
+//! file in the lab's state directory naming the run, its namespaces and its processes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::component::Component;
+use crate::error::LabError;
+
+/// The state of a lab brought up by `lab up` (the file `<dir>/state.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabState {
+    /// The lab's name: namespaces are `<name>-<node>` under /run/netns.
+    pub name: String,
+    /// The run id carried by every kernel object and process of the lab.
+    pub run_id: String,
+    /// The topology file applied.
+    pub topology: PathBuf,
+    /// Product slots provisioned in the topology (product-1 … product-N).
+    pub product_slots: u8,
+    /// The `ecomm` binary the services run.
+    pub ecomm: PathBuf,
+    /// Every component the topology has room for (spare slots included).
+    pub components: Vec<Component>,
+    /// Components that should be running (spare slots join when scaled).
+    pub enabled: Vec<String>,
+    /// Node (or "router", "fabric") → namespace name under /run/netns.
+    pub namespaces: BTreeMap<String, String>,
+    /// Component → (pid, start time) of its process.
+    pub pids: BTreeMap<String, (i32, u64)>,
+    /// The host link in words (lab mode), e.g. "nk-lab 172.29.0.1/30 → router 172.29.0.2".
+    #[serde(default)]
+    pub host_link: Option<String>,
+}
+
+impl LabState {
+    /// The state file inside `dir`.
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("state.json")
+    }
+
+    /// Reads the state file of `dir`; `None` when there is none.
+    pub fn load(dir: &Path) -> Result<Option<Self>, LabError> {
+        let path = Self::path(dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(LabError::io(format!("read {}", path.display()), e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| LabError::Invalid {
+                what: format!("lab state file {}", path.display()),
+                value: e.to_string(),
+                expected: "the JSON `lab up` writes (remove the file and run `just down`)".into(),
+            })
+    }
+
+    /// Writes the state file into `dir` (atomically: temp file + rename).
+    pub fn save(&self, dir: &Path) -> Result<(), LabError> {
+        let path = Self::path(dir);
+        let tmp = dir.join("state.json.tmp");
+        let text = serde_json::to_string_pretty(self).map_err(|e| LabError::Invalid {
+            what: "lab state".into(),
+            value: e.to_string(),
+            expected: "serializable state".into(),
+        })?;
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| LabError::io(format!("write {}", path.display()), e))
+    }
+
+    /// Removes the state file of `dir` (data directories stay).
+    pub fn remove(dir: &Path) -> Result<(), LabError> {
+        match std::fs::remove_file(Self::path(dir)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(LabError::io("remove the lab state file", e)),
+        }
+    }
+
+    /// The /run/netns name of `node`.
+    pub fn namespace(&self, node: &str) -> Result<&str, LabError> {
+        self.namespaces
+            .get(node)
+            .map(String::as_str)
+            .ok_or_else(|| LabError::UnknownComponent {
+                name: node.to_string(),
+                known: self
+                    .namespaces
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
