@@ -1,0 +1,108 @@
+//! Failover and partition: a backend VM dies (or is cut off) under continuous load.
+//! After the ejection bound no request fails, orders keep being accepted, every
+//! acknowledged order is in PostgreSQL exactly once, and the instances rejoin.
+
+use std::time::Duration;
+
+use crate::lab::{Lab, EJECTION_BOUND, ORDER_DB};
+use crate::load::{now_ms, Load, Report};
+use crate::routing::product_requests;
+
+/// How long the load runs after the fault (the bound plus a steady stretch), scaled by
+/// nothing: this is wall time the guests experience.
+const AFTER_FAULT: Duration = Duration::from_secs(8);
+
+fn assert_guarantees(lab: &Lab, report: &Report, fault_ms: u64, what: &str) {
+    let bound = fault_ms + EJECTION_BOUND.as_millis() as u64;
+    let failed_gets = Report::failures_after(&report.gets, bound, 200);
+    assert!(
+        failed_gets.is_empty(),
+        "{what}: GETs failed after the ejection bound: {failed_gets:?}"
+    );
+    assert!(
+        report.gets.iter().filter(|a| a.at_ms > bound).count() > 0,
+        "{what}: no GETs ran after the bound"
+    );
+    let failed_orders = Report::failures_after(&report.orders, bound, 201);
+    assert!(
+        failed_orders.is_empty(),
+        "{what}: orders failed after the ejection bound: {failed_orders:?}"
+    );
+    assert!(
+        report
+            .orders
+            .iter()
+            .any(|a| a.at_ms > bound && a.status == 201),
+        "{what}: no order was accepted after the bound"
+    );
+    let acked = report.acknowledged();
+    assert!(!acked.is_empty());
+    let stored = lab.sql(
+        ORDER_DB,
+        "select customer, count(*) from orders group by customer",
+    );
+    for key in &acked {
+        let line = stored
+            .lines()
+            .find(|l| l.starts_with(&format!("{key}@example.com|")));
+        assert_eq!(
+            line.map(|l| l.rsplit('|').next().unwrap_or("")),
+            Some("1"),
+            "{what}: acknowledged order {key} must be in PostgreSQL exactly once"
+        );
+    }
+}
+
+fn wait_rejoined(lab: &Lab, node: &str) {
+    let before = product_requests(lab, node);
+    let gw = format!("http://{}:3000", crate::lab::address("gateway"));
+    lab.vm("vm1").wait_until_succeeds(
+        &format!(
+            "for i in 1 2 3 4 5 6; do {} curl -sf -m 5 -o /dev/null {gw}/api/products/1; done",
+            lab.in_node("gateway")
+        ),
+        Duration::from_secs(30),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while product_requests(lab, node) <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{node} did not rejoin"
+        );
+        for _ in 0..6 {
+            crate::routing::via_gateway(lab, &format!("{gw}/api/products/1 -o /dev/null"));
+        }
+    }
+}
+
+/// Kill vm3 (product-2, order-2) outright under load; restart it and its instances rejoin.
+pub fn killing_a_backend_vm_loses_no_request_after_ejection(lab: &Lab) {
+    let load = Load::start(lab, "failover");
+    std::thread::sleep(Duration::from_secs(2));
+    let fault = now_ms(lab);
+    lab.vm("vm3").kill();
+    std::thread::sleep(AFTER_FAULT);
+    let report = load.stop();
+    assert_guarantees(lab, &report, fault, "kill vm3");
+
+    lab.cluster.phase("restart vm3 and rebuild its node", || {
+        lab.vm("vm3").restart().unwrap();
+        lab.build_host("vm3");
+        lab.start_services("vm3");
+    });
+    wait_rejoined(lab, "product-2");
+}
+
+/// Cut vm3 off the network under load (it keeps running); restore and it rejoins.
+pub fn partitioning_a_backend_vm_loses_no_request_after_ejection(lab: &Lab) {
+    let load = Load::start(lab, "partition");
+    std::thread::sleep(Duration::from_secs(2));
+    let fault = now_ms(lab);
+    lab.cluster.net().disconnect("vm3");
+    std::thread::sleep(AFTER_FAULT);
+    let report = load.stop();
+    assert_guarantees(lab, &report, fault, "partition vm3");
+
+    lab.cluster.net().reconnect("vm3");
+    wait_rejoined(lab, "product-2");
+}

@@ -1,0 +1,369 @@
+//! The multi-VM lab: three VMs on one switched underlay segment.
+//!
+//! - vm1: the router, the frontend tier (gateway) and the database tier (redis, postgres);
+//! - vm2: backend nodes registry, product-1, order-1;
+//! - vm3: backend nodes product-2, order-2.
+//!
+//! Every VM applies the same topology file with `netns-kit apply` (the shared
+//! three-tier file plus an `order-2` slot so orders survive the loss of one backend VM),
+//! then deletes the namespaces of the nodes it does not host. The backend bridge of every
+//! VM is joined by a VXLAN (VNI 100, multicast group over eth0) into one segment: nodes
+//! on vm2/vm3 keep their default route to the router's 172.21.0.1 on vm1, so the tier
+//! policy of vm1's router applies to cross-host traffic exactly as on one host.
+//!
+//! The VXLAN is created in each guest's root namespace (its underlay is eth0) and then
+//! moved into the fabric namespace: a VXLAN keeps its UDP socket in the namespace it was
+//! created in. (netns-kit's own `vxlans` create the device inside the fabric namespace,
+//! which has no underlay off the host.)
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vm::{Cluster, ClusterSpec, Vm, VmSpec};
+
+/// The run name given to `netns-kit apply --name`; namespaces are `lab-<node>`.
+pub const RUN: &str = "lab";
+/// The underlay segment all three VMs share.
+pub const UNDERLAY: &str = "underlay";
+/// Where the derived topology file is written in each guest.
+const TOPOLOGY_IN_GUEST: &str = "/run/three-tier.toml";
+/// The registry's bearer token (test-only).
+pub const REGISTRY_TOKEN: &str = "vm-suite-token";
+
+/// Which VM hosts which topology node.
+pub const PLACEMENT: &[(&str, &[&str])] = &[
+    ("vm1", &["router", "gateway", "redis", "postgres"]),
+    ("vm2", &["registry", "product-1", "order-1"]),
+    ("vm3", &["product-2", "order-2"]),
+];
+
+/// Every node of the derived topology.
+pub const ALL_NODES: &[&str] = &[
+    "router",
+    "gateway",
+    "registry",
+    "product-1",
+    "product-2",
+    "order-1",
+    "order-2",
+    "redis",
+    "postgres",
+];
+
+/// The second order slot the suite adds to the shared file (172.21.0.32, same policy as order-1).
+const ORDER_2: &str = r#"
+# --- added by the VM suite: a second order instance on the other backend VM ---
+[[nodes]]
+name = "order-2"
+interfaces = [{ network = "backend", address = "172.21.0.32" }]
+
+[[policy]]
+from = "order-2"
+to = "postgres"
+proto = "tcp"
+ports = [5432]
+"#;
+
+/// Host binaries the guests run (seen through the 9p root).
+#[derive(Debug, Clone)]
+pub struct Bins {
+    /// The netns-kit CLI.
+    pub netns_kit: PathBuf,
+    /// The ecomm services binary.
+    pub ecomm: PathBuf,
+    /// Whether `ecomm` has the product and order subcommands yet.
+    pub has_services: bool,
+}
+
+fn workspace() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Finds a workspace binary: `$env`, else the newest `target/**/debug/<name>`.
+fn find_bin(env: &str, name: &str) -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os(env) {
+        return Ok(PathBuf::from(p));
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    let mut candidates = vec![
+        target.join("debug").join(name),
+        workspace().join("target/debug").join(name),
+    ];
+    if let Ok(dirs) = std::fs::read_dir(workspace().join("target")) {
+        for d in dirs.flatten() {
+            candidates.push(d.path().join("debug").join(name));
+        }
+    }
+    candidates
+        .into_iter()
+        .filter(|p| p.is_file())
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .ok_or_else(|| format!("{name} not built (cargo build -p ... --bins, or set {env})"))
+}
+
+impl Bins {
+    /// Locates netns-kit and ecomm.
+    pub fn find() -> Result<Bins, String> {
+        let netns_kit = find_bin("NETNS_KIT_BIN", "netns-kit")?;
+        let ecomm = find_bin("ECOMM_BIN", "ecomm")?;
+        let help = std::process::Command::new(&ecomm)
+            .arg("--help")
+            .output()
+            .map_err(|e| format!("{}: {e}", ecomm.display()))?;
+        let help = String::from_utf8_lossy(&help.stdout);
+        let has_services = help.lines().any(|l| l.trim_start().starts_with("product"))
+            && help.lines().any(|l| l.trim_start().starts_with("order"));
+        Ok(Bins {
+            netns_kit,
+            ecomm,
+            has_services,
+        })
+    }
+}
+
+/// The running lab.
+pub struct Lab {
+    /// The three VMs.
+    pub cluster: Cluster,
+    /// The binaries in use.
+    pub bins: Bins,
+    topology: String,
+}
+
+impl Lab {
+    /// Boots the three VMs and builds the tiers, the overlay and the datastores.
+    pub fn start(bins: Bins) -> Option<Lab> {
+        let spec = ClusterSpec::new()
+            .vm(VmSpec::new("vm1").memory_mib(1024).nic(UNDERLAY))
+            .vm(VmSpec::new("vm2").memory_mib(768).nic(UNDERLAY))
+            .vm(VmSpec::new("vm3").memory_mib(768).nic(UNDERLAY));
+        let cluster = crate::common::start(spec)?;
+        let shared =
+            std::fs::read_to_string(workspace().join("ecomm-services/deploy/three-tier.toml"))
+                .unwrap_or_else(|e| panic!("read the shared topology file: {e}"));
+        let lab = Lab {
+            cluster,
+            bins,
+            topology: format!("{shared}{ORDER_2}"),
+        };
+        lab.cluster.phase("tiers and overlay on every VM", || {
+            std::thread::scope(|s| {
+                for (name, _) in PLACEMENT {
+                    let lab = &lab;
+                    s.spawn(move || lab.build_host(name));
+                }
+            });
+        });
+        lab.cluster
+            .phase("datastores (redis, postgres) on vm1", || {
+                lab.start_datastores()
+            });
+        Some(lab)
+    }
+
+    /// The VM by name.
+    pub fn vm(&self, name: &str) -> &Vm {
+        self.cluster.vm(name)
+    }
+
+    /// The VM hosting `node`.
+    pub fn host_of(&self, node: &str) -> &Vm {
+        let vm = PLACEMENT
+            .iter()
+            .find(|(_, nodes)| nodes.contains(&node))
+            .map(|(vm, _)| *vm);
+        self.vm(vm.unwrap_or_else(|| panic!("node {node} is not placed")))
+    }
+
+    /// The shell prefix running a command in `node`'s namespace.
+    pub fn in_node(&self, node: &str) -> String {
+        format!("{} exec {RUN} {node} --", self.bins.netns_kit.display())
+    }
+
+    /// Applies the topology on `vm`, keeps only its nodes, joins the overlay.
+    pub fn build_host(&self, vm_name: &str) {
+        let vm = self.vm(vm_name);
+        let mine = PLACEMENT
+            .iter()
+            .find(|(v, _)| *v == vm_name)
+            .map(|(_, n)| *n)
+            .unwrap_or(&[]);
+        vm.write_file(TOPOLOGY_IN_GUEST, self.topology.as_bytes());
+        vm.succeed(&format!(
+            "{} apply {TOPOLOGY_IN_GUEST} --name {RUN} 2>&1",
+            self.bins.netns_kit.display()
+        ));
+        for node in ALL_NODES.iter().filter(|n| !mine.contains(n)) {
+            vm.succeed(&format!("ip netns del {RUN}-{node}"));
+        }
+        // The overlay: MTU room for the VXLAN header, then VNI 100 into the backend bridge.
+        vm.succeed(&format!(
+            "ip link set eth0 mtu 1600 && \
+             ip link add vxb type vxlan id 100 group 239.1.1.100 dev eth0 dstport 4789 ttl 4 && \
+             ip link set vxb netns {RUN}-fabric && \
+             ip -n {RUN}-fabric link set vxb master br-backend && \
+             ip -n {RUN}-fabric link set vxb up"
+        ));
+    }
+
+    /// Starts Redis and PostgreSQL in their namespaces on vm1 and waits for them.
+    fn start_datastores(&self) {
+        let vm1 = self.vm("vm1");
+        vm1.spawn(
+            &format!(
+                "{} redis-server --bind 172.22.0.10 --port 6379 --save '' --appendonly no --protected-mode no",
+                self.in_node("redis")
+            ),
+            "/run/redis.log",
+        );
+        let pg = "/usr/lib/postgresql/15/bin";
+        vm1.succeed(&format!(
+            "install -d -o postgres -g postgres -m 700 /run/pg && \
+             runuser -u postgres -- {pg}/initdb -D /run/pg/data -A trust -U postgres -N --locale=C.UTF-8 -E UTF8 >/run/initdb.log 2>&1 && \
+             echo 'host all all 0.0.0.0/0 trust' >> /run/pg/data/pg_hba.conf"
+        ));
+        vm1.spawn(
+            &format!(
+                "{} runuser -u postgres -- {pg}/postgres -D /run/pg/data -k /tmp -c listen_addresses=172.22.0.20 \
+                 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                self.in_node("postgres")
+            ),
+            "/run/postgres.log",
+        );
+        self.wait_listening("redis", "172.22.0.10", 6379);
+        self.wait_listening("postgres", "172.22.0.20", 5432);
+        for db in [PRODUCT_DB, ORDER_DB] {
+            vm1.succeed(&format!(
+                "{} runuser -u postgres -- createdb -h /tmp {db}",
+                self.in_node("postgres")
+            ));
+        }
+    }
+
+    /// Runs SQL against `db` on vm1's PostgreSQL; returns psql's unaligned output.
+    pub fn sql(&self, db: &str, query: &str) -> String {
+        self.vm("vm1").succeed(&format!(
+            "{} runuser -u postgres -- psql -h /tmp -d {db} -AtX -v ON_ERROR_STOP=1 -c \"{query}\"",
+            self.in_node("postgres")
+        ))
+    }
+
+    /// Starts the ecomm services `vm` hosts (registry first; the gateway last) and waits
+    /// until each listens.
+    pub fn start_services(&self, vm_name: &str) {
+        let vm = self.vm(vm_name);
+        let mine = PLACEMENT
+            .iter()
+            .find(|(v, _)| *v == vm_name)
+            .map(|(_, n)| *n)
+            .unwrap_or(&[]);
+        let ecomm = self.bins.ecomm.display().to_string();
+        let registry = format!("http://{}:8500", address("registry"));
+        let token = REGISTRY_TOKEN;
+        for node in mine {
+            let ip = address_or_none(node);
+            let (cmd, port) = match *node {
+                "registry" => (format!("{ecomm} registry --listen {ip}:8500 --dns-listen {ip}:8600 --token {token}"), 8500),
+                "product-1" | "product-2" => (
+                    format!(
+                        "{ecomm} product --listen {ip}:8001 --instance-id {node} \
+                         --database-url postgres://postgres@{pg}:5432/{PRODUCT_DB} --redis-url redis://{redis}:6379 \
+                         --registry-url {registry} --registry-token {token}",
+                        pg = address("postgres"),
+                        redis = address("redis"),
+                    ),
+                    8001,
+                ),
+                "order-1" | "order-2" => (
+                    format!(
+                        "{ecomm} order --listen {ip}:8002 --instance-id {node} \
+                         --database-url postgres://postgres@{pg}:5432/{ORDER_DB} \
+                         --registry-url {registry} --registry-token {token}",
+                        pg = address("postgres"),
+                    ),
+                    8002,
+                ),
+                "gateway" => (format!("{ecomm} gateway --listen {ip}:3000 --registry-url {registry} {GATEWAY_TUNING}"), 3000),
+                _ => continue,
+            };
+            vm.spawn(
+                &format!("RUST_LOG=info {} {cmd}", self.in_node(node)),
+                &format!("/run/{node}.log"),
+            );
+            self.wait_listening(node, ip, port);
+        }
+    }
+
+    /// Waits until `ip:port` accepts connections from inside `node`.
+    pub fn wait_listening(&self, node: &str, ip: &str, port: u16) {
+        self.host_of(node)
+            .wait_until_succeeds(&self.tcp_probe(node, ip, port, 2), Duration::from_secs(30));
+    }
+
+    /// A command that exits 0 iff a TCP connection from `node` to `ip:port` is established
+    /// within `secs` seconds.
+    pub fn tcp_probe(&self, node: &str, ip: &str, port: u16, secs: u32) -> String {
+        format!(
+            "{} timeout {secs} bash -c 'exec 3<>/dev/tcp/{ip}/{port}'",
+            self.in_node(node)
+        )
+    }
+
+    /// Whether `from` (a node) can open a TCP connection to `ip:port` (3 s deadline).
+    pub fn can_connect(&self, from: &str, ip: &str, port: u16) -> bool {
+        let out = self
+            .host_of(from)
+            .execute(&self.tcp_probe(from, ip, port, 3));
+        matches!(out, Ok(o) if o.code == 0)
+    }
+
+    /// Starts a TCP listener on `port` in `node` that accepts any number of connections.
+    pub fn listen(&self, node: &str, port: u16) {
+        let vm = self.host_of(node);
+        vm.spawn(
+            &format!("{} busybox nc -ll -p {port} -e cat", self.in_node(node)),
+            &format!("/run/nc-{node}-{port}.log"),
+        );
+        let ip = address(node);
+        self.wait_listening(node, ip, port);
+    }
+}
+
+/// Databases the services use (created by the suite; the services migrate them).
+pub const PRODUCT_DB: &str = "products";
+/// The orders database.
+pub const ORDER_DB: &str = "orders";
+
+/// Gateway settings that bound ejection: a dead instance is probed every 250 ms and
+/// ejected on the first failure; connect attempts give up after 300 ms and are retried
+/// on another instance. The suite's stated ejection bound is [`EJECTION_BOUND`].
+const GATEWAY_TUNING: &str = "--health-interval-ms 250 --health-timeout-ms 500 --eject-after 1 \
+    --connect-timeout-ms 300 --try-timeout-ms 2000 --total-timeout-ms 6000 --max-tries 3";
+
+/// After this long, a dead or partitioned instance gets no more requests.
+pub const EJECTION_BOUND: Duration = Duration::from_secs(2);
+
+fn address_or_none(node: &str) -> &'static str {
+    match node {
+        "router" => "",
+        other => address(other),
+    }
+}
+
+/// The address of a node in the derived topology.
+pub fn address(node: &str) -> &'static str {
+    match node {
+        "gateway" => "172.20.0.10",
+        "registry" => "172.21.0.10",
+        "product-1" => "172.21.0.21",
+        "product-2" => "172.21.0.22",
+        "order-1" => "172.21.0.31",
+        "order-2" => "172.21.0.32",
+        "redis" => "172.22.0.10",
+        "postgres" => "172.22.0.20",
+        other => panic!("no address for node {other}"),
+    }
+}

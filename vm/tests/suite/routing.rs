@@ -1,0 +1,71 @@
+//! Routing across hosts: the gateway on vm1 spreads GETs over product instances on vm2
+//! and vm3, and an order placed through it lands in PostgreSQL on vm1.
+
+use crate::lab::{address, Lab, ORDER_DB};
+
+/// Sum of a product instance's served `/api/products…` requests (from its /metrics).
+pub fn product_requests(lab: &Lab, node: &str) -> u64 {
+    let metrics = lab.host_of(node).succeed(&format!(
+        "{} curl -sf -m 5 http://{}:8001/metrics",
+        lab.in_node(node),
+        address(node)
+    ));
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{") && l.contains("route=\"/api/products"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// `curl` through the gateway from the frontend tier; returns the body.
+pub fn via_gateway(lab: &Lab, args: &str) -> String {
+    lab.vm("vm1")
+        .succeed(&format!("{} curl -sf -m 10 {args}", lab.in_node("gateway")))
+}
+
+/// GETs through the gateway reach both backend VMs; an order lands in PostgreSQL.
+pub fn gateway_reaches_both_backend_hosts_and_orders_land_in_postgres(lab: &Lab) {
+    let gw = format!("http://{}:3000", address("gateway"));
+    let before = (
+        product_requests(lab, "product-1"),
+        product_requests(lab, "product-2"),
+    );
+    for _ in 0..12 {
+        via_gateway(lab, &format!("{gw}/api/products/1 -o /dev/null"));
+    }
+    let after = (
+        product_requests(lab, "product-1"),
+        product_requests(lab, "product-2"),
+    );
+    assert!(
+        after.0 > before.0,
+        "product-1 on vm2 served nothing: {before:?} -> {after:?}"
+    );
+    assert!(
+        after.1 > before.1,
+        "product-2 on vm3 served nothing: {before:?} -> {after:?}"
+    );
+
+    let body = via_gateway(
+        lab,
+        &format!(
+            "-X POST -H 'content-type: application/json' -H 'Idempotency-Key: routing-1' \
+             -d '{{\"customer\":\"routing@example.com\",\"items\":[{{\"product_id\":1,\"quantity\":2}}]}}' {gw}/api/orders"
+        ),
+    );
+    let order: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("order response {body:?}: {e}"));
+    let id = order["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("order without id: {body}"));
+    assert_eq!(order["status"], "placed");
+    let stored = lab.sql(
+        ORDER_DB,
+        &format!("select count(*) from orders where id = '{id}'"),
+    );
+    assert_eq!(
+        stored.trim(),
+        "1",
+        "order {id} must be in PostgreSQL on vm1 exactly once"
+    );
+}
