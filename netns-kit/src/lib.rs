@@ -2,6 +2,7 @@
 
 pub mod addr;
 pub mod error;
+pub mod impair;
 pub mod link;
 pub mod netlink;
 pub mod netns;

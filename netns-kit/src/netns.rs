@@ -38,7 +38,7 @@ impl Netns {
     /// Create a new anonymous namespace, held only by the returned handle: it disappears
     /// (with everything inside) when the last handle and the last process inside are gone.
     pub fn new_anonymous() -> Result<Netns> {
-        on_fresh_thread("create namespace", || create_here(None, |_| Ok(())))
+        on_fresh_thread("create namespace", || Ok(create_here(None, |_| Ok(()))?.0))
     }
 
     /// Create a new namespace named `name` under /run/netns (visible to `ip netns`).
@@ -46,7 +46,7 @@ impl Netns {
         check_name(name)?;
         let name = name.to_string();
         on_fresh_thread("create namespace", move || {
-            create_here(Some(&name), |_| Ok(()))
+            Ok(create_here(Some(&name), |_| Ok(()))?.0)
         })
     }
 
@@ -191,13 +191,14 @@ pub(crate) fn on_fresh_thread<T: Send + 'static>(
         .map_err(|_| Error::ThreadPanicked(what))?
 }
 
-/// On the calling (dedicated!) thread: unshare into a new namespace, optionally bind it to
-/// /run/netns/<name>, run `setup` while inside, and return the handle.
+/// On the calling (dedicated!) thread: unshare into a new namespace, run `setup` while
+/// inside (sysctls, opening its netlink socket, tagging it), then, if named, bind it to
+/// /run/netns/<name> — so a namespace only becomes visible once it carries its tag.
 ///
-/// Must only be called on a thread that is thrown away afterwards or re-entered elsewhere.
-pub(crate) fn create_here<S>(name: Option<&str>, setup: S) -> Result<Netns>
+/// Must only be called on a thread that is thrown away afterwards.
+pub(crate) fn create_here<S, R>(name: Option<&str>, setup: S) -> Result<(Netns, R)>
 where
-    S: FnOnce(&Netns) -> Result<()>,
+    S: FnOnce(&Netns) -> Result<R>,
 {
     let label = name.unwrap_or("anonymous").to_string();
     let mount_point = match name {
@@ -214,7 +215,11 @@ where
             }
         })?;
         let mut ns = Netns::open_path(Path::new("/proc/thread-self/ns/net"))?;
-        if let (Some(n), Some(mp)) = (name, &mount_point) {
+        if let Some(n) = name {
+            ns.name = Some(n.to_string());
+        }
+        let extra = setup(&ns)?;
+        if let Some(mp) = &mount_point {
             mount(
                 Some("/proc/thread-self/ns/net"),
                 mp.as_path(),
@@ -223,10 +228,8 @@ where
                 None::<&str>,
             )
             .map_err(|e| Error::io("bind-mount namespace", mp.display().to_string(), e.into()))?;
-            ns.name = Some(n.to_string());
         }
-        setup(&ns)?;
-        Ok(ns)
+        Ok((ns, extra))
     })();
     if created.is_err() {
         if let Some(mp) = &mount_point {
@@ -480,4 +483,34 @@ impl Drop for NsChild {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Pids of the processes (other than this one) whose network namespace is one of `inodes`.
+pub fn pids_in(inodes: &std::collections::HashSet<u64>) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net"))
+                .map(|m| inodes.contains(&m.ino()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// SIGKILL every process (other than this one) inside the namespaces `inodes`; returns how
+/// many were signalled.
+pub fn kill_processes_in(inodes: &std::collections::HashSet<u64>) -> usize {
+    let pids = pids_in(inodes);
+    for pid in &pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    pids.len()
 }

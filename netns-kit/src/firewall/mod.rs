@@ -3,6 +3,7 @@
 //! [`rule`] is the typed model, [`render`] turns it into one `nft -j -f -` transaction;
 //! applying it inside a namespace is the kernel layer's job.
 
+pub mod apply;
 pub mod render;
 pub mod rule;
 

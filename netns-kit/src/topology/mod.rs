@@ -6,9 +6,13 @@
 pub mod alloc;
 mod compile;
 pub mod error;
+pub mod gc;
+pub mod live;
 pub mod names;
 pub mod plan;
 pub mod spec;
+pub mod state;
+pub mod status;
 pub mod validate;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,134 @@
+//! Loading a rendered ruleset into a namespace (one `nft -j -f -` transaction, so the table
+//! is replaced atomically) and deleting it. `nft` runs inside the namespace: the child
+//! enters it between fork and exec.
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+
+use super::render::FAMILY;
+use super::Ruleset;
+use crate::error::{Error, Result};
+use crate::netns::{Netns, NsChild};
+
+/// The nft binary (found on PATH).
+pub const NFT: &str = "nft";
+
+/// Replace `ruleset.table` in `ns` with `ruleset`, atomically.
+pub fn load(ns: &Netns, ruleset: &Ruleset) -> Result<()> {
+    spawn_load(ns, &ruleset.to_nft_json())?.wait()
+}
+
+/// An `nft` transaction running in a namespace; [`PendingLoad::wait`] for its verdict.
+/// Lets a caller start one load per namespace and wait for all of them together.
+#[derive(Debug)]
+pub struct PendingLoad {
+    child: NsChild,
+    ns: String,
+}
+
+/// Start loading the nft JSON document `json` into `ns` (returns once nft has its input).
+pub fn spawn_load(ns: &Netns, json: &str) -> Result<PendingLoad> {
+    let mut child = ns
+        .command(NFT)
+        .args(["-j", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = child.child_mut().stdin.take() {
+        stdin
+            .write_all(json.as_bytes())
+            .map_err(|e| Error::io("write ruleset to", format!("nft in {}", ns.label()), e))?;
+    }
+    Ok(PendingLoad {
+        child,
+        ns: ns.label(),
+    })
+}
+
+impl PendingLoad {
+    /// Wait for nft; an error carries what it printed.
+    pub fn wait(mut self) -> Result<()> {
+        let status = self.child.wait()?;
+        if status.success() {
+            return Ok(());
+        }
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.child_mut().stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+        }
+        Err(Error::Tool {
+            program: format!("{NFT} -j -f -"),
+            ns: self.ns,
+            status: status.to_string(),
+            stderr: stderr.trim().to_string(),
+        })
+    }
+}
+
+/// Delete netns-kit's table `table` from `ns`; a table that is not there is not an error.
+pub fn delete_table(ns: &Netns, table: &str) -> Result<()> {
+    check_table(table)?;
+    if !table_exists(ns, table)? {
+        return Ok(());
+    }
+    let out = ns
+        .command(NFT)
+        .args(["delete", "table", FAMILY, table])
+        .output()?;
+    tool_result(ns, "nft delete table", out)
+}
+
+/// Whether `table` (family inet) exists in `ns`.
+pub fn table_exists(ns: &Netns, table: &str) -> Result<bool> {
+    check_table(table)?;
+    let out = ns
+        .command(NFT)
+        .args(["list", "table", FAMILY, table])
+        .stdout(Stdio::null())
+        .output()?;
+    Ok(out.status.success())
+}
+
+/// The table `table` as nft JSON, if it exists.
+pub fn table_json(ns: &Netns, table: &str) -> Result<Option<String>> {
+    check_table(table)?;
+    let out = ns
+        .command(NFT)
+        .args(["-j", "list", "table", FAMILY, table])
+        .output()?;
+    Ok(out
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned()))
+}
+
+fn check_table(table: &str) -> Result<()> {
+    let ok = !table.is_empty()
+        && table.len() <= 64
+        && table
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            kind: "nftables table name",
+            value: table.to_string(),
+            expected: "1-64 letters, digits, '_' or '-'",
+        })
+    }
+}
+
+fn tool_result(ns: &Netns, program: &str, out: Output) -> Result<()> {
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Tool {
+            program: program.to_string(),
+            ns: ns.label(),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}

@@ -1,0 +1,1091 @@
+//! The executor: [`LiveTopology::apply`] builds a [`Plan`] in the kernel as one transaction
+//! (on any failure everything it did is undone and a typed error returned), and tears it
+//! down on drop or [`LiveTopology::destroy`].
+//!
+//! Fast path: namespaces are created by one worker thread that, while inside each new
+//! namespace, sets its sysctls, opens its netlink socket and tags `lo`; every link, address
+//! and route is then sent as one netlink batch per namespace, with interface indexes chosen
+//! up front so a batch never waits for an answer. The only processes spawned are one `nft`
+//! per namespace with a firewall and one `tc` per impairment.
+//!
+//! The functions the CLI calls for runs recorded on disk (`destroy_by_name`, `status`,
+//! `list`, `exec_in`) live here too; `gc` is in [`super::gc`].
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::addr::Address;
+use crate::error::{Error, Result};
+use crate::firewall::apply as nft;
+use crate::link::{self, LinkChange, VxlanRemote};
+use crate::netlink::Netlink;
+use crate::netns::{self, Netns, NsCommand};
+use crate::probe::{self, Reachability, TcpProbe};
+use crate::route::Route;
+use crate::runid::RunId;
+use crate::topology::plan::{Naming, Plan, VxlanPeer};
+use crate::topology::state::{
+    AddrRecord, Declared, LinkRecord, NsRecord, Owner, RouteRecord, RunState, TableRecord,
+    STATE_DIR,
+};
+use crate::topology::{Topology, TopologyError};
+
+pub use crate::topology::status::{status, status_in, Difference};
+
+/// First interface index netns-kit assigns in a namespace it created (below are `lo` and
+/// any fallback tunnel devices the kernel adds to new namespaces).
+const FIRST_IFINDEX: u32 = 100;
+
+/// How to apply a plan.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Leave the run up after this process exits (named namespaces + state file; the CLI
+    /// and the lab). Drop then leaves it alone; `destroy`/`destroy_by_name` remove it.
+    /// Default false: dropping the handle tears everything down.
+    pub persist: bool,
+    /// Name the namespaces `<name>-<key>` under /run/netns and record the run in
+    /// `<state_dir>/<name>.json` (used by [`LiveTopology::apply_topology`]; a [`Plan`]
+    /// carries its own naming). Default None: anonymous namespaces held by fd.
+    pub name: Option<String>,
+    /// Where state files go. Default /run/netns-kit.
+    pub state_dir: PathBuf,
+    /// Worker threads creating namespaces (default 2).
+    pub workers: usize,
+    /// Test-only: fail with [`Error::Injected`] once this many apply steps are done.
+    #[doc(hidden)]
+    pub fail_after: Option<usize>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            persist: false,
+            name: None,
+            state_dir: PathBuf::from(STATE_DIR),
+            workers: 2,
+            fail_after: None,
+        }
+    }
+}
+
+/// Why apply failed. Whatever it had created was removed before this was returned, unless
+/// the variant says otherwise.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The plan is inconsistent (a reference to something it does not declare).
+    #[error("plan cannot be applied: {0}")]
+    Plan(String),
+    /// The topology could not be resolved for this run.
+    #[error(transparent)]
+    Topology(Box<TopologyError>),
+    /// A kernel or tool step failed; everything created was removed.
+    #[error("apply failed while {step}: {source} (everything created was removed)")]
+    Failed {
+        /// What was being done.
+        step: String,
+        /// The failure.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A step failed and the undo left things behind (listed; `netns-kit gc` may help).
+    #[error("apply failed while {step}: {source}; undo incomplete: {}", leftovers.join("; "))]
+    UndoIncomplete {
+        /// What was being done.
+        step: String,
+        /// The failure.
+        #[source]
+        source: Box<Error>,
+        /// What could not be removed.
+        leftovers: Vec<String>,
+    },
+}
+
+/// A topology that exists in the kernel. Dropping it tears everything down (unless the run
+/// is persistent); [`LiveTopology::destroy`] does the same and reports errors.
+#[derive(Debug)]
+pub struct LiveTopology {
+    run_id: RunId,
+    topology: String,
+    name: Option<String>,
+    persist: bool,
+    namespaces: Vec<(String, Netns)>,
+    host_link: Option<String>,
+    state_dir: PathBuf,
+    state: Option<RunState>,
+    torn_down: bool,
+}
+
+/// Interface indexes assigned up front, per namespace key.
+#[derive(Default)]
+struct Indexes {
+    next: HashMap<String, u32>,
+    of: HashMap<(String, String), u32>,
+}
+
+impl Indexes {
+    fn assign(&mut self, ns: &str, ifname: &str) -> std::result::Result<u32, ApplyError> {
+        let key = (ns.to_string(), ifname.to_string());
+        if self.of.contains_key(&key) {
+            return Err(ApplyError::Plan(format!(
+                "interface {ifname} declared twice in namespace {ns}"
+            )));
+        }
+        let n = self.next.entry(ns.to_string()).or_insert(FIRST_IFINDEX);
+        let idx = *n;
+        *n += 1;
+        self.of.insert(key, idx);
+        Ok(idx)
+    }
+
+    fn get(&self, ns: &str, ifname: &str) -> std::result::Result<u32, ApplyError> {
+        if ifname == "lo" {
+            return Ok(1);
+        }
+        self.of
+            .get(&(ns.to_string(), ifname.to_string()))
+            .copied()
+            .ok_or_else(|| {
+                ApplyError::Plan(format!(
+                    "interface {ifname} in namespace {ns} is not declared"
+                ))
+            })
+    }
+}
+
+/// Progress of one apply: what exists so far, to undo on failure.
+struct Apply<'a> {
+    plan: &'a Plan,
+    opts: &'a ApplyOptions,
+    run_id: RunId,
+    steps: usize,
+    live: LiveTopology,
+}
+
+impl Apply<'_> {
+    /// Count a step; the test-only fault injection fires here.
+    fn step(&mut self, n: usize) -> Result<()> {
+        self.steps += n;
+        match self.opts.fail_after {
+            Some(limit) if self.steps >= limit => Err(Error::Injected(limit)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl LiveTopology {
+    /// Resolve `topology` for a fresh run (named after `opts.name`, or anonymous) and apply it.
+    pub fn apply_topology(
+        topology: &Topology,
+        opts: ApplyOptions,
+    ) -> std::result::Result<LiveTopology, ApplyError> {
+        let run_id = RunId::new().map_err(|source| ApplyError::Failed {
+            step: "choosing a run id".to_string(),
+            source: Box::new(source),
+        })?;
+        let naming = match &opts.name {
+            Some(n) => Naming::Named { prefix: n.clone() },
+            None => Naming::Anonymous,
+        };
+        let plan = Plan::for_run(topology, run_id.as_str(), naming)
+            .map_err(|e| ApplyError::Topology(Box::new(e)))?;
+        LiveTopology::apply(&plan, opts)
+    }
+
+    /// Create everything in `plan`. On any failure, undo everything done so far (reverse
+    /// order) and return the error.
+    pub fn apply(plan: &Plan, opts: ApplyOptions) -> std::result::Result<LiveTopology, ApplyError> {
+        let run_id =
+            RunId::parse(&plan.run_id).map_err(|e| ApplyError::Plan(format!("run id: {e}")))?;
+        let name = match &plan.naming {
+            Naming::Anonymous => None,
+            Naming::Named { prefix } => Some(prefix.clone()),
+        };
+        if opts.persist && name.is_none() {
+            return Err(ApplyError::Plan(
+                "a persistent run needs named namespaces (Naming::Named)".to_string(),
+            ));
+        }
+        let mut a = Apply {
+            plan,
+            opts: &opts,
+            run_id: run_id.clone(),
+            steps: 0,
+            live: LiveTopology {
+                run_id,
+                topology: plan.topology.clone(),
+                name,
+                persist: opts.persist,
+                namespaces: Vec::new(),
+                host_link: None,
+                state_dir: opts.state_dir.clone(),
+                state: None,
+                torn_down: false,
+            },
+        };
+        let mut step = String::from("starting");
+        match run(&mut a, &mut step) {
+            Ok(()) => Ok(a.live),
+            Err(RunError::Plan(msg)) => {
+                let leftovers = a.live.teardown();
+                if leftovers.is_empty() {
+                    Err(ApplyError::Plan(msg))
+                } else {
+                    Err(ApplyError::UndoIncomplete {
+                        step,
+                        source: Box::new(Error::Invalid {
+                            kind: "plan",
+                            value: msg,
+                            expected: "a consistent plan",
+                        }),
+                        leftovers,
+                    })
+                }
+            }
+            Err(RunError::Kernel(source)) => {
+                let leftovers = a.live.teardown();
+                if leftovers.is_empty() {
+                    Err(ApplyError::Failed {
+                        step,
+                        source: Box::new(source),
+                    })
+                } else {
+                    Err(ApplyError::UndoIncomplete {
+                        step,
+                        source: Box::new(source),
+                        leftovers,
+                    })
+                }
+            }
+        }
+    }
+
+    /// The run id every object carries.
+    pub fn run_id(&self) -> &RunId {
+        &self.run_id
+    }
+
+    /// The topology's name.
+    pub fn topology(&self) -> &str {
+        &self.topology
+    }
+
+    /// The run's name (named runs only).
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The namespace of `key` ("fabric", the router, a node).
+    pub fn netns(&self, key: &str) -> Option<&Netns> {
+        self.namespaces
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, n)| n)
+    }
+
+    /// Every (key, namespace), in creation order.
+    pub fn namespaces(&self) -> &[(String, Netns)] {
+        &self.namespaces
+    }
+
+    fn node(&self, key: &str) -> Result<&Netns> {
+        self.netns(key).ok_or_else(|| Error::NotFound {
+            kind: "node",
+            name: key.to_string(),
+        })
+    }
+
+    /// A process builder running `program` inside node `key`.
+    pub fn command(&self, key: &str, program: impl AsRef<std::ffi::OsStr>) -> Result<NsCommand> {
+        Ok(self.node(key)?.command(program))
+    }
+
+    /// TCP connect from node `from` to `addr` with a deadline.
+    pub fn probe_tcp(&self, from: &str, addr: SocketAddr, deadline: Duration) -> Result<TcpProbe> {
+        probe::tcp_connect(self.node(from)?, addr, deadline)
+    }
+
+    /// Probe every (node in `from`, target) pair in parallel.
+    pub fn reachability(
+        &self,
+        from: &[&str],
+        targets: &[(String, SocketAddr)],
+        deadline: Duration,
+    ) -> Result<Vec<Reachability>> {
+        let sources = from
+            .iter()
+            .map(|k| Ok((k.to_string(), self.node(k)?.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        probe::matrix(&sources, targets, deadline)
+    }
+
+    /// Tear everything down now and report what could not be removed.
+    pub fn destroy(mut self) -> Result<()> {
+        let leftovers = self.teardown();
+        if leftovers.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::State {
+                path: self.state_path().unwrap_or_default(),
+                detail: format!("destroy left behind: {}", leftovers.join("; ")),
+            })
+        }
+    }
+
+    /// Keep the run up after this handle drops (it must be persistent or named to be found
+    /// again by name).
+    pub fn leak(mut self) {
+        self.torn_down = true;
+    }
+
+    fn state_path(&self) -> Option<PathBuf> {
+        self.name
+            .as_ref()
+            .map(|n| RunState::path(&self.state_dir, n))
+    }
+
+    /// Remove everything this run created; returns descriptions of what failed.
+    fn teardown(&mut self) -> Vec<String> {
+        if self.torn_down {
+            return Vec::new();
+        }
+        self.torn_down = true;
+        let mut leftovers = Vec::new();
+        let inodes: HashSet<u64> = self.namespaces.iter().map(|(_, n)| n.inode()).collect();
+        netns::kill_processes_in(&inodes);
+        if let Some(host) = self.host_link.take() {
+            if let Err(e) = delete_host_link(&host, &self.run_id) {
+                leftovers.push(format!("host link {host}: {e}"));
+            }
+        }
+        for (_, ns) in self.namespaces.drain(..).rev() {
+            let label = ns.label();
+            if let Err(e) = ns.delete() {
+                leftovers.push(format!("namespace {label}: {e}"));
+            }
+        }
+        if let Some(st) = self.state.take() {
+            if leftovers.is_empty() {
+                if let Err(e) = st.remove(&self.state_dir) {
+                    leftovers.push(format!("state file: {e}"));
+                }
+            }
+        }
+        leftovers
+    }
+}
+
+impl Drop for LiveTopology {
+    fn drop(&mut self) {
+        if self.persist {
+            return;
+        }
+        let _ = self.teardown();
+    }
+}
+
+enum RunError {
+    Plan(String),
+    Kernel(Error),
+}
+
+impl From<Error> for RunError {
+    fn from(e: Error) -> Self {
+        RunError::Kernel(e)
+    }
+}
+
+impl From<ApplyError> for RunError {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Plan(m) => RunError::Plan(m),
+            other => RunError::Plan(other.to_string()),
+        }
+    }
+}
+
+/// What a namespace-creating worker needs to know about one namespace.
+struct NsJob {
+    key: String,
+    name: Option<String>,
+    sysctls: Vec<(PathBuf, String)>,
+    alias: String,
+}
+
+fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError> {
+    let plan = a.plan;
+    let alias = a.run_id.alias();
+
+    // -- Declared state, recorded before anything exists (named runs). -------------------
+    if let Some(name) = a.live.name.clone() {
+        *step = "recording the run".to_string();
+        let mut st = RunState {
+            name: name.clone(),
+            run_id: a.run_id.to_string(),
+            topology: plan.topology.clone(),
+            owner: Owner::current()?,
+            persistent: a.opts.persist,
+            complete: false,
+            created_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            namespaces: Vec::new(),
+            host_link: plan.host_link.as_ref().map(|h| h.host_ifname.clone()),
+            declared: declared(plan),
+        };
+        for ns in &plan.namespaces {
+            let Some(n) = &ns.name else {
+                return Err(RunError::Plan(format!(
+                    "namespace {} has no name in a named run",
+                    ns.key
+                )));
+            };
+            st.namespaces.push(NsRecord {
+                key: ns.key.clone(),
+                name: n.clone(),
+                inode: None,
+            });
+        }
+        if RunState::path(&a.live.state_dir, &name).exists() {
+            return Err(RunError::Kernel(Error::Invalid {
+                kind: "run name",
+                value: name,
+                expected: "a name not already in use (see `netns-kit list`)",
+            }));
+        }
+        st.write(&a.live.state_dir)?;
+        a.live.state = Some(st);
+        a.step(1)?;
+    }
+
+    // -- Namespaces, each with its sysctls, its netlink socket and a tagged `lo`. --------
+    *step = "creating namespaces".to_string();
+    let mut sysctls: HashMap<&str, Vec<(PathBuf, String)>> = HashMap::new();
+    let mut late_sysctls = Vec::new();
+    for s in &plan.sysctls {
+        // Per-interface keys must wait until the interface exists.
+        if is_per_interface(&s.key) {
+            late_sysctls.push(s);
+        } else {
+            sysctls
+                .entry(s.ns.as_str())
+                .or_default()
+                .push((crate::sysctl::path_of(&s.key)?, s.value.clone()));
+        }
+    }
+    let jobs: Vec<NsJob> = plan
+        .namespaces
+        .iter()
+        .map(|n| NsJob {
+            key: n.key.clone(),
+            name: n.name.clone(),
+            sysctls: sysctls.remove(n.key.as_str()).unwrap_or_default(),
+            alias: alias.clone(),
+        })
+        .collect();
+    let (created, failure) = create_namespaces(jobs, a.opts.workers.max(1));
+    let mut sockets: HashMap<String, Netlink> = HashMap::new();
+    for (key, ns, nl) in created {
+        sockets.insert(key.clone(), nl);
+        a.live.namespaces.push((key, ns));
+    }
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    a.step(1)?;
+    let fds: HashMap<String, Netns> = a
+        .live
+        .namespaces
+        .iter()
+        .map(|(k, n)| (k.clone(), n.clone()))
+        .collect();
+
+    // -- Phase 1: bridges and veth pairs (each end born in its namespace). ---------------
+    *step = "creating bridges and veth pairs".to_string();
+    let mut idx = Indexes::default();
+    let mut phase2: HashMap<String, Vec<LinkChange>> = HashMap::new();
+    for b in &plan.bridges {
+        let i = idx.assign(&b.ns, &b.ifname)?;
+        let mut l = link::bridge(&b.ifname).index(i).up();
+        if let Some(m) = b.mtu {
+            l = l.mtu(m);
+        }
+        l.queue(netlink_of(&mut sockets, &b.ns)?)?;
+        phase2
+            .entry(b.ns.clone())
+            .or_default()
+            .push(LinkChange::of(i).alias(&alias));
+    }
+    for v in &plan.veths {
+        let bi = idx.assign(&v.b.ns, &v.b.ifname)?;
+        let ai = idx.assign(&v.a.ns, &v.a.ifname)?;
+        let peer_ns = fds.get(&v.a.ns).ok_or_else(|| {
+            RunError::Plan(format!(
+                "veth end {} in undeclared namespace {}",
+                v.a.ifname, v.a.ns
+            ))
+        })?;
+        let mut l = link::veth(&v.b.ifname, &v.a.ifname)
+            .index(bi)
+            .up()
+            .peer_index(ai)
+            .peer_netns(peer_ns.fd());
+        if let Some(m) = v.mtu {
+            l = l.mtu(m).peer_mtu(m);
+        }
+        if let Some(master) = &v.b.master {
+            l = l.master(idx.get(&v.b.ns, master)?);
+        }
+        l.queue(netlink_of(&mut sockets, &v.b.ns)?)?;
+        phase2
+            .entry(v.b.ns.clone())
+            .or_default()
+            .push(LinkChange::of(bi).alias(&alias));
+        let mut change = LinkChange::of(ai).up().alias(&alias);
+        if let Some(master) = &v.a.master {
+            change = change.master(idx.get(&v.a.ns, master)?);
+        }
+        phase2.entry(v.a.ns.clone()).or_default().push(change);
+    }
+    // The lab's host link: the router end is created (with its index) in the router, the
+    // host end directly in the root namespace, in the same message.
+    let root = match &plan.host_link {
+        Some(h) => {
+            let root = Netns::current_process()?;
+            let ri = idx.assign(&h.peer_ns, &h.peer_ifname)?;
+            link::veth(&h.peer_ifname, &h.host_ifname)
+                .index(ri)
+                .up()
+                .peer_netns(root.fd())
+                .queue(netlink_of(&mut sockets, &h.peer_ns)?)?;
+            phase2
+                .entry(h.peer_ns.clone())
+                .or_default()
+                .push(LinkChange::of(ri).alias(&alias));
+            a.live.host_link = Some(h.host_ifname.clone());
+            Some(root)
+        }
+        None => None,
+    };
+    flush_all(&mut sockets, a.opts.workers)?;
+    a.step(1)?;
+
+    // -- Phase 1b: VXLANs (their underlay device exists now). -----------------------------
+    if !plan.vxlans.is_empty() {
+        *step = "creating VXLAN links".to_string();
+        for v in &plan.vxlans {
+            let i = idx.assign(&v.ns, &v.ifname)?;
+            let dev = match &v.dev {
+                Some(d) => Some(idx.get(&v.ns, d)?),
+                None => None,
+            };
+            let params = link::vxlan::VxlanParams {
+                vni: v.vni,
+                local: v.local,
+                remote: Some(match v.peer {
+                    VxlanPeer::Remote(r) => VxlanRemote::Remote(r),
+                    VxlanPeer::Group(g) => VxlanRemote::Group(g),
+                }),
+                port: v.port,
+                dev,
+            };
+            let mut l = link::vxlan(&v.ifname, v.vni)
+                .vxlan_params(&params)
+                .index(i)
+                .up();
+            if let Some(m) = v.mtu {
+                l = l.mtu(m);
+            }
+            if let Some(master) = &v.master {
+                l = l.master(idx.get(&v.ns, master)?);
+            }
+            l.queue(netlink_of(&mut sockets, &v.ns)?)?;
+            phase2
+                .entry(v.ns.clone())
+                .or_default()
+                .push(LinkChange::of(i).alias(&alias));
+        }
+        flush_all(&mut sockets, a.opts.workers)?;
+        a.step(1)?;
+    }
+
+    // -- Phase 2: per namespace, links up + tagged, addresses, routes. -------------------
+    *step = "configuring links, addresses and routes".to_string();
+    for (ns, changes) in phase2 {
+        let nl = netlink_of(&mut sockets, &ns)?;
+        for c in changes {
+            c.queue(nl);
+        }
+    }
+    for ad in &plan.addresses {
+        let i = idx.get(&ad.ns, &ad.ifname)?;
+        let addr = Address::new(i, ad.addr.addr(), ad.addr.prefix_len())?;
+        addr.queue_add(netlink_of(&mut sockets, &ad.ns)?);
+    }
+    for r in &plan.routes {
+        let mut route = if r.dest.prefix_len() == 0 {
+            Route {
+                dest: None,
+                via: None,
+                dev: None,
+                metric: None,
+            }
+        } else {
+            Route::to(r.dest.network(), r.dest.prefix_len())
+        };
+        if let Some(v) = r.via {
+            route = route.via(v);
+        }
+        if let Some(d) = &r.dev {
+            route = route.dev(idx.get(&r.ns, d)?);
+        }
+        if let Some(m) = r.metric {
+            route = route.metric(m);
+        }
+        route.queue_add(netlink_of(&mut sockets, &r.ns)?)?;
+    }
+    flush_all(&mut sockets, a.opts.workers)?;
+    a.step(1)?;
+    drop(sockets);
+
+    for s in late_sysctls {
+        *step = format!("setting sysctl {} in {}", s.key, s.ns);
+        let ns = fds
+            .get(&s.ns)
+            .ok_or_else(|| RunError::Plan(format!("sysctl for undeclared namespace {}", s.ns)))?;
+        ns.sysctl_set(&s.key, &s.value)?;
+        a.step(1)?;
+    }
+
+    // -- Host link (lab mode): the only object configured in the root namespace. ---------
+    if let (Some(h), Some(root)) = (&plan.host_link, &root) {
+        *step = format!("configuring the host link {}", h.host_ifname);
+        configure_host_link(&alias, h, root)?;
+        a.step(1)?;
+    }
+
+    // -- Firewalls: one nft transaction per namespace, all started, then all awaited. ----
+    if !plan.firewalls.is_empty() {
+        *step = "loading nftables rulesets".to_string();
+        let mut pending = Vec::new();
+        for f in &plan.firewalls {
+            let ns = fds.get(&f.ns).ok_or_else(|| {
+                RunError::Plan(format!("firewall for undeclared namespace {}", f.ns))
+            })?;
+            pending.push(nft::spawn_load(ns, &f.ruleset.to_nft_json())?);
+        }
+        let mut first = None;
+        for p in pending {
+            if let Err(e) = p.wait() {
+                first.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first {
+            return Err(e.into());
+        }
+        a.step(1)?;
+    }
+
+    // -- Impairments. ---------------------------------------------------------------------
+    for imp in &plan.impairments {
+        *step = format!("impairing {} in {}", imp.ifname, imp.ns);
+        let ns = fds.get(&imp.ns).ok_or_else(|| {
+            RunError::Plan(format!("impairment in undeclared namespace {}", imp.ns))
+        })?;
+        crate::impair::apply(ns, &imp.ifname, &imp.netem)?;
+        a.step(1)?;
+    }
+
+    // -- Done: record inodes and completion. -----------------------------------------------
+    if let Some(mut st) = a.live.state.take() {
+        *step = "recording the run".to_string();
+        for rec in &mut st.namespaces {
+            rec.inode = fds.get(&rec.key).map(Netns::inode);
+        }
+        st.complete = true;
+        let written = st.write(&a.live.state_dir);
+        a.live.state = Some(st);
+        written?;
+    }
+    Ok(())
+}
+
+fn netlink_of<'s>(
+    sockets: &'s mut HashMap<String, Netlink>,
+    ns: &str,
+) -> std::result::Result<&'s mut Netlink, RunError> {
+    sockets
+        .get_mut(ns)
+        .ok_or_else(|| RunError::Plan(format!("namespace {ns} is referenced but not declared")))
+}
+
+/// Flush every socket's queue; sockets are independent, so `workers` threads share them.
+fn flush_all(sockets: &mut HashMap<String, Netlink>, workers: usize) -> Result<()> {
+    let mut busy: Vec<&mut Netlink> = sockets.values_mut().filter(|s| s.pending() > 0).collect();
+    // The fabric (usually the biggest batch) first.
+    busy.sort_by_key(|s| std::cmp::Reverse(s.pending()));
+    if busy.len() <= 1 || workers <= 1 {
+        for s in busy {
+            s.flush()?;
+        }
+        return Ok(());
+    }
+    let per = busy.len().div_ceil(workers);
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = busy
+            .chunks_mut(per)
+            .map(|chunk| {
+                sc.spawn(move || -> Result<()> {
+                    let mut first = None;
+                    for s in chunk.iter_mut() {
+                        if let Err(e) = s.flush() {
+                            first.get_or_insert(e);
+                        }
+                    }
+                    first.map_or(Ok(()), Err)
+                })
+            })
+            .collect();
+        let mut first = None;
+        for h in handles {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first.get_or_insert(e);
+                }
+                Err(_) => {
+                    first.get_or_insert(Error::ThreadPanicked("flushing netlink batches"));
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    })
+}
+
+/// Create the namespaces on `workers` threads; returns what was created (in job order)
+/// and the first failure, if any.
+fn create_namespaces(
+    jobs: Vec<NsJob>,
+    workers: usize,
+) -> (Vec<(String, Netns, Netlink)>, Option<Error>) {
+    let n = jobs.len();
+    if n == 0 {
+        return (Vec::new(), None);
+    }
+    let per = n.div_ceil(workers.min(n));
+    let mut chunks: Vec<Vec<NsJob>> = Vec::new();
+    let mut it = jobs.into_iter().peekable();
+    while it.peek().is_some() {
+        chunks.push(it.by_ref().take(per).collect());
+    }
+    let handles: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            std::thread::spawn(move || {
+                let mut done = Vec::with_capacity(chunk.len());
+                for job in chunk {
+                    let r = netns::create_here(job.name.as_deref(), |ns| {
+                        for (path, value) in &job.sysctls {
+                            crate::sysctl::write_here(path, value)?;
+                        }
+                        let mut nl = Netlink::open(ns.label())?;
+                        LinkChange::of(1).up().alias(&job.alias).apply(&mut nl)?;
+                        Ok(nl)
+                    });
+                    match r {
+                        Ok((ns, nl)) => done.push((job.key, ns, nl)),
+                        Err(e) => return (done, Some(e)),
+                    }
+                }
+                (done, None)
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(n);
+    let mut failure = None;
+    for h in handles {
+        match h.join() {
+            Ok((done, err)) => {
+                all.extend(done);
+                if let Some(e) = err {
+                    failure.get_or_insert(e);
+                }
+            }
+            Err(_) => {
+                failure.get_or_insert(Error::ThreadPanicked("creating namespaces"));
+            }
+        }
+    }
+    (all, failure)
+}
+
+fn is_per_interface(key: &str) -> bool {
+    let parts: Vec<&str> = key.split(['.', '/']).collect();
+    parts.len() >= 5
+        && parts[0] == "net"
+        && matches!(parts[2], "conf" | "neigh")
+        && !matches!(parts[3], "all" | "default")
+}
+
+/// The run's declared links, addresses, routes and tables, for the state file.
+fn declared(plan: &Plan) -> Declared {
+    let mut d = Declared::default();
+    for b in &plan.bridges {
+        d.links.push(LinkRecord {
+            ns: b.ns.clone(),
+            ifname: b.ifname.clone(),
+        });
+    }
+    for v in &plan.veths {
+        for end in [&v.a, &v.b] {
+            d.links.push(LinkRecord {
+                ns: end.ns.clone(),
+                ifname: end.ifname.clone(),
+            });
+        }
+    }
+    for v in &plan.vxlans {
+        d.links.push(LinkRecord {
+            ns: v.ns.clone(),
+            ifname: v.ifname.clone(),
+        });
+    }
+    for a in &plan.addresses {
+        d.addresses.push(AddrRecord {
+            ns: a.ns.clone(),
+            ifname: a.ifname.clone(),
+            ip: a.addr.addr(),
+            prefix: a.addr.prefix_len(),
+        });
+    }
+    for r in &plan.routes {
+        d.routes.push(RouteRecord {
+            ns: r.ns.clone(),
+            dest: (r.dest.prefix_len() != 0).then(|| (r.dest.network(), r.dest.prefix_len())),
+            via: r.via,
+        });
+    }
+    for f in &plan.firewalls {
+        d.tables.push(TableRecord {
+            ns: f.ns.clone(),
+            table: f.ruleset.table.clone(),
+        });
+    }
+    if let Some(h) = &plan.host_link {
+        d.links.push(LinkRecord {
+            ns: h.peer_ns.clone(),
+            ifname: h.peer_ifname.clone(),
+        });
+    }
+    d
+}
+
+/// The root-namespace side of the lab's host link: up, tagged, addressed, routes.
+fn configure_host_link(
+    alias: &str,
+    h: &crate::topology::plan::HostLinkPlan,
+    root: &Netns,
+) -> Result<()> {
+    let mut hnl = root.netlink()?;
+    let host = link::by_name(&mut hnl, &h.host_ifname)?.ok_or_else(|| Error::NotFound {
+        kind: "link",
+        name: h.host_ifname.clone(),
+    })?;
+    LinkChange::of(host.index).up().alias(alias).queue(&mut hnl);
+    Address::new(host.index, h.host_addr.addr(), h.host_addr.prefix_len())?.queue_add(&mut hnl);
+    for r in &h.host_routes {
+        let mut route = Route::to(r.dest.network(), r.dest.prefix_len());
+        if let Some(v) = r.via {
+            route = route.via(v);
+        }
+        let dev = match r.dev.as_deref() {
+            None => None,
+            Some(d) if d == h.host_ifname => Some(host.index),
+            Some(d) => link::by_name(&mut hnl, d)?.map(|l| l.index),
+        };
+        if let Some(d) = dev {
+            route = route.dev(d);
+        }
+        if let Some(m) = r.metric {
+            route = route.metric(m);
+        }
+        route.queue_add(&mut hnl)?;
+    }
+    hnl.flush()
+}
+
+/// Delete the host link `name` from the root namespace, but only if it carries this run's
+/// alias (never a look-alike).
+fn delete_host_link(name: &str, run_id: &RunId) -> Result<()> {
+    let root = Netns::current_process()?;
+    let mut nl = root.netlink()?;
+    match link::by_name(&mut nl, name)? {
+        Some(l) if l.alias.as_deref() == Some(run_id.alias().as_str()) => {
+            link::delete(&mut nl, l.index)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A run recorded on disk, as `netns-kit list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RunSummary {
+    /// The run's name.
+    pub name: String,
+    /// Its run id.
+    pub run_id: String,
+    /// The topology's name.
+    pub topology: String,
+    /// Owner pid.
+    pub owner_pid: u32,
+    /// Whether the owner is still running.
+    pub owner_alive: bool,
+    /// Whether it outlives its owner.
+    pub persistent: bool,
+    /// Whether apply completed.
+    pub complete: bool,
+    /// Number of namespaces.
+    pub namespaces: usize,
+    /// Seconds since the Unix epoch when it was applied.
+    pub created_unix: u64,
+}
+
+/// Every run recorded under /run/netns-kit.
+pub fn list() -> Result<Vec<RunSummary>> {
+    list_in(Path::new(STATE_DIR))
+}
+
+/// Every run recorded under `dir`.
+pub fn list_in(dir: &Path) -> Result<Vec<RunSummary>> {
+    Ok(RunState::all(dir)?
+        .into_iter()
+        .filter_map(|(_, st)| st.ok())
+        .map(|st| RunSummary {
+            owner_alive: st.owner.is_alive(),
+            name: st.name,
+            run_id: st.run_id,
+            topology: st.topology,
+            owner_pid: st.owner.pid,
+            persistent: st.persistent,
+            complete: st.complete,
+            namespaces: st.namespaces.len(),
+            created_unix: st.created_unix,
+        })
+        .collect())
+}
+
+/// Tear down the run recorded as `name` (processes inside, namespaces, host link, state).
+pub fn destroy_by_name(name: &str) -> Result<()> {
+    destroy_by_name_in(Path::new(STATE_DIR), name)
+}
+
+/// [`destroy_by_name`] with state files under `dir`.
+pub fn destroy_by_name_in(dir: &Path, name: &str) -> Result<()> {
+    let st = RunState::load(dir, name)?;
+    let leftovers = remove_recorded(&st);
+    if leftovers.is_empty() {
+        st.remove(dir)
+    } else {
+        Err(Error::State {
+            path: RunState::path(dir, name),
+            detail: format!("destroy left behind: {}", leftovers.join("; ")),
+        })
+    }
+}
+
+/// Remove what a state file records: only namespaces that are provably this run's (same
+/// inode as recorded, or `lo` tagged with the run id) and a host link with the run's alias.
+pub(crate) fn remove_recorded(st: &RunState) -> Vec<String> {
+    let mut leftovers = Vec::new();
+    let Ok(run_id) = RunId::parse(&st.run_id) else {
+        return vec![format!("run id {:?} is not netns-kit's", st.run_id)];
+    };
+    let mut ours = Vec::new();
+    for rec in &st.namespaces {
+        if let Ok(ns) = Netns::open(&rec.name) {
+            if namespace_is_ours(&ns, rec, &run_id) {
+                ours.push(ns);
+            }
+        }
+    }
+    let inodes: HashSet<u64> = ours.iter().map(Netns::inode).collect();
+    netns::kill_processes_in(&inodes);
+    if let Some(host) = &st.host_link {
+        if let Err(e) = delete_host_link(host, &run_id) {
+            leftovers.push(format!("host link {host}: {e}"));
+        }
+    }
+    for ns in ours {
+        let label = ns.label();
+        if let Err(e) = ns.delete() {
+            leftovers.push(format!("namespace {label}: {e}"));
+        }
+    }
+    leftovers
+}
+
+/// Whether the namespace at a recorded name is the one the run created.
+pub(crate) fn namespace_is_ours(ns: &Netns, rec: &NsRecord, run_id: &RunId) -> bool {
+    if rec.inode == Some(ns.inode()) {
+        return true;
+    }
+    let Ok(mut nl) = ns.netlink() else {
+        return false;
+    };
+    matches!(
+        link::list(&mut nl).map(|ls| ls.into_iter().find(|l| l.index == 1)),
+        Ok(Some(lo)) if lo.alias.as_deref() == Some(run_id.alias().as_str())
+    )
+}
+
+/// The namespace of node `node` in the run recorded as `name` (for `netns-kit exec`).
+pub fn exec_in(name: &str, node: &str) -> Result<Netns> {
+    exec_in_dir(Path::new(STATE_DIR), name, node)
+}
+
+/// [`exec_in`] with state files under `dir`.
+pub fn exec_in_dir(dir: &Path, name: &str, node: &str) -> Result<Netns> {
+    let st = RunState::load(dir, name)?;
+    let rec = st
+        .namespaces
+        .iter()
+        .find(|r| r.key == node)
+        .ok_or_else(|| Error::NotFound {
+            kind: "node",
+            name: format!("{node} (run {name})"),
+        })?;
+    Netns::open(&rec.name)
+}
+
+/// The address a node was given on its first interface, from a plan (helper for probes).
+pub fn address_of(plan: &Plan, node: &str) -> Option<IpAddr> {
+    plan.addresses
+        .iter()
+        .find(|a| a.ns == node)
+        .map(|a| a.addr.addr())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_interface_sysctls_wait_for_links() {
+        assert!(is_per_interface("net.ipv4.conf.eth0.rp_filter"));
+        assert!(!is_per_interface("net.ipv4.conf.all.rp_filter"));
+        assert!(!is_per_interface("net.ipv4.ip_forward"));
+    }
+
+    #[test]
+    fn indexes_are_unique_per_namespace_and_start_above_the_kernel_devices() {
+        let mut idx = Indexes::default();
+        assert_eq!(idx.assign("a", "eth0").unwrap(), FIRST_IFINDEX);
+        assert_eq!(idx.assign("b", "eth0").unwrap(), FIRST_IFINDEX);
+        assert_eq!(idx.assign("a", "eth1").unwrap(), FIRST_IFINDEX + 1);
+        assert!(idx.assign("a", "eth0").is_err());
+        assert_eq!(idx.get("a", "lo").unwrap(), 1);
+        assert!(idx.get("c", "eth0").is_err());
+    }
+}
