@@ -1,15 +1,21 @@
-//! `netns-kit destroy`.
+//! `netns-kit destroy NAME`: tear down a topology applied with `apply`.
 
-use super::{privilege, CliError, Outcome};
+use netns_kit::topology::live;
+
+use super::{not_found_is_bad_input, privilege, Outcome};
 
 /// Arguments of `destroy`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The run's name (as given to `apply --name`; see `netns-kit list`).
+    pub name: String,
+}
 
-/// Pending the kernel layer's live API.
-pub fn run(_args: Args) -> Outcome {
+/// Removes the run's processes, namespaces, host link and state file.
+pub fn run(args: Args) -> Outcome {
+    super::check_run_name(&args.name)?;
     privilege::require("destroy")?;
-    Err(CliError::Runtime(
-        "destroy is not available yet".to_string(),
-    ))
+    live::destroy_by_name(&args.name).map_err(|e| not_found_is_bad_input(e, &args.name))?;
+    println!("destroyed {:?}", args.name);
+    Ok(0)
 }

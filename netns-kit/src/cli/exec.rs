@@ -1,11 +1,10 @@
 //! `netns-kit exec NAME NODE -- CMD…`: run a command inside a node of an applied topology.
 
 use std::ffi::OsString;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::CommandExt;
 
 use netns_kit::error::Error;
-use netns_kit::netns::Netns;
-use netns_kit::topology::plan::FABRIC;
+use netns_kit::topology::live;
 
 use super::{privilege, CliError, Outcome};
 
@@ -21,55 +20,40 @@ pub struct Args {
     pub command: Vec<OsString>,
 }
 
-/// The /run/netns name of `key` in run `name` (the naming `apply` uses).
-pub fn ns_name(name: &str, key: &str) -> String {
-    format!("{name}-{key}")
-}
-
-/// Runs the command with inherited stdio; returns its exit code (128 + signal if killed).
+/// Runs the command in place of this process; only returns (with an error) if it cannot start.
 pub fn run(args: Args) -> Outcome {
     privilege::require("exec")?;
-    for (what, value) in [("name", &args.name), ("node", &args.node)] {
-        if !netns_kit::topology::names::is_valid_name(value) {
-            return Err(CliError::BadInput(format!(
-                "{what} {value:?} is invalid: expected letters, digits, '-' or '_'"
-            )));
-        }
+    super::check_run_name(&args.name)?;
+    if !netns_kit::topology::names::is_valid_name(&args.node) {
+        return Err(CliError::BadInput(format!(
+            "node {:?} is invalid: expected letters, digits, '-' or '_'",
+            args.node
+        )));
     }
-    let not_found = |e: &Error| matches!(e, Error::NotFound { .. });
-    if let Err(e) = Netns::open(&ns_name(&args.name, FABRIC)) {
-        return Err(if not_found(&e) {
-            CliError::BadInput(format!(
-                "no topology named {:?} is applied (see `netns-kit list`)",
-                args.name
-            ))
-        } else {
-            CliError::Runtime(e.to_string())
-        });
-    }
-    let ns = Netns::open(&ns_name(&args.name, &args.node)).map_err(|e| {
-        if not_found(&e) {
-            CliError::BadInput(format!(
-                "topology {:?} has no node {:?}",
-                args.name, args.node
-            ))
-        } else {
-            CliError::Runtime(e.to_string())
-        }
+    let ns = live::exec_in(&args.name, &args.node).map_err(|e| match e {
+        Error::NotFound { kind: "node", .. } => CliError::BadInput(format!(
+            "topology {:?} has no node {:?}",
+            args.name, args.node
+        )),
+        other => super::not_found_is_bad_input(other, &args.name),
     })?;
     let (program, rest) = args
         .command
         .split_first()
         .ok_or_else(|| CliError::BadInput("missing command after `--`".to_string()))?;
-    let status = ns
-        .command(program)
-        .args(rest)
-        .status()
-        .map_err(|e| CliError::Runtime(e.to_string()))?;
-    let code = match (status.code(), status.signal()) {
-        (Some(c), _) => c,
-        (None, Some(sig)) => 128 + sig,
-        (None, None) => 1,
-    };
-    Ok(u8::try_from(code).unwrap_or(1))
+    // Replace this process with the command (entering the namespace between the checks
+    // above and exec): its exit code and signals are the command's own.
+    let mut cmd = ns.command(program);
+    cmd.args(rest);
+    let err = cmd.as_command_mut().exec();
+    Err(match err.kind() {
+        std::io::ErrorKind::NotFound => CliError::BadInput(format!(
+            "command {:?} not found in node {:?}",
+            program, args.node
+        )),
+        _ => CliError::Runtime(format!(
+            "cannot run {program:?} in node {:?}: {err}",
+            args.node
+        )),
+    })
 }

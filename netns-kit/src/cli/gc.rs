@@ -1,13 +1,40 @@
-//! `netns-kit gc`.
+//! `netns-kit gc [--dry-run]`: remove what dead runs left behind, and nothing else.
+
+use netns_kit::topology::gc::{self, Leftover};
 
 use super::{privilege, CliError, Outcome};
 
 /// Arguments of `gc`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+}
 
-/// Pending the kernel layer's live API.
-pub fn run(_args: Args) -> Outcome {
+/// Finds (and unless dry-running, removes) leftovers of runs whose owner is gone.
+pub fn run(args: Args) -> Outcome {
     privilege::require("gc")?;
-    Err(CliError::Runtime("gc is not available yet".to_string()))
+    let found = gc::gc(args.dry_run).map_err(|e| CliError::Runtime(e.to_string()))?;
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    if found.is_empty() {
+        println!("nothing to collect");
+    }
+    for item in &found {
+        let what = match item {
+            Leftover::Namespace { run, run_id, name } => {
+                format!("namespace {name} (run {run}, id {run_id})")
+            }
+            Leftover::HostLink { run, ifname } => format!("host link {ifname} (run {run})"),
+            Leftover::StateFile { run, path } => {
+                format!("state file {} (run {run})", path.display())
+            }
+        };
+        println!("{verb} {what}");
+    }
+    Ok(0)
 }

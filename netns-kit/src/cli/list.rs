@@ -1,13 +1,45 @@
-//! `netns-kit list`.
+//! `netns-kit list`: the topologies applied with `apply` (and leftovers `gc` would remove).
 
-use super::{privilege, CliError, Outcome};
+use netns_kit::topology::live;
+
+use super::{CliError, Outcome};
 
 /// Arguments of `list`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
 
-/// Pending the kernel layer's live API.
-pub fn run(_args: Args) -> Outcome {
-    privilege::require("list")?;
-    Err(CliError::Runtime("list is not available yet".to_string()))
+/// Prints one line per recorded run.
+pub fn run(args: Args) -> Outcome {
+    let runs = live::list().map_err(|e| CliError::Runtime(e.to_string()))?;
+    if args.json {
+        let text =
+            serde_json::to_string_pretty(&runs).map_err(|e| CliError::Runtime(e.to_string()))?;
+        println!("{text}");
+        return Ok(0);
+    }
+    if runs.is_empty() {
+        println!("no topologies applied");
+        return Ok(0);
+    }
+    println!(
+        "{:<20} {:<16} {:<12} {:>10}  STATE",
+        "NAME", "TOPOLOGY", "RUN-ID", "NAMESPACES"
+    );
+    for r in runs {
+        let state = match (r.complete, r.persistent, r.owner_alive) {
+            (true, true, _) => "up".to_string(),
+            (true, false, true) => format!("up (owned by pid {})", r.owner_pid),
+            (false, _, true) => format!("applying (pid {})", r.owner_pid),
+            _ => "dead run: `netns-kit gc` removes it".to_string(),
+        };
+        println!(
+            "{:<20} {:<16} {:<12} {:>10}  {state}",
+            r.name, r.topology, r.run_id, r.namespaces
+        );
+    }
+    Ok(0)
 }

@@ -94,6 +94,30 @@ impl From<netns_kit::topology::TopologyError> for CliError {
     }
 }
 
+/// Rejects a run name `apply --name` could never have created (before any privileged work).
+pub fn check_run_name(name: &str) -> Result<(), CliError> {
+    let max = netns_kit::topology::plan::RUN_NAME_MAX;
+    if netns_kit::topology::names::is_valid_name_max(name, max) {
+        Ok(())
+    } else {
+        Err(CliError::BadInput(format!(
+            "run name {name:?} is invalid: expected 1..={max} characters from a-z A-Z 0-9 '-' '_'"
+        )))
+    }
+}
+
+/// A kernel-layer error for run `name`: "not found" is the user's input (exit 2), anything
+/// else a runtime failure (exit 1).
+pub fn not_found_is_bad_input(e: netns_kit::error::Error, name: &str) -> CliError {
+    match e {
+        netns_kit::error::Error::NotFound { .. } => CliError::BadInput(format!(
+            "no topology named {name:?} is applied (see `netns-kit list`)"
+        )),
+        netns_kit::error::Error::NotPrivileged(_) => CliError::BadInput(e.to_string()),
+        other => CliError::Runtime(other.to_string()),
+    }
+}
+
 /// What a verb returns on success: the process exit code (0 unless `exec` says otherwise).
 pub type Outcome = Result<u8, CliError>;
 

@@ -1,13 +1,44 @@
-//! `netns-kit status`.
+//! `netns-kit status NAME [--json]`: compare a running topology with what it declared.
 
-use super::{privilege, CliError, Outcome};
+use netns_kit::topology::live;
+
+use super::{not_found_is_bad_input, privilege, CliError, Outcome};
 
 /// Arguments of `status`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The run's name (as given to `apply --name`; see `netns-kit list`).
+    pub name: String,
+    /// Print JSON: {"name", "ok", "differences": [...]}.
+    #[arg(long)]
+    pub json: bool,
+}
 
-/// Pending the kernel layer's live API.
-pub fn run(_args: Args) -> Outcome {
+/// Lists every difference; exits 0 when there is none, 1 otherwise.
+pub fn run(args: Args) -> Outcome {
+    super::check_run_name(&args.name)?;
     privilege::require("status")?;
-    Err(CliError::Runtime("status is not available yet".to_string()))
+    let diffs = live::status(&args.name).map_err(|e| not_found_is_bad_input(e, &args.name))?;
+    if args.json {
+        let doc = serde_json::json!({
+            "name": args.name,
+            "ok": diffs.is_empty(),
+            "differences": diffs,
+        });
+        let text =
+            serde_json::to_string_pretty(&doc).map_err(|e| CliError::Runtime(e.to_string()))?;
+        println!("{text}");
+    } else if diffs.is_empty() {
+        println!("{}: up, exactly as declared", args.name);
+    } else {
+        println!(
+            "{}: {} difference(s) from the declaration:",
+            args.name,
+            diffs.len()
+        );
+        for d in &diffs {
+            println!("  {d}");
+        }
+    }
+    Ok(if diffs.is_empty() { 0 } else { 1 })
 }

@@ -248,3 +248,4 @@ impl Plan {
         super::compile::compile(topology, run_id, naming)
     }
 }
+pub use super::compile::RUN_NAME_MAX;

@@ -1,0 +1,310 @@
+//! The CLI's kernel verbs end to end (root only): apply leaves a topology up under a unique
+//! name, list/status/exec find it, destroy removes it and nothing is left behind.
+//!
+//! The topology here has no `[host]` section, so nothing is created in the host's root
+//! namespace. Skips without root, unless ECOMM_REQUIRE_ALL=1 (then a skip is a failure).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const TOPOLOGY: &str = r#"
+name = "cli-test"
+
+[[networks]]
+name = "front"
+subnet = "10.231.1.0/24"
+
+[[networks]]
+name = "back"
+subnet = "10.231.2.0/24"
+
+[router]
+networks = ["front", "back"]
+
+[[nodes]]
+name = "web"
+interfaces = [{ network = "front", address = "10.231.1.10" }]
+
+[[nodes]]
+name = "api"
+interfaces = [{ network = "back", address = "10.231.2.10" }]
+
+[[policy]]
+from = "front"
+to = "api"
+proto = "tcp"
+ports = [8080]
+"#;
+
+fn privileged() -> bool {
+    let caps = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        })
+        .unwrap_or(0);
+    let ok = caps & (1 << 12) != 0 && caps & (1 << 21) != 0;
+    if !ok {
+        assert!(
+            std::env::var("ECOMM_REQUIRE_ALL").as_deref() != Ok("1"),
+            "ECOMM_REQUIRE_ALL=1 but these tests need root (CAP_NET_ADMIN, CAP_SYS_ADMIN)"
+        );
+        eprintln!("skipping: needs root");
+    }
+    ok
+}
+
+fn netns_kit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_netns-kit"))
+        .args(args)
+        .output()
+        .expect("run netns-kit")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// An applied run with a unique name; destroyed on drop if a test did not get that far.
+struct Run {
+    name: String,
+    file: PathBuf,
+}
+
+impl Run {
+    fn apply(tag: &str) -> Run {
+        let name = format!("c{}{tag}", std::process::id() % 100_000);
+        let file = std::env::temp_dir().join(format!("netns-kit-{name}.toml"));
+        std::fs::write(&file, TOPOLOGY).unwrap();
+        let o = netns_kit(&["apply", file.to_str().unwrap(), "--name", &name]);
+        assert_eq!(o.status.code(), Some(0), "apply failed: {}", text(&o));
+        Run { name, file }
+    }
+
+    fn netns_names(&self) -> Vec<String> {
+        let prefix = format!("{}-", self.name);
+        std::fs::read_dir("/run/netns")
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| n.starts_with(&prefix))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn assert_nothing_left(&self) {
+        assert!(
+            self.netns_names().is_empty(),
+            "leaked namespaces: {:?}",
+            self.netns_names()
+        );
+        assert!(
+            !PathBuf::from(format!("/run/netns-kit/{}.json", self.name)).exists(),
+            "leaked state file"
+        );
+        let list = netns_kit(&["list"]);
+        assert!(
+            !String::from_utf8_lossy(&list.stdout).contains(&self.name),
+            "{}",
+            text(&list)
+        );
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = netns_kit(&["destroy", &self.name]);
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+#[test]
+fn apply_leaves_the_topology_up_until_destroy() {
+    if !privileged() {
+        return;
+    }
+    let run = Run::apply("a");
+    assert_eq!(
+        run.netns_names().len(),
+        1 + 1 + 2,
+        "fabric, router, two nodes"
+    );
+
+    let list = netns_kit(&["list"]);
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains(&run.name),
+        "{}",
+        text(&list)
+    );
+
+    let status = netns_kit(&["status", &run.name]);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("exactly as declared"));
+
+    let json = netns_kit(&["status", &run.name, "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["ok"], true, "{}", text(&json));
+
+    let destroy = netns_kit(&["destroy", &run.name]);
+    assert_eq!(destroy.status.code(), Some(0), "{}", text(&destroy));
+    run.assert_nothing_left();
+
+    let again = netns_kit(&["destroy", &run.name]);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "destroying twice is bad input: {}",
+        text(&again)
+    );
+}
+
+#[test]
+fn exec_runs_inside_the_node_and_returns_its_exit_code() {
+    if !privileged() {
+        return;
+    }
+    let run = Run::apply("e");
+    let addr = netns_kit(&[
+        "exec", &run.name, "web", "--", "ip", "-br", "addr", "show", "eth0",
+    ]);
+    assert_eq!(addr.status.code(), Some(0), "{}", text(&addr));
+    assert!(
+        String::from_utf8_lossy(&addr.stdout).contains("10.231.1.10/24"),
+        "{}",
+        text(&addr)
+    );
+
+    let seven = netns_kit(&["exec", &run.name, "api", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(seven.status.code(), Some(7));
+
+    let route = netns_kit(&[
+        "exec", &run.name, "api", "--", "ip", "route", "show", "default",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&route.stdout).contains("via 10.231.2.1"),
+        "{}",
+        text(&route)
+    );
+
+    let nobody = netns_kit(&["exec", &run.name, "nobody", "--", "true"]);
+    assert_eq!(nobody.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("has no node \"nobody\""));
+
+    let missing = netns_kit(&["exec", &run.name, "web", "--", "/nonexistent/tool"]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+}
+
+#[test]
+fn status_lists_each_difference_from_the_declaration() {
+    if !privileged() {
+        return;
+    }
+    let run = Run::apply("s");
+    let down = Command::new("ip")
+        .args([
+            "-n",
+            &format!("{}-web", run.name),
+            "link",
+            "set",
+            "eth0",
+            "down",
+        ])
+        .status()
+        .unwrap();
+    assert!(down.success());
+    let status = netns_kit(&["status", &run.name]);
+    assert_eq!(status.status.code(), Some(1), "{}", text(&status));
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("web: link eth0 is down"),
+        "{}",
+        text(&status)
+    );
+    let json = netns_kit(&["status", &run.name, "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["differences"][0]["kind"], "link_down");
+}
+
+#[test]
+fn applying_the_same_name_twice_is_refused_and_gc_leaves_live_runs_alone() {
+    if !privileged() {
+        return;
+    }
+    let run = Run::apply("g");
+    let twice = netns_kit(&["apply", run.file.to_str().unwrap(), "--name", &run.name]);
+    assert_eq!(twice.status.code(), Some(2), "{}", text(&twice));
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("already applied"));
+
+    let dry = netns_kit(&["gc", "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert!(
+        !String::from_utf8_lossy(&dry.stdout).contains(&run.name),
+        "{}",
+        text(&dry)
+    );
+    let gc = netns_kit(&["gc"]);
+    assert_eq!(gc.status.code(), Some(0), "{}", text(&gc));
+    assert_eq!(
+        run.netns_names().len(),
+        4,
+        "gc must not touch a live persistent run"
+    );
+}
+
+#[test]
+fn bad_run_names_are_refused_before_anything_is_created() {
+    if !privileged() {
+        return;
+    }
+    let file = std::env::temp_dir().join(format!("netns-kit-badname-{}.toml", std::process::id()));
+    std::fs::write(&file, TOPOLOGY).unwrap();
+    let o = netns_kit(&["apply", file.to_str().unwrap(), "--name", "../etc"]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1);
+}
+
+#[test]
+fn privileged_verbs_without_privileges_say_so_in_one_line() {
+    if !privileged() {
+        return;
+    }
+    // Drop to nobody with no capabilities, with util-linux's setpriv.
+    let have_setpriv = Command::new("setpriv").arg("--version").output().is_ok();
+    if !have_setpriv {
+        assert!(
+            std::env::var("ECOMM_REQUIRE_ALL").as_deref() != Ok("1"),
+            "setpriv missing"
+        );
+        return;
+    }
+    for args in [
+        vec!["gc", "--dry-run"],
+        vec!["destroy", "x"],
+        vec!["status", "x"],
+        vec!["exec", "x", "web", "--", "true"],
+    ] {
+        let o = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(env!("CARGO_BIN_EXE_netns-kit"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("needs root"), "{err}");
+    }
+}
