@@ -12,6 +12,12 @@ use super::{privilege, CliError, Outcome};
 
 /// Arguments of `apply`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sudo netns-kit apply ecomm-services/deploy/three-tier.toml --name lab
+  sudo netns-kit apply my-topology.toml          # run named after the topology
+
+Namespaces are named <NAME>-<node> (see `ip netns list`); a [host] section adds a veth
+and host routes in the root namespace. The run stays up until `netns-kit destroy NAME`.")]
 pub struct Args {
     /// The topology file (TOML).
     pub file: PathBuf,

@@ -10,6 +10,12 @@ use super::{privilege, CliError, Outcome};
 
 /// Arguments of `exec`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sudo netns-kit exec lab gateway -- ip -br addr
+  sudo netns-kit exec lab order-1 -- curl -s http://172.21.0.10:8500/livez
+  sudo netns-kit exec lab router -- nft list ruleset
+
+Exits with the command's exit code.")]
 pub struct Args {
     /// The topology's run name (as given to `apply --name`).
     pub name: String,

@@ -6,6 +6,12 @@ use super::{privilege, CliError, Outcome};
 
 /// Arguments of `gc`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sudo netns-kit gc --dry-run
+  sudo netns-kit gc
+
+Only runs whose owner process is gone and that were not applied with `apply` (which
+persists) are collected; a namespace is removed only if it is provably that run's.")]
 pub struct Args {
     /// Only list what would be removed.
     #[arg(long)]

@@ -18,6 +18,9 @@ pub enum FormatArg {
 
 /// Arguments of `graph`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  netns-kit graph ecomm-services/deploy/three-tier.toml | dot -Tsvg > topology.svg
+  netns-kit graph ecomm-services/deploy/three-tier.toml --format mermaid >> README.md")]
 pub struct Args {
     /// The topology file (TOML).
     pub file: PathBuf,

@@ -6,6 +6,11 @@ use super::{not_found_is_bad_input, privilege, CliError, Outcome};
 
 /// Arguments of `status`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sudo netns-kit status lab
+  sudo netns-kit status lab --json | jq .differences
+
+Exits 0 when the run is exactly as declared, 1 when there are differences.")]
 pub struct Args {
     /// The run's name (as given to `apply --name`; see `netns-kit list`).
     pub name: String,
