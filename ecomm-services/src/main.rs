@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// API gateway: /api/products* → product, /api/orders* → order.
-    Gateway(gateway::GatewayArgs),
+    Gateway(Box<gateway::GatewayArgs>),
     /// Service registry: TTL leases over HTTP, A/SRV answers over DNS.
     Registry(registry::RegistryArgs),
     /// GET a URL; exit 0 on 2xx, 1 otherwise (container health checks).
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     }
     let result: anyhow::Result<ExitCode> = runtime.block_on(async move {
         match cli.command {
-            Command::Gateway(args) => gateway::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Gateway(args) => gateway::run(*args).await.map(|()| ExitCode::SUCCESS),
             Command::Registry(args) => registry::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Healthcheck(args) => Ok(healthcheck_exit(&args).await),
             // Services: `Command::X(args) => x::run(args).await.map(|()| ExitCode::SUCCESS),`

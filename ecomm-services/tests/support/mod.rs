@@ -5,6 +5,7 @@
 pub mod dead_upstream;
 pub mod dns_query;
 pub mod ecomm;
+pub mod raw_http;
 pub mod upstream;
 
 /// The registry token every test uses.

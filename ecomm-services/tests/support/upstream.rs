@@ -26,6 +26,8 @@ pub struct Seen {
     pub last_headers: Mutex<HeaderMap>,
     /// Whether /readyz answers 503.
     pub unready: std::sync::atomic::AtomicBool,
+    /// Delay before answering product GETs, in milliseconds (default 0).
+    pub slow_ms: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -65,11 +67,11 @@ impl Upstream {
             .route("/api/products", get(list))
             .route("/api/orders", post(create_order))
             .with_state(app);
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, router).await.unwrap();
         });
         Self {
@@ -118,6 +120,10 @@ fn remember(app: &App, headers: &HeaderMap) {
 
 async fn product(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     remember(&app, &headers);
+    let delay = app.seen.slow_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     app.seen.gets.fetch_add(1, Ordering::SeqCst);
     let mut response = Json(json!({"instance": app.name, "id": id})).into_response();
     // Hop-by-hop headers the gateway must not pass to the client.
