@@ -187,7 +187,12 @@ fn valid_spec() -> impl Strategy<Value = TopologySpec> {
             let networks: Vec<NetworkSpec> = (0..n_nets)
                 .map(|i| NetworkSpec {
                     name: format!("net{i}"),
-                    subnet: format!("10.{i}.0.0/24"),
+                    // The fourth network (when present) is IPv6.
+                    subnet: if i == 3 {
+                        "fd00:3::/64".to_string()
+                    } else {
+                        format!("10.{i}.0.0/24")
+                    },
                     bridge: None,
                     mtu: if i % 2 == 0 { None } else { Some(1400) },
                 })
@@ -202,7 +207,13 @@ fn valid_spec() -> impl Strategy<Value = TopologySpec> {
                         interfaces: vec![InterfaceSpec {
                             network: format!("net{net}"),
                             // Explicit addresses live in .100.., allocation fills from .2 up.
-                            address: explicit.then(|| format!("10.{net}.0.{}", 100 + k)),
+                            address: explicit.then(|| {
+                                if net == 3 {
+                                    format!("fd00:3::{:x}", 0x100 + k)
+                                } else {
+                                    format!("10.{net}.0.{}", 100 + k)
+                                }
+                            }),
                         }],
                         sysctls: Default::default(),
                     }

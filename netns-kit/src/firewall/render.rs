@@ -119,10 +119,9 @@ fn rule_exprs(rule: &Rule) -> Vec<Value> {
                         }
                     })
                     .collect();
-                let right = if items.len() == 1 {
-                    items[0].clone()
-                } else {
-                    json!({ "set": items })
+                let right = match items.as_slice() {
+                    [one] => one.clone(),
+                    _ => json!({ "set": items }),
                 };
                 e.push(eq(
                     json!({"payload": {"protocol": p, "field": "dport"}}),
