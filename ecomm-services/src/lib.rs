@@ -3,6 +3,9 @@
 //! Each service module exposes `XArgs` (its clap flags, every one with an env fallback) and
 //! `run(args) -> anyhow::Result<()>`; `http` is the layer they share.
 
+pub mod cache;
+pub mod db;
+pub mod fixtures;
 pub mod gateway;
 pub mod healthcheck;
 pub mod http;

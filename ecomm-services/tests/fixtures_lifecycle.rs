@@ -1,0 +1,97 @@
+//! The PostgreSQL and Redis fixtures start real servers, survive a stop/restart on the same
+//! port, and leave no process or directory behind when dropped.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+
+use ecomm_services::fixtures::{or_skip, Postgres, Redis};
+
+fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+fn redis_ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    s.write_all(b"PING\r\n").unwrap();
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+#[test]
+fn redis_starts_restarts_on_the_same_port_and_cleans_up() {
+    let Some(mut redis) = or_skip(Redis::start()) else {
+        return;
+    };
+    let port = redis.port();
+    let first_pid = redis.pid().unwrap();
+    assert!(redis_ping(port), "a fresh redis answers PING");
+    assert_eq!(redis.url(), format!("redis://127.0.0.1:{port}/"));
+
+    redis.kill();
+    assert!(!redis_ping(port), "a killed redis is gone");
+    assert!(redis.pid().is_none());
+
+    redis.restart().unwrap();
+    assert_eq!(redis.port(), port, "restart keeps the port");
+    assert!(redis_ping(port));
+    let second_pid = redis.pid().unwrap();
+    assert_ne!(first_pid, second_pid);
+
+    redis.stop().unwrap();
+    assert!(!redis_ping(port));
+    redis.restart().unwrap();
+    let third_pid = redis.pid().unwrap();
+    drop(redis);
+    assert!(!process_exists(third_pid), "drop kills redis-server");
+    assert!(!redis_ping(port));
+}
+
+#[tokio::test]
+async fn postgres_starts_answers_sql_restarts_and_cleans_up() {
+    let Some(mut pg) = or_skip(Postgres::start()) else {
+        return;
+    };
+    let url = pg.url("postgres");
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let row = client.query_one("SELECT 40 + 2", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 42);
+    client
+        .batch_execute("CREATE DATABASE survives")
+        .await
+        .unwrap();
+    drop(client);
+
+    let port = pg.port();
+    pg.stop().unwrap();
+    assert!(pg.pid().is_none());
+    assert!(tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .is_err());
+
+    pg.restart().unwrap();
+    assert_eq!(pg.port(), port, "restart keeps the port");
+    let (client, conn) = tokio_postgres::connect(&pg.url("survives"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client.query_one("SELECT 1", &[]).await.unwrap();
+    drop(client);
+
+    pg.kill();
+    pg.restart().unwrap();
+    let pid = pg.pid().unwrap();
+    let data_dir = pg.data_dir();
+    assert!(data_dir.exists());
+    drop(pg);
+    assert!(!process_exists(pid), "drop stops the postmaster");
+    assert!(!data_dir.exists(), "drop removes the data directory");
+}
