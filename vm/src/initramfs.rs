@@ -54,6 +54,10 @@ $B mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
 $B mkdir -p /newroot/dev/shm /newroot/dev/pts /newroot/run/netns
 $B mount -t tmpfs -o mode=1777 tmpfs /newroot/dev/shm
 $B mount -t devpts devpts /newroot/dev/pts
+$B ln -sf /proc/self/fd /newroot/dev/fd
+$B ln -sf /proc/self/fd/0 /newroot/dev/stdin
+$B ln -sf /proc/self/fd/1 /newroot/dev/stdout
+$B ln -sf /proc/self/fd/2 /newroot/dev/stderr
 $B hostname $host
 $B ip link set lo up
 exec $B switch_root /newroot $agent
