@@ -364,11 +364,12 @@ pub const PRODUCT_DB: &str = "products";
 /// The orders database.
 pub const ORDER_DB: &str = "orders";
 
-/// Gateway settings that bound ejection: a dead instance is probed every 250 ms and
-/// ejected on the first failure; connect attempts give up after 300 ms and are retried
-/// on another instance. The suite's stated ejection bound is [`EJECTION_BOUND`].
-const GATEWAY_TUNING: &str = "--health-interval-ms 250 --health-timeout-ms 500 --eject-after 1 \
-    --connect-timeout-ms 300 --try-timeout-ms 2000 --total-timeout-ms 6000 --max-tries 3";
+/// Gateway settings that bound ejection: instances are health-checked every 250 ms
+/// (1 s timeout, out of rotation after 2 failures) and passively ejected on the first
+/// failed try; connects give up after 500 ms and safe requests are retried on another
+/// instance. A dead instance is thus out of rotation well within [`EJECTION_BOUND`].
+const GATEWAY_TUNING: &str = "--health-interval-ms 250 --health-timeout-ms 1000 --unhealthy-after 2 \\
+    --eject-after 1 --connect-timeout-ms 500 --try-timeout-ms 2000 --total-timeout-ms 6000 --max-tries 3";
 
 /// After this long, a dead or partitioned instance gets no more requests.
 pub const EJECTION_BOUND: Duration = Duration::from_secs(2);

@@ -70,7 +70,7 @@ impl<'a> Load<'a> {
         vm1.succeed(&format!("mkdir -p {dir}"));
         let gets = format!(
             "while [ ! -e {dir}/stop ]; do \
-               s=$(curl -s -o /dev/null -w '%{{http_code}}' -m 5 {gw}/api/products/1); \
+               s=$(curl -s -o /dev/null -w '%{{http_code}}' -m 8 {gw}/api/products/1); \
                echo \"$(date +%s%3N) - $s\" >> {dir}/gets; sleep 0.05; \
              done"
         );
