@@ -12,16 +12,41 @@ setup:
     @scripts/setup.sh
 
 # Bring up the three-tier lab (root): topology, PostgreSQL, Redis, services, host link.
-up: setup
-    @echo "not yet: the lab lands with the three-tier lab issue"
+up: setup _lab-build
+    @"${CARGO_TARGET_DIR:-target}/release/lab" up
 
 # Stop every lab process and remove every namespace, link, rule and the host route.
-down:
-    @echo "not yet: the lab lands with the three-tier lab issue"
+down: _lab-build
+    @"${CARGO_TARGET_DIR:-target}/release/lab" down
 
 # Show each lab component's health.
-status:
-    @echo "not yet: the lab lands with the three-tier lab issue"
+status: _lab-build
+    @"${CARGO_TARGET_DIR:-target}/release/lab" status
+
+# Follow one lab component's log (gateway, registry, product-1, order-1, redis, postgres, …).
+logs COMPONENT: _lab-build
+    @"${CARGO_TARGET_DIR:-target}/release/lab" logs {{COMPONENT}}
+
+# Run COUNT instances of a lab service, e.g. `just scale product 3` (picked up via the registry).
+scale SERVICE COUNT: _lab-build
+    @"${CARGO_TARGET_DIR:-target}/release/lab" scale {{SERVICE}} {{COUNT}}
+
+# pg_dump the lab's orders database into FILE (run inside the postgres namespace).
+backup FILE="orders-backup.sql": _lab-build
+    @"${CARGO_TARGET_DIR:-target}/release/lab" backup {{FILE}}
+
+# Replace the lab's orders database with the dump in FILE (one transaction).
+restore FILE: _lab-build
+    @"${CARGO_TARGET_DIR:-target}/release/lab" restore {{FILE}}
+
+# The seeds' `ab -n 1000 -c 50` plus wrk against the lab (up); target/bench/lab.json.
+bench-lab: setup _lab-build
+    @"${CARGO_TARGET_DIR:-target}/release/lab" bench --out target/bench/lab.json
+
+# Build the lab driver and the services (release; a no-op on a built tree).
+[private]
+_lab-build:
+    @cargo build --release -q -p xtests -p ecomm-services --bin lab --bin ecomm
 
 # Run every test: unit, property, privileged netns, services against real PostgreSQL/Redis.
 test: setup

@@ -27,6 +27,9 @@ use crate::process::{tail_file, Lifetime};
 use crate::stack::{Stack, StackConfig};
 use crate::topology_file;
 
+/// The registry lease of test labs, in seconds (short, so a crashed instance leaves soon).
+pub const REGISTRY_TTL_SECONDS: u64 = 3;
+
 /// Settings for a [`Lab`]; [`Lab::start`] uses the defaults.
 #[derive(Debug, Clone)]
 pub struct LabBuilder {
@@ -105,7 +108,10 @@ impl LabBuilder {
             lifetime: Lifetime::TiedToParent,
             ephemeral: true,
         };
-        let stack = Stack::new(config, namespaces.clone(), components)?;
+        let mut stack = Stack::new(config, namespaces.clone(), components)?;
+        let id = run_id.clone();
+        stack.on_progress(Box::new(move |p| eprintln!("lab {id}: {p:?}")));
+        stack.set_registry_ttl(Some(REGISTRY_TTL_SECONDS));
         let mut lab = Lab {
             stack,
             live: Some(live),
@@ -261,6 +267,29 @@ impl Lab {
         self.stack_mut().kill(name)
     }
 
+    /// Crashes component `name` without waiting (SIGKILL to its process group); usable while
+    /// other threads send requests through the lab. Restart it with [`Lab::start_component`].
+    pub fn crash(&self, name: &str) -> Result<(), LabError> {
+        let (pid, _) =
+            self.stack()
+                .pids()
+                .remove(name)
+                .ok_or_else(|| LabError::UnknownComponent {
+                    name: name.to_string(),
+                    known: self
+                        .stack()
+                        .pids()
+                        .into_keys()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
+        nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .map_err(|e| LabError::io(format!("SIGKILL {name} (pid {pid})"), e.into()))
+    }
+
     /// Stops component `name` gracefully (SIGTERM; SIGINT for PostgreSQL).
     pub fn stop(&mut self, name: &str) -> Result<(), LabError> {
         self.stack_mut().stop(name)
@@ -274,6 +303,25 @@ impl Lab {
     /// The last `n` lines of component `name`'s log.
     pub fn log_tail(&self, name: &str, n: usize) -> String {
         tail_file(&self.stack().log_path(name), n)
+    }
+
+    /// Requests component `name` has served on routes starting with `route_prefix` (from its
+    /// `http_requests_total` metric; a restarted process counts from zero).
+    pub fn requests_served(&self, name: &str, route_prefix: &str) -> Result<u64, LabError> {
+        let text = self.metrics(name)?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with("http_requests_total{"))
+            .filter(|l| l.contains(&format!("route=\"{route_prefix}")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64)
+    }
+
+    /// Tears the lab down now and returns whatever of it is still on the machine (empty = clean).
+    pub fn shutdown(self) -> Vec<String> {
+        let footprint = self.footprint();
+        drop(self);
+        footprint.leftovers()
     }
 
     /// Every component of `kind`.

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use netns_kit::topology::Topology;
+use netns_kit::topology::live::{self, ApplyOptions, LiveTopology};
+use netns_kit::topology::{Naming, Plan, Topology};
 
 use crate::error::LabError;
 use crate::ns::NsHandle;
@@ -23,6 +24,7 @@ pub enum Mode {
 
 /// A topology applied for one run.
 pub struct LiveLab {
+    live: Option<LiveTopology>,
     namespaces: BTreeMap<String, NsHandle>,
     names: BTreeMap<String, String>,
     host_link: Option<String>,
@@ -31,10 +33,56 @@ pub struct LiveLab {
 impl LiveLab {
     /// Applies `topology` for run `run_id`; on failure nothing is left behind.
     pub fn apply(topology: &Topology, mode: Mode, run_id: &str) -> Result<LiveLab, LabError> {
-        let _ = (topology, mode, run_id);
-        Err(LabError::Topology(
-            "netns-kit's live topology is not available yet".into(),
-        ))
+        let (naming, persist) = match mode {
+            Mode::Anonymous => (Naming::Anonymous, false),
+            Mode::Named { prefix } => (Naming::Named { prefix }, true),
+        };
+        let plan = Plan::for_run(topology, run_id, naming)
+            .map_err(|e| LabError::Topology(e.to_string()))?;
+        let opts = ApplyOptions {
+            persist,
+            ..ApplyOptions::default()
+        };
+        let live =
+            LiveTopology::apply(&plan, opts).map_err(|e| LabError::Topology(e.to_string()))?;
+        let mut namespaces = BTreeMap::new();
+        for (key, ns) in live.namespaces() {
+            let fd = ns.fd().try_clone_to_owned().map_err(|e| {
+                LabError::io(format!("duplicate the descriptor of namespace {key}"), e)
+            })?;
+            namespaces.insert(key.clone(), NsHandle::from_fd(key.clone(), fd));
+        }
+        let names = plan
+            .namespaces
+            .iter()
+            .filter_map(|n| Some((n.key.clone(), n.name.clone()?)))
+            .collect();
+        let host_link = plan.host_link.as_ref().map(|h| {
+            let routes: Vec<String> = h
+                .host_routes
+                .iter()
+                .map(|r| match r.via {
+                    Some(via) => format!("{} via {via}", r.dest),
+                    None => r.dest.to_string(),
+                })
+                .collect();
+            format!(
+                "{} {} on the host, {} in {}; host route {}",
+                h.host_ifname,
+                h.host_addr,
+                h.peer_addr,
+                plan.namespace(&h.peer_ns)
+                    .and_then(|n| n.name.clone())
+                    .unwrap_or_else(|| h.peer_ns.clone()),
+                routes.join(", ")
+            )
+        });
+        Ok(LiveLab {
+            live: Some(live),
+            namespaces,
+            names,
+            host_link,
+        })
     }
 
     /// Handles on every namespace: node names, the router's name and "fabric".
@@ -53,18 +101,32 @@ impl LiveLab {
     }
 
     /// Leaves a named run up after this process exits (`lab down` destroys it by name).
-    pub fn persist(self) {}
+    pub fn persist(mut self) {
+        if let Some(live) = self.live.take() {
+            live.leak();
+        }
+    }
 
     /// Tears everything down and reports what could not be removed.
-    pub fn destroy(self) -> Result<(), LabError> {
-        Ok(())
+    pub fn destroy(mut self) -> Result<(), LabError> {
+        self.namespaces.clear();
+        match self.live.take() {
+            Some(live) => live
+                .destroy()
+                .map_err(|e| LabError::Topology(e.to_string())),
+            None => Ok(()),
+        }
     }
 }
 
-/// Destroys the named run `prefix` if it exists; true if something was removed.
+/// Destroys the named run `prefix` if netns-kit knows it; true if something was removed.
 pub fn destroy_named(prefix: &str) -> Result<bool, LabError> {
-    let _ = prefix;
-    Ok(false)
+    let runs = live::list().map_err(|e| LabError::Topology(e.to_string()))?;
+    if !runs.iter().any(|r| r.name == prefix) {
+        return Ok(false);
+    }
+    live::destroy_by_name(prefix).map_err(|e| LabError::Topology(e.to_string()))?;
+    Ok(true)
 }
 
 /// True while the namespaces recorded in `state` exist.

@@ -10,7 +10,7 @@ use crate::component::{Component, Kind};
 use crate::process::Launch;
 
 /// Names of the databases the services use.
-pub const PRODUCT_DB: &str = "products";
+pub const PRODUCT_DB: &str = "product";
 /// The orders database (`just backup` dumps it).
 pub const ORDER_DB: &str = "orders";
 
@@ -23,12 +23,16 @@ pub struct Wiring {
     pub registry: SocketAddr,
     /// The registry's bearer token for writes.
     pub registry_token: String,
+    /// PostgreSQL superuser URL the services use once to create their role and database.
+    pub admin_db_url: String,
     /// PostgreSQL URL of the products database.
     pub product_db_url: String,
     /// PostgreSQL URL of the orders database.
     pub order_db_url: String,
     /// Redis URL.
     pub redis_url: String,
+    /// Registry lease the services ask for, in seconds; `None` = the services' default (10).
+    pub registry_ttl_seconds: Option<u64>,
 }
 
 impl Wiring {
@@ -54,6 +58,8 @@ impl Wiring {
                 .arg(&c.name)
                 .arg("--database-url")
                 .arg(&self.product_db_url)
+                .arg("--admin-database-url")
+                .arg(&self.admin_db_url)
                 .arg("--redis-url")
                 .arg(&self.redis_url)
                 .arg("--registry-url")
@@ -68,6 +74,8 @@ impl Wiring {
                 .arg(&c.name)
                 .arg("--database-url")
                 .arg(&self.order_db_url)
+                .arg("--admin-database-url")
+                .arg(&self.admin_db_url)
                 .arg("--registry-url")
                 .arg(&registry_url)
                 .arg("--registry-token")
@@ -77,7 +85,17 @@ impl Wiring {
                 .arg("--listen")
                 .arg(c.addr.to_string())
                 .arg("--registry-url")
-                .arg(&registry_url),
+                .arg(&registry_url)
+                .arg("--registry-token")
+                .arg(&self.registry_token)
+                .arg("--instance-id")
+                .arg(&c.name),
+        };
+        let launch = match (c.kind, self.registry_ttl_seconds) {
+            (Kind::Product | Kind::Order | Kind::Gateway, Some(ttl)) => {
+                launch.arg("--registry-ttl-seconds").arg(ttl.to_string())
+            }
+            _ => launch,
         };
         Some(launch)
     }

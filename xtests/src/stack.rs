@@ -52,7 +52,7 @@ pub enum Progress {
 }
 
 /// Where a progress report goes.
-pub type ProgressFn = Box<dyn Fn(&Progress) + Send>;
+pub type ProgressFn = Box<dyn Fn(&Progress) + Send + Sync>;
 
 /// Settings of one stack run.
 #[derive(Debug, Clone)]
@@ -78,6 +78,7 @@ pub struct Stack {
     postgres: Postgres,
     redis: Redis,
     wiring: Option<Wiring>,
+    registry_ttl: Option<u64>,
     progress: ProgressFn,
 }
 
@@ -122,8 +123,15 @@ impl Stack {
             postgres,
             redis,
             wiring: None,
+            registry_ttl: None,
             progress: Box::new(|_| {}),
         })
+    }
+
+    /// Sets the registry lease the services ask for, in seconds (default: the services' own, 10).
+    pub fn set_registry_ttl(&mut self, seconds: Option<u64>) {
+        self.registry_ttl = seconds;
+        self.wiring = None;
     }
 
     /// Sends progress reports to `f`.
@@ -220,28 +228,15 @@ impl Stack {
                 self.wait_ready(name, READY_TIMEOUT)?;
             }
             if stage == 0 {
-                self.prepare_databases()?;
+                self.prepare_wiring()?;
             }
         }
         Ok(())
     }
 
-    fn prepare_databases(&mut self) -> Result<(), LabError> {
-        let ns = self.ns("postgres")?.clone();
-        for db in [PRODUCT_DB, ORDER_DB] {
-            self.postgres
-                .ensure_database(&ns, &self.config.run_id, db)?;
-        }
-        let token_file = self.config.dir.join("registry.token");
-        let token = match std::fs::read_to_string(&token_file) {
-            Ok(t) => t.trim().to_string(),
-            Err(_) => {
-                let t = crate::datastores::random_hex(16)?;
-                std::fs::write(&token_file, &t)
-                    .map_err(|e| LabError::io(format!("write {}", token_file.display()), e))?;
-                t
-            }
-        };
+    /// Works out every service's settings: registry token and per-service database roles
+    /// (passwords kept in the state directory, so a restarted lab reuses them).
+    fn prepare_wiring(&mut self) -> Result<(), LabError> {
         let registry = self
             .components
             .iter()
@@ -251,13 +246,22 @@ impl Stack {
                 name: "registry".into(),
                 known: names(&self.components),
             })?;
+        let pg = self.postgres.addr;
+        let role_url = |role: &str, db: &str, dir: &Path| -> Result<String, LabError> {
+            Ok(format!(
+                "postgres://{role}:{}@{pg}/{db}",
+                secret(dir, &format!("{role}.password"))?
+            ))
+        };
         self.wiring = Some(Wiring {
             ecomm: self.config.ecomm.clone(),
             registry,
-            registry_token: token,
-            product_db_url: self.postgres.url(PRODUCT_DB)?,
-            order_db_url: self.postgres.url(ORDER_DB)?,
+            registry_token: secret(&self.config.dir, "registry.token")?,
+            admin_db_url: self.postgres.url("postgres")?,
+            product_db_url: role_url("product", PRODUCT_DB, &self.config.dir)?,
+            order_db_url: role_url("orders", ORDER_DB, &self.config.dir)?,
             redis_url: self.redis.url(),
+            registry_ttl_seconds: self.registry_ttl,
         });
         Ok(())
     }
@@ -268,7 +272,7 @@ impl Stack {
             Kind::Redis => Ok(self.redis.launch()),
             _ => {
                 if self.wiring.is_none() {
-                    self.prepare_databases()?;
+                    self.prepare_wiring()?;
                 }
                 self.wiring
                     .as_ref()
@@ -429,6 +433,20 @@ impl Drop for Stack {
             self.stop_all();
         }
     }
+}
+
+/// The secret `name` kept in `dir` (created with 128 random bits on first use).
+fn secret(dir: &Path, name: &str) -> Result<String, LabError> {
+    let path = dir.join(name);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(text.trim().to_string());
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| LabError::io(format!("create {}", dir.display()), e))?;
+    let value = crate::datastores::random_hex(16)?;
+    std::fs::write(&path, &value)
+        .map_err(|e| LabError::io(format!("write {}", path.display()), e))?;
+    Ok(value)
 }
 
 /// The log file of component `name` under state directory `dir`.

@@ -71,6 +71,15 @@ enum Verb {
         /// A dump written by `lab backup`.
         file: PathBuf,
     },
+    /// The seeds' `ab -n 1000 -c 50` plus a wrk run against the gateway, from the host.
+    Bench {
+        /// Where the JSON report goes.
+        #[arg(long, default_value = "target/bench/lab.json")]
+        out: PathBuf,
+        /// wrk duration in seconds.
+        #[arg(long, default_value_t = 15)]
+        wrk_seconds: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -120,6 +129,7 @@ fn run(args: Args) -> Result<(), LabError> {
         Verb::Scale { service, count } => cli::scale::run(&lab, &service, count),
         Verb::Backup { file } => cli::backup::backup(&lab, &file),
         Verb::Restore { file } => cli::backup::restore(&lab, &file),
+        Verb::Bench { out, wrk_seconds } => cli::bench::run(&lab, &out, wrk_seconds),
     }
 }
 

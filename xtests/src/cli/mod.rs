@@ -3,6 +3,7 @@
 //! works), its processes outlive the command, and `<dir>/state.json` remembers them.
 
 pub mod backup;
+pub mod bench;
 pub mod down;
 pub mod logs;
 pub mod scale;

@@ -88,8 +88,11 @@ pub fn run(lab: &LabDir, opts: &UpOptions) -> Result<(), LabError> {
     stack.on_progress(Box::new(print_progress));
     println!("lab: starting PostgreSQL and Redis, then registry, products, order, gateway");
     if let Err(e) = stack.start_all() {
-        eprintln!("lab: up failed: {e}");
-        eprintln!("lab: undoing everything …");
+        let first = e.to_string();
+        eprintln!(
+            "lab: up failed ({}); undoing everything …",
+            first.lines().next().unwrap_or("")
+        );
         stack.stop_all();
         drop(stack);
         let _ = super::down::run(lab);
