@@ -246,3 +246,140 @@ fn forward(ports: &[Port], shared: &Shared) {
 fn port_send(to: &Port, frame: &[u8]) -> bool {
     to.sock.send_to(frame, &to.peer).is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A fake VM end: binds the path QEMU would bind.
+    fn nic(sockets: &NicSockets) -> UnixDatagram {
+        let s = UnixDatagram::bind(&sockets.vm_side).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        s
+    }
+
+    fn frame(dst: [u8; 6], src: [u8; 6], payload: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn recv(s: &UnixDatagram) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 2048];
+        s.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
+    }
+
+    const A: [u8; 6] = [0x52, 0x54, 0, 0, 0, 1];
+    const B: [u8; 6] = [0x52, 0x54, 0, 0, 0, 2];
+    const BCAST: [u8; 6] = [0xff; 6];
+
+    struct Rig {
+        _dir: PathBuf,
+        switch: Switch,
+        a: UnixDatagram,
+        b: UnixDatagram,
+        c: UnixDatagram,
+        other: UnixDatagram,
+    }
+
+    /// a, b, c on segment "lan"; `other` alone on segment "wan".
+    fn rig(tag: &str) -> Rig {
+        let dir = std::env::temp_dir().join(format!("vm-switch-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut b = SwitchBuilder::default();
+        let pa = b.port(&dir, "a", 0, "lan").unwrap();
+        let pb = b.port(&dir, "b", 0, "lan").unwrap();
+        let pc = b.port(&dir, "c", 0, "lan").unwrap();
+        let po = b.port(&dir, "o", 0, "wan").unwrap();
+        let (a, bb, c, other) = (nic(&pa), nic(&pb), nic(&pc), nic(&po));
+        for (s, p) in [(&a, &pa), (&bb, &pb), (&c, &pc), (&other, &po)] {
+            s.connect(&p.switch_side).unwrap();
+        }
+        Rig {
+            _dir: dir,
+            switch: b.start(),
+            a,
+            b: bb,
+            c,
+            other,
+        }
+    }
+
+    impl Drop for Rig {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self._dir);
+        }
+    }
+
+    #[test]
+    fn broadcasts_flood_the_segment_and_unicast_goes_to_the_learned_port() {
+        let r = rig("learn");
+        r.a.send(&frame(BCAST, A, b"who-has")).unwrap();
+        assert_eq!(recv(&r.b).unwrap(), frame(BCAST, A, b"who-has"));
+        assert!(recv(&r.c).is_some());
+        assert!(
+            recv(&r.other).is_none(),
+            "another segment must not see the broadcast"
+        );
+        r.b.send(&frame(A, B, b"reply")).unwrap();
+        assert_eq!(recv(&r.a).unwrap(), frame(A, B, b"reply"));
+        assert!(
+            recv(&r.c).is_none(),
+            "a learned unicast must not be flooded"
+        );
+    }
+
+    #[test]
+    fn a_cut_drops_both_ways_until_restored() {
+        let r = rig("cut");
+        r.switch.cut("a", "b");
+        r.a.send(&frame(BCAST, A, b"x")).unwrap();
+        assert!(recv(&r.b).is_none());
+        assert!(recv(&r.c).is_some(), "only the a-b link is cut");
+        r.b.send(&frame(BCAST, B, b"y")).unwrap();
+        assert!(recv(&r.a).is_none());
+        r.switch.restore("a", "b");
+        r.a.send(&frame(BCAST, A, b"z")).unwrap();
+        assert!(recv(&r.b).is_some());
+    }
+
+    #[test]
+    fn a_blackhole_is_one_way_and_disconnect_isolates_a_vm() {
+        let r = rig("hole");
+        r.switch.blackhole("a", "b");
+        r.a.send(&frame(BCAST, A, b"x")).unwrap();
+        assert!(recv(&r.c).is_some());
+        assert!(recv(&r.b).is_none());
+        r.b.send(&frame(BCAST, B, b"y")).unwrap();
+        assert!(recv(&r.a).is_some(), "the reverse direction still flows");
+        assert!(recv(&r.c).is_some());
+        r.switch.disconnect("c");
+        r.a.send(&frame(BCAST, A, b"z")).unwrap();
+        assert!(recv(&r.c).is_none());
+        r.switch.reconnect("c");
+        r.a.send(&frame(BCAST, A, b"w")).unwrap();
+        assert!(recv(&r.c).is_some());
+    }
+
+    #[test]
+    fn full_loss_drops_everything_on_that_vms_links() {
+        let r = rig("loss");
+        r.switch.set_loss("b", 100);
+        r.a.send(&frame(BCAST, A, b"x")).unwrap();
+        assert!(recv(&r.b).is_none());
+        assert!(recv(&r.c).is_some());
+        r.switch.set_loss("b", 0);
+        r.a.send(&frame(BCAST, A, b"y")).unwrap();
+        assert!(recv(&r.b).is_some());
+        assert!(recv(&r.c).is_some());
+        std::thread::sleep(Duration::from_millis(50));
+        let (forwarded, dropped) = r.switch.counters();
+        assert!(forwarded >= 3 && dropped >= 1);
+    }
+}
