@@ -9,4 +9,5 @@ pub mod fixtures;
 pub mod gateway;
 pub mod healthcheck;
 pub mod http;
+pub mod product;
 pub mod registry;

@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ecomm_services::{gateway, healthcheck, http, registry};
+use ecomm_services::{gateway, healthcheck, http, product, registry};
 
 /// The e-commerce services: gateway, registry, product, order.
 #[derive(Parser, Debug)]
@@ -30,6 +30,8 @@ enum Command {
     Gateway(Box<gateway::GatewayArgs>),
     /// Service registry: TTL leases over HTTP, A/SRV answers over DNS.
     Registry(registry::RegistryArgs),
+    /// Product catalogue: PostgreSQL with a Redis cache-aside.
+    Product(Box<product::ProductArgs>),
     /// GET a URL; exit 0 on 2xx, 1 otherwise (container health checks).
     Healthcheck(healthcheck::HealthcheckArgs),
 }
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Gateway(args) => gateway::run(*args).await.map(|()| ExitCode::SUCCESS),
             Command::Registry(args) => registry::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Product(args) => product::run(*args).await.map(|()| ExitCode::SUCCESS),
             Command::Healthcheck(args) => Ok(healthcheck_exit(&args).await),
             // Services: `Command::X(args) => x::run(args).await.map(|()| ExitCode::SUCCESS),`
         }
