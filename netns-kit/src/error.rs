@@ -79,6 +79,14 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// The running kernel lacks a feature (e.g. netem: CONFIG_NET_SCH_NETEM).
+    #[error("the running kernel does not support {feature}: {detail}")]
+    Unsupported {
+        /// The feature, with the kernel option that provides it.
+        feature: &'static str,
+        /// What the tool or kernel said.
+        detail: String,
+    },
     /// A failure injected on purpose by a test (`ApplyOptions::fail_after`).
     #[error("failure injected after {0} apply steps")]
     Injected(usize),

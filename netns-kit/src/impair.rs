@@ -50,6 +50,13 @@ pub fn netem_args(ifname: &str, netem: &Netem) -> Result<Vec<String>> {
 pub fn apply(ns: &Netns, ifname: &str, netem: &Netem) -> Result<()> {
     let args = netem_args(ifname, netem)?;
     let out = ns.command(TC).args(&args).output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("qdisc kind is unknown") {
+        return Err(Error::Unsupported {
+            feature: "netem (CONFIG_NET_SCH_NETEM)",
+            detail: stderr.trim().to_string(),
+        });
+    }
     tool_result(ns, "tc qdisc replace", out)
 }
 
@@ -68,6 +75,22 @@ pub fn remove(ns: &Netns, ifname: &str) -> Result<()> {
         return Ok(());
     }
     tool_result(ns, "tc qdisc del", out)
+}
+
+/// Whether the running kernel has netem (tries it on `lo` of a throw-away namespace).
+pub fn kernel_supports_netem() -> Result<bool> {
+    let ns = Netns::new_anonymous()?;
+    let probe = Netem {
+        delay_ms: Some(1),
+        jitter_ms: None,
+        loss_percent: None,
+        rate_kbit: None,
+    };
+    match apply(&ns, "lo", &probe) {
+        Ok(()) => Ok(true),
+        Err(Error::Unsupported { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether a netem qdisc is installed on `ifname` in `ns`.

@@ -14,17 +14,13 @@ use netns_kit::runid::RunId;
 use netns_kit::topology::live::{self, ApplyError, ApplyOptions, LiveTopology};
 use netns_kit::topology::plan::{Naming, Plan};
 use netns_kit::topology::Topology;
-use privileged_support::{privileged, Acceptor};
+use privileged_support::{
+    named_plan, named_with_prefix, privileged, temp_state_dir, three_tier, Acceptor,
+};
 
 /// Denied connections must time out; 300 ms is plenty on a veth.
 const DENY_DEADLINE: Duration = Duration::from_millis(300);
 const ALLOW_DEADLINE: Duration = Duration::from_secs(3);
-
-fn three_tier() -> Topology {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ecomm-services/deploy/three-tier.toml");
-    Topology::from_path(&path).unwrap()
-}
 
 /// An anonymous three-tier run (held by fd only, never visible under /run/netns).
 fn apply_anonymous() -> (Plan, LiveTopology) {
@@ -32,44 +28,6 @@ fn apply_anonymous() -> (Plan, LiveTopology) {
     let plan = Plan::for_run(&three_tier(), run.as_str(), Naming::Anonymous).unwrap();
     let live = LiveTopology::apply(&plan, ApplyOptions::default()).unwrap();
     (plan, live)
-}
-
-/// A named run `nk-<runid>` recorded in a private state dir, without the host link (tests
-/// never touch the root namespace).
-fn named_plan(state_dir: &std::path::Path) -> (Plan, ApplyOptions) {
-    let run = RunId::new().unwrap();
-    let mut plan = Plan::for_run(
-        &three_tier(),
-        run.as_str(),
-        Naming::Named {
-            prefix: format!("nk-{run}"),
-        },
-    )
-    .unwrap();
-    if let Some(h) = plan.host_link.take() {
-        plan.addresses
-            .retain(|a| !(a.ns == h.peer_ns && a.ifname == h.peer_ifname));
-    }
-    let opts = ApplyOptions {
-        state_dir: state_dir.to_path_buf(),
-        ..ApplyOptions::default()
-    };
-    (plan, opts)
-}
-
-fn temp_state_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("netns-kit-test-{tag}-{}", RunId::new().unwrap()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Names under /run/netns that belong to `prefix`.
-fn named_with_prefix(prefix: &str) -> Vec<String> {
-    netns_kit::netns::list_named()
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.starts_with(prefix))
-        .collect()
 }
 
 /// Inodes of namespaces this process still holds open.

@@ -4,6 +4,12 @@
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+
+use netns_kit::runid::RunId;
+use netns_kit::topology::live::ApplyOptions;
+use netns_kit::topology::plan::{Naming, Plan};
+use netns_kit::topology::Topology;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -57,5 +63,57 @@ impl Drop for Acceptor {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+pub fn three_tier() -> Topology {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ecomm-services/deploy/three-tier.toml");
+    Topology::from_path(&path).unwrap()
+}
+
+/// A named run `nk-<runid>` recorded in a private state dir, without the host link (tests
+/// never touch the root namespace).
+pub fn named_plan(state_dir: &std::path::Path) -> (Plan, ApplyOptions) {
+    let run = RunId::new().unwrap();
+    let mut plan = Plan::for_run(
+        &three_tier(),
+        run.as_str(),
+        Naming::Named {
+            prefix: format!("nk-{run}"),
+        },
+    )
+    .unwrap();
+    if let Some(h) = plan.host_link.take() {
+        plan.addresses
+            .retain(|a| !(a.ns == h.peer_ns && a.ifname == h.peer_ifname));
+    }
+    let opts = ApplyOptions {
+        state_dir: state_dir.to_path_buf(),
+        ..ApplyOptions::default()
+    };
+    (plan, opts)
+}
+
+pub fn temp_state_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("netns-kit-test-{tag}-{}", RunId::new().unwrap()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Names under /run/netns that belong to `prefix`.
+pub fn named_with_prefix(prefix: &str) -> Vec<String> {
+    netns_kit::netns::list_named()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+/// The name prefix of a named plan.
+pub fn prefix_of(plan: &Plan) -> String {
+    match &plan.naming {
+        Naming::Named { prefix } => prefix.clone(),
+        Naming::Anonymous => String::new(),
     }
 }
