@@ -5,7 +5,6 @@ mod privileged_support;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use netns_kit::netns::Netns;
@@ -13,7 +12,6 @@ use netns_kit::probe::{self, TcpProbe};
 use netns_kit::runid::RunId;
 use netns_kit::topology::live::{self, ApplyError, ApplyOptions, LiveTopology};
 use netns_kit::topology::plan::{Naming, Plan};
-use netns_kit::topology::Topology;
 use privileged_support::{
     named_plan, named_with_prefix, privileged, temp_state_dir, three_tier, Acceptor,
 };
