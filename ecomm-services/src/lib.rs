@@ -9,5 +9,6 @@ pub mod fixtures;
 pub mod gateway;
 pub mod healthcheck;
 pub mod http;
+pub mod order;
 pub mod product;
 pub mod registry;

@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ecomm_services::{gateway, healthcheck, http, product, registry};
+use ecomm_services::{gateway, healthcheck, http, order, product, registry};
 
 /// The e-commerce services: gateway, registry, product, order.
 #[derive(Parser, Debug)]
@@ -32,6 +32,8 @@ enum Command {
     Registry(registry::RegistryArgs),
     /// Product catalogue: PostgreSQL with a Redis cache-aside.
     Product(Box<product::ProductArgs>),
+    /// Orders: PostgreSQL, idempotent creation, prices from the product service.
+    Order(Box<order::OrderArgs>),
     /// GET a URL; exit 0 on 2xx, 1 otherwise (container health checks).
     Healthcheck(healthcheck::HealthcheckArgs),
 }
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
             Command::Gateway(args) => gateway::run(*args).await.map(|()| ExitCode::SUCCESS),
             Command::Registry(args) => registry::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Product(args) => product::run(*args).await.map(|()| ExitCode::SUCCESS),
+            Command::Order(args) => order::run(*args).await.map(|()| ExitCode::SUCCESS),
             Command::Healthcheck(args) => Ok(healthcheck_exit(&args).await),
             // Services: `Command::X(args) => x::run(args).await.map(|()| ExitCode::SUCCESS),`
         }

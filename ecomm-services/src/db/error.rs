@@ -19,6 +19,9 @@ pub enum DbError {
     /// The operation exceeded the per-operation deadline.
     #[error("database operation timed out after {0} ms")]
     Timeout(u128),
+    /// Stored data breaks an invariant the code relies on.
+    #[error("inconsistent data: {0}")]
+    Inconsistent(String),
     /// PostgreSQL rejected the statement.
     #[error("database error: {0}")]
     Postgres(#[from] tokio_postgres::Error),
@@ -29,7 +32,7 @@ impl DbError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             DbError::Unavailable(_) | DbError::Timeout(_) => true,
-            DbError::Url { .. } => false,
+            DbError::Url { .. } | DbError::Inconsistent(_) => false,
             DbError::Postgres(e) => {
                 e.is_closed()
                     || e.code().is_none_or(|code| {
