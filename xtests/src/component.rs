@@ -36,16 +36,6 @@ impl Kind {
         }
     }
 
-    /// The start stage: components of one stage start together, after the previous is ready.
-    pub fn stage(self) -> u8 {
-        match self {
-            Kind::Postgres | Kind::Redis => 0,
-            Kind::Registry => 1,
-            Kind::Product | Kind::Order => 2,
-            Kind::Gateway => 3,
-        }
-    }
-
     /// True for the ecomm HTTP services (which answer `/readyz`).
     pub fn is_service(self) -> bool {
         !matches!(self, Kind::Postgres | Kind::Redis)
@@ -90,7 +80,24 @@ pub struct Component {
     pub addr: SocketAddr,
 }
 
+/// The last start stage (the gateway's).
+pub const LAST_STAGE: u8 = 4;
+
 impl Component {
+    /// The start stage: components of one stage start together, after the previous is ready.
+    /// Data stores, then the registry, then the first instance of each service (which creates
+    /// and migrates its database), then the other instances, then the gateway.
+    pub fn stage(&self) -> u8 {
+        let first = self.name.rsplit_once('-').is_none_or(|(_, n)| n == "1");
+        match self.kind {
+            Kind::Postgres | Kind::Redis => 0,
+            Kind::Registry => 1,
+            Kind::Product | Kind::Order if first => 2,
+            Kind::Product | Kind::Order => 3,
+            Kind::Gateway => LAST_STAGE,
+        }
+    }
+
     /// The component on `node` at `ip`, if the node's name denotes a component.
     pub fn on_node(node: &str, ip: IpAddr) -> Option<Self> {
         let kind = Kind::of_node(node)?;

@@ -37,6 +37,7 @@ pub struct LabBuilder {
     products: u8,
     ecomm: Option<PathBuf>,
     start_services: bool,
+    without: Vec<String>,
 }
 
 impl Default for LabBuilder {
@@ -46,6 +47,7 @@ impl Default for LabBuilder {
             products: 2,
             ecomm: None,
             start_services: true,
+            without: Vec::new(),
         }
     }
 }
@@ -66,6 +68,12 @@ impl LabBuilder {
     /// Use this `ecomm` binary (default: `$ECOMM_BIN`, else built with cargo once per process).
     pub fn ecomm(mut self, path: impl Into<PathBuf>) -> Self {
         self.ecomm = Some(path.into());
+        self
+    }
+
+    /// Leave component `name` out (its node exists, nothing runs there). Default: run all.
+    pub fn without(mut self, name: &str) -> Self {
+        self.without.push(name.to_string());
         self
     }
 
@@ -93,7 +101,7 @@ impl LabBuilder {
         let components: Vec<Component> = topology
             .nodes
             .iter()
-            .filter(|n| n.name != "product-3" || self.products >= 3)
+            .filter(|n| !self.without.contains(&n.name))
             .filter_map(|n| Component::on_node(&n.name, n.interfaces.first()?.address))
             .collect();
         let ecomm = match self.ecomm {

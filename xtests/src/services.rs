@@ -23,8 +23,6 @@ pub struct Wiring {
     pub registry: SocketAddr,
     /// The registry's bearer token for writes.
     pub registry_token: String,
-    /// PostgreSQL superuser URL the services use once to create their role and database.
-    pub admin_db_url: String,
     /// PostgreSQL URL of the products database.
     pub product_db_url: String,
     /// PostgreSQL URL of the orders database.
@@ -58,8 +56,6 @@ impl Wiring {
                 .arg(&c.name)
                 .arg("--database-url")
                 .arg(&self.product_db_url)
-                .arg("--admin-database-url")
-                .arg(&self.admin_db_url)
                 .arg("--redis-url")
                 .arg(&self.redis_url)
                 .arg("--registry-url")
@@ -74,8 +70,6 @@ impl Wiring {
                 .arg(&c.name)
                 .arg("--database-url")
                 .arg(&self.order_db_url)
-                .arg("--admin-database-url")
-                .arg(&self.admin_db_url)
                 .arg("--registry-url")
                 .arg(&registry_url)
                 .arg("--registry-token")

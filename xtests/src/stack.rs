@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::component::{Component, Health, Kind};
+use crate::component::{Component, Health, Kind, LAST_STAGE};
 use crate::datastores::{Postgres, Redis};
 use crate::error::LabError;
 use crate::http::Request;
@@ -214,11 +214,11 @@ impl Stack {
     pub fn start_all(&mut self) -> Result<(), LabError> {
         self.postgres.prepare(&self.config.run_id)?;
         self.redis.prepare()?;
-        for stage in 0..=3 {
+        for stage in 0..=LAST_STAGE {
             let names: Vec<String> = self
                 .components
                 .iter()
-                .filter(|c| c.kind.stage() == stage)
+                .filter(|c| c.stage() == stage)
                 .map(|c| c.name.clone())
                 .collect();
             for name in &names {
@@ -247,19 +247,26 @@ impl Stack {
                 known: names(&self.components),
             })?;
         let pg = self.postgres.addr;
-        let role_url = |role: &str, db: &str, dir: &Path| -> Result<String, LabError> {
-            Ok(format!(
-                "postgres://{role}:{}@{pg}/{db}",
-                secret(dir, &format!("{role}.password"))?
-            ))
+        let ns = self.ns("postgres")?.clone();
+        let role_url = |role: &str, db: &str| -> Result<String, LabError> {
+            let password = secret(&self.config.dir, &format!("{role}.password"))?;
+            self.postgres.ensure_role_and_database(
+                &ns,
+                &self.config.run_id,
+                role,
+                &password,
+                db,
+            )?;
+            Ok(format!("postgres://{role}:{password}@{pg}/{db}"))
         };
+        let product_db_url = role_url("product", PRODUCT_DB)?;
+        let order_db_url = role_url("orders", ORDER_DB)?;
         self.wiring = Some(Wiring {
             ecomm: self.config.ecomm.clone(),
             registry,
             registry_token: secret(&self.config.dir, "registry.token")?,
-            admin_db_url: self.postgres.url("postgres")?,
-            product_db_url: role_url("product", PRODUCT_DB, &self.config.dir)?,
-            order_db_url: role_url("orders", ORDER_DB, &self.config.dir)?,
+            product_db_url,
+            order_db_url,
             redis_url: self.redis.url(),
             registry_ttl_seconds: self.registry_ttl,
         });
@@ -292,6 +299,7 @@ impl Stack {
         let c = self.component(name)?.clone();
         let launch = self.launch_of(&c)?;
         let ns = self.ns(name)?.clone();
+        mark_log(&self.log_path(name), name, &self.config.run_id);
         let process = launch.spawn(
             Some(&ns),
             &self.log_path(name),
@@ -399,7 +407,7 @@ impl Stack {
     /// Stops every component, in reverse start order (gateway first, data stores last).
     pub fn stop_all(&mut self) {
         let mut order: Vec<Component> = self.components.clone();
-        order.sort_by_key(|c| std::cmp::Reverse(c.kind.stage()));
+        order.sort_by_key(|c| std::cmp::Reverse(c.stage()));
         for c in order {
             let _ = self.stop(&c.name);
         }
@@ -432,6 +440,28 @@ impl Drop for Stack {
         if self.config.lifetime == Lifetime::TiedToParent {
             self.stop_all();
         }
+    }
+}
+
+/// Appends a line marking a (re)start to a component's log, so runs are told apart.
+fn mark_log(log: &Path, name: &str, run_id: &str) {
+    use std::io::Write;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if let Some(dir) = log.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        let _ = writeln!(
+            f,
+            "==== lab run {run_id}: starting {name} (unix time {stamp}) ===="
+        );
     }
 }
 

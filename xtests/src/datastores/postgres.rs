@@ -178,6 +178,54 @@ impl Postgres {
         Ok(())
     }
 
+    /// Creates login role `role` (password `password`) and database `database` owned by it,
+    /// unless they exist (idempotent; the password is reset to `password`).
+    pub fn ensure_role_and_database(
+        &self,
+        ns: &NsHandle,
+        run_id: &str,
+        role: &str,
+        password: &str,
+        database: &str,
+    ) -> Result<(), LabError> {
+        let ident = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ident(role) || !ident(database) || !password.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(LabError::Invalid {
+                what: "role, database or password".into(),
+                value: format!("{role}/{database}"),
+                expected: "identifiers of [A-Za-z0-9_] and a hex password".into(),
+            });
+        }
+        let exists = self.query(
+            ns,
+            run_id,
+            "postgres",
+            &format!("SELECT 1 FROM pg_roles WHERE rolname = '{role}'"),
+        )?;
+        let verb = if exists == "1" { "ALTER" } else { "CREATE" };
+        self.query(
+            ns,
+            run_id,
+            "postgres",
+            &format!("{verb} ROLE \"{role}\" LOGIN PASSWORD '{password}'"),
+        )?;
+        let exists = self.query(
+            ns,
+            run_id,
+            "postgres",
+            &format!("SELECT 1 FROM pg_database WHERE datname = '{database}'"),
+        )?;
+        if exists != "1" {
+            self.query(
+                ns,
+                run_id,
+                "postgres",
+                &format!("CREATE DATABASE \"{database}\" OWNER \"{role}\""),
+            )?;
+        }
+        Ok(())
+    }
+
     /// A `pg_dump` of `database` (plain SQL, clean + if-exists so a restore replaces) from `ns`.
     pub fn dump(&self, database: &str) -> Result<Launch, LabError> {
         Ok(Launch::new(bin("pg_dump")?)
