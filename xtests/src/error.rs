@@ -89,6 +89,9 @@ pub enum LabError {
         /// The known names, comma separated.
         known: String,
     },
+    /// The lab is down, or some of its components are not ready.
+    #[error("{0}")]
+    Unhealthy(String),
     /// The topology layer (netns-kit) failed.
     #[error("topology: {0}")]
     Topology(String),

@@ -22,7 +22,7 @@ fn a_lab_dropped_by_a_panicking_test_leaves_nothing_behind() {
         "seven components run: {footprint:?}"
     );
     assert!(
-        footprint.leftovers().len() > 0,
+        !footprint.leftovers().is_empty(),
         "while up, the run is visible to the check"
     );
 

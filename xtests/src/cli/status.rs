@@ -47,10 +47,9 @@ pub fn run(lab: &LabDir) -> Result<(), LabError> {
         println!("all {} components ready", state.enabled.len());
         Ok(())
     } else {
-        Err(LabError::Invalid {
-            what: "component health".into(),
-            value: bad.join(", "),
-            expected: "every component ready (see `just logs <component>`)".into(),
-        })
+        Err(LabError::Unhealthy(format!(
+            "not ready: {} (see `just logs <component>`; `just up` restarts what stopped)",
+            bad.join(", ")
+        )))
     }
 }
