@@ -63,6 +63,11 @@ fn netns_kit(args: &[&str]) -> Output {
         .expect("run netns-kit")
 }
 
+/// A private state directory, so these tests never see (or gc) anyone else's runs.
+fn state_dir(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("netns-kit-cli-state-{}-{tag}", std::process::id()))
+}
+
 fn text(o: &Output) -> String {
     format!(
         "stdout: {}\nstderr: {}",
@@ -75,6 +80,7 @@ fn text(o: &Output) -> String {
 struct Run {
     name: String,
     file: PathBuf,
+    state_dir: PathBuf,
 }
 
 impl Run {
@@ -82,9 +88,24 @@ impl Run {
         let name = format!("c{}{tag}", std::process::id() % 100_000);
         let file = std::env::temp_dir().join(format!("netns-kit-{name}.toml"));
         std::fs::write(&file, TOPOLOGY).unwrap();
-        let o = netns_kit(&["apply", file.to_str().unwrap(), "--name", &name]);
+        let run = Run {
+            name,
+            file,
+            state_dir: state_dir(tag),
+        };
+        let o = run.cli(&["apply", run.file.to_str().unwrap(), "--name", &run.name]);
         assert_eq!(o.status.code(), Some(0), "apply failed: {}", text(&o));
-        Run { name, file }
+        run
+    }
+
+    /// netns-kit with this run's private state directory.
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_netns-kit"))
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(args)
+            .output()
+            .expect("run netns-kit")
     }
 
     fn netns_names(&self) -> Vec<String> {
@@ -106,10 +127,10 @@ impl Run {
             self.netns_names()
         );
         assert!(
-            !PathBuf::from(format!("/run/netns-kit/{}.json", self.name)).exists(),
+            !self.state_dir.join(format!("{}.json", self.name)).exists(),
             "leaked state file"
         );
-        let list = netns_kit(&["list"]);
+        let list = self.cli(&["list"]);
         assert!(
             !String::from_utf8_lossy(&list.stdout).contains(&self.name),
             "{}",
@@ -120,8 +141,9 @@ impl Run {
 
 impl Drop for Run {
     fn drop(&mut self) {
-        let _ = netns_kit(&["destroy", &self.name]);
+        let _ = self.cli(&["destroy", &self.name]);
         let _ = std::fs::remove_file(&self.file);
+        let _ = std::fs::remove_dir(&self.state_dir);
     }
 }
 
@@ -137,26 +159,26 @@ fn apply_leaves_the_topology_up_until_destroy() {
         "fabric, router, two nodes"
     );
 
-    let list = netns_kit(&["list"]);
+    let list = run.cli(&["list"]);
     assert!(
         String::from_utf8_lossy(&list.stdout).contains(&run.name),
         "{}",
         text(&list)
     );
 
-    let status = netns_kit(&["status", &run.name]);
+    let status = run.cli(&["status", &run.name]);
     assert_eq!(status.status.code(), Some(0), "{}", text(&status));
     assert!(String::from_utf8_lossy(&status.stdout).contains("exactly as declared"));
 
-    let json = netns_kit(&["status", &run.name, "--json"]);
+    let json = run.cli(&["status", &run.name, "--json"]);
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(doc["ok"], true, "{}", text(&json));
 
-    let destroy = netns_kit(&["destroy", &run.name]);
+    let destroy = run.cli(&["destroy", &run.name]);
     assert_eq!(destroy.status.code(), Some(0), "{}", text(&destroy));
     run.assert_nothing_left();
 
-    let again = netns_kit(&["destroy", &run.name]);
+    let again = run.cli(&["destroy", &run.name]);
     assert_eq!(
         again.status.code(),
         Some(2),
@@ -171,7 +193,7 @@ fn exec_runs_inside_the_node_and_returns_its_exit_code() {
         return;
     }
     let run = Run::apply("e");
-    let addr = netns_kit(&[
+    let addr = run.cli(&[
         "exec", &run.name, "web", "--", "ip", "-br", "addr", "show", "eth0",
     ]);
     assert_eq!(addr.status.code(), Some(0), "{}", text(&addr));
@@ -181,10 +203,10 @@ fn exec_runs_inside_the_node_and_returns_its_exit_code() {
         text(&addr)
     );
 
-    let seven = netns_kit(&["exec", &run.name, "api", "--", "sh", "-c", "exit 7"]);
+    let seven = run.cli(&["exec", &run.name, "api", "--", "sh", "-c", "exit 7"]);
     assert_eq!(seven.status.code(), Some(7));
 
-    let route = netns_kit(&[
+    let route = run.cli(&[
         "exec", &run.name, "api", "--", "ip", "route", "show", "default",
     ]);
     assert!(
@@ -193,11 +215,11 @@ fn exec_runs_inside_the_node_and_returns_its_exit_code() {
         text(&route)
     );
 
-    let nobody = netns_kit(&["exec", &run.name, "nobody", "--", "true"]);
+    let nobody = run.cli(&["exec", &run.name, "nobody", "--", "true"]);
     assert_eq!(nobody.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&nobody.stderr).contains("has no node \"nobody\""));
 
-    let missing = netns_kit(&["exec", &run.name, "web", "--", "/nonexistent/tool"]);
+    let missing = run.cli(&["exec", &run.name, "web", "--", "/nonexistent/tool"]);
     assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
 }
 
@@ -219,14 +241,14 @@ fn status_lists_each_difference_from_the_declaration() {
         .status()
         .unwrap();
     assert!(down.success());
-    let status = netns_kit(&["status", &run.name]);
+    let status = run.cli(&["status", &run.name]);
     assert_eq!(status.status.code(), Some(1), "{}", text(&status));
     assert!(
         String::from_utf8_lossy(&status.stdout).contains("web: link eth0 is down"),
         "{}",
         text(&status)
     );
-    let json = netns_kit(&["status", &run.name, "--json"]);
+    let json = run.cli(&["status", &run.name, "--json"]);
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["differences"][0]["kind"], "link_down");
@@ -238,19 +260,24 @@ fn applying_the_same_name_twice_is_refused_and_gc_leaves_live_runs_alone() {
         return;
     }
     let run = Run::apply("g");
-    let twice = netns_kit(&["apply", run.file.to_str().unwrap(), "--name", &run.name]);
+    let twice = run.cli(&["apply", run.file.to_str().unwrap(), "--name", &run.name]);
     assert_eq!(twice.status.code(), Some(2), "{}", text(&twice));
     assert!(String::from_utf8_lossy(&twice.stderr).contains("already applied"));
 
-    let dry = netns_kit(&["gc", "--dry-run"]);
+    let dry = run.cli(&["gc", "--dry-run"]);
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
     assert!(
         !String::from_utf8_lossy(&dry.stdout).contains(&run.name),
         "{}",
         text(&dry)
     );
-    let gc = netns_kit(&["gc"]);
+    let gc = run.cli(&["gc"]);
     assert_eq!(gc.status.code(), Some(0), "{}", text(&gc));
+    assert!(
+        String::from_utf8_lossy(&gc.stdout).contains("nothing to collect"),
+        "{}",
+        text(&gc)
+    );
     assert_eq!(
         run.netns_names().len(),
         4,

@@ -1,6 +1,6 @@
 //! `netns-kit apply FILE [--name NAME]`: build a topology and leave it up after exit.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use netns_kit::error::Error;
 use netns_kit::runid::RunId;
@@ -29,7 +29,7 @@ pub struct Args {
 
 /// Validates (pure), checks privileges and the name, applies with `persist`, and prints
 /// what it created.
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args, state_dir: &Path) -> Outcome {
     let t = Topology::from_path(&args.file)?;
     let name = args.name.clone().unwrap_or_else(|| t.name.clone());
     // Resolve once with a placeholder id so a bad name is reported before anything else.
@@ -41,7 +41,7 @@ pub fn run(args: Args) -> Outcome {
         },
     )?;
     privilege::require("apply")?;
-    let runs = live::list().map_err(|e| CliError::Runtime(e.to_string()))?;
+    let runs = live::list_in(state_dir).map_err(|e| CliError::Runtime(e.to_string()))?;
     if runs.iter().any(|r| r.name == name) {
         return Err(CliError::BadInput(format!(
             "a topology named {name:?} is already applied: `netns-kit destroy {name}` first, or pick another --name"
@@ -58,6 +58,7 @@ pub fn run(args: Args) -> Outcome {
     let opts = ApplyOptions {
         persist: true,
         name: Some(name.clone()),
+        state_dir: state_dir.to_path_buf(),
         ..ApplyOptions::default()
     };
     let live = LiveTopology::apply(&plan, opts).map_err(|e| match e {

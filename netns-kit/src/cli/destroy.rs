@@ -1,5 +1,7 @@
 //! `netns-kit destroy NAME`: tear down a topology applied with `apply`.
 
+use std::path::Path;
+
 use netns_kit::topology::live;
 
 use super::{not_found_is_bad_input, privilege, Outcome};
@@ -12,10 +14,11 @@ pub struct Args {
 }
 
 /// Removes the run's processes, namespaces, host link and state file.
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args, state_dir: &Path) -> Outcome {
     super::check_run_name(&args.name)?;
     privilege::require("destroy")?;
-    live::destroy_by_name(&args.name).map_err(|e| not_found_is_bad_input(e, &args.name))?;
+    live::destroy_by_name_in(state_dir, &args.name)
+        .map_err(|e| not_found_is_bad_input(e, &args.name))?;
     println!("destroyed {:?}", args.name);
     Ok(0)
 }

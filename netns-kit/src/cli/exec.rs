@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 
 use netns_kit::error::Error;
 use netns_kit::topology::live;
@@ -27,7 +28,7 @@ pub struct Args {
 }
 
 /// Runs the command in place of this process; only returns (with an error) if it cannot start.
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args, state_dir: &Path) -> Outcome {
     privilege::require("exec")?;
     super::check_run_name(&args.name)?;
     if !netns_kit::topology::names::is_valid_name(&args.node) {
@@ -36,7 +37,7 @@ pub fn run(args: Args) -> Outcome {
             args.node
         )));
     }
-    let ns = live::exec_in(&args.name, &args.node).map_err(|e| match e {
+    let ns = live::exec_in_dir(state_dir, &args.name, &args.node).map_err(|e| match e {
         Error::NotFound { kind: "node", .. } => CliError::BadInput(format!(
             "topology {:?} has no node {:?}",
             args.name, args.node

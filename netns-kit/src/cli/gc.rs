@@ -1,5 +1,7 @@
 //! `netns-kit gc [--dry-run]`: remove what dead runs left behind, and nothing else.
 
+use std::path::Path;
+
 use netns_kit::topology::gc::{self, Leftover};
 
 use super::{privilege, CliError, Outcome};
@@ -19,9 +21,9 @@ pub struct Args {
 }
 
 /// Finds (and unless dry-running, removes) leftovers of runs whose owner is gone.
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args, state_dir: &Path) -> Outcome {
     privilege::require("gc")?;
-    let found = gc::gc(args.dry_run).map_err(|e| CliError::Runtime(e.to_string()))?;
+    let found = gc::gc_in(state_dir, args.dry_run).map_err(|e| CliError::Runtime(e.to_string()))?;
     let verb = if args.dry_run {
         "would remove"
     } else {

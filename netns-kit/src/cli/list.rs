@@ -1,5 +1,7 @@
 //! `netns-kit list`: the topologies applied with `apply` (and leftovers `gc` would remove).
 
+use std::path::Path;
+
 use netns_kit::topology::live;
 
 use super::{CliError, Outcome};
@@ -13,8 +15,8 @@ pub struct Args {
 }
 
 /// Prints one line per recorded run.
-pub fn run(args: Args) -> Outcome {
-    let runs = live::list().map_err(|e| CliError::Runtime(e.to_string()))?;
+pub fn run(args: Args, state_dir: &Path) -> Outcome {
+    let runs = live::list_in(state_dir).map_err(|e| CliError::Runtime(e.to_string()))?;
     if args.json {
         let text =
             serde_json::to_string_pretty(&runs).map_err(|e| CliError::Runtime(e.to_string()))?;

@@ -11,6 +11,7 @@ mod privilege;
 mod status;
 mod validate;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,15 @@ The topology file format is documented in netns-kit/src/topology/spec.rs.";
 #[derive(Debug, Parser)]
 #[command(name = "netns-kit", version, about, after_help = EXAMPLES)]
 pub struct Cli {
+    /// Where applied runs are recorded (one JSON file per run name).
+    #[arg(
+        long,
+        global = true,
+        env = "NETNS_KIT_STATE_DIR",
+        default_value = netns_kit::topology::state::STATE_DIR,
+        value_name = "DIR"
+    )]
+    pub state_dir: PathBuf,
     /// The verb.
     #[command(subcommand)]
     pub command: Verb,
@@ -128,13 +138,13 @@ pub fn run() -> ExitCode {
         Err(e) => return clap_error(e),
     };
     let result = match cli.command {
-        Verb::Apply(a) => apply::run(a),
-        Verb::Destroy(a) => destroy::run(a),
-        Verb::Status(a) => status::run(a),
-        Verb::Exec(a) => exec::run(a),
-        Verb::Gc(a) => gc::run(a),
+        Verb::Apply(a) => apply::run(a, &cli.state_dir),
+        Verb::Destroy(a) => destroy::run(a, &cli.state_dir),
+        Verb::Status(a) => status::run(a, &cli.state_dir),
+        Verb::Exec(a) => exec::run(a, &cli.state_dir),
+        Verb::Gc(a) => gc::run(a, &cli.state_dir),
         Verb::Graph(a) => graph::run(a),
-        Verb::List(a) => list::run(a),
+        Verb::List(a) => list::run(a, &cli.state_dir),
         Verb::Plan(a) => plan::run(a),
         Verb::Validate(a) => validate::run(a),
     };

@@ -1,5 +1,7 @@
 //! `netns-kit status NAME [--json]`: compare a running topology with what it declared.
 
+use std::path::Path;
+
 use netns_kit::topology::live;
 
 use super::{not_found_is_bad_input, privilege, CliError, Outcome};
@@ -20,10 +22,11 @@ pub struct Args {
 }
 
 /// Lists every difference; exits 0 when there is none, 1 otherwise.
-pub fn run(args: Args) -> Outcome {
+pub fn run(args: Args, state_dir: &Path) -> Outcome {
     super::check_run_name(&args.name)?;
     privilege::require("status")?;
-    let diffs = live::status(&args.name).map_err(|e| not_found_is_bad_input(e, &args.name))?;
+    let diffs = live::status_in(state_dir, &args.name)
+        .map_err(|e| not_found_is_bad_input(e, &args.name))?;
     if args.json {
         let doc = serde_json::json!({
             "name": args.name,
