@@ -22,7 +22,6 @@ use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::net::TcpListener;
 
 pub use discovery::Discovery;
 pub use error::GatewayError;
@@ -32,7 +31,7 @@ pub use instance::Instance;
 pub use outlier::EjectionPolicy;
 pub use pool::Pool;
 pub use proxy::{GatewayBody, Proxy, ProxyLimits, Route, UpstreamClient, MAX_TRIES_LIMIT};
-pub use server::serve_proxy;
+pub use server::{serve_proxy, serve_proxy_threads};
 
 use crate::http::{Metrics, Shutdown};
 use crate::registry::client::{Registration, RegistrationArgs};
@@ -113,6 +112,10 @@ pub struct GatewayArgs {
         default_value_t = 90_000
     )]
     pub pool_idle_timeout_ms: u64,
+    /// Proxy threads, each with its own single-threaded runtime and upstream pool
+    /// (default: one per CPU).
+    #[arg(long, env = "ECOMM_GATEWAY_THREADS")]
+    pub threads: Option<usize>,
     /// How long in-flight requests may finish after SIGTERM, in milliseconds (default 10000).
     #[arg(long, env = "ECOMM_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub drain_timeout_ms: u64,
@@ -207,11 +210,11 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         max: Duration::from_millis(args.eject_max_ms.max(args.eject_base_ms)),
         max_ejected_percent: args.max_ejected_percent,
     };
-    let client = upstream_client(
-        Duration::from_millis(args.connect_timeout_ms),
-        args.pool_max_idle,
-        Duration::from_millis(args.pool_idle_timeout_ms),
-    );
+    let connect_timeout = Duration::from_millis(args.connect_timeout_ms);
+    let pool_idle_timeout = Duration::from_millis(args.pool_idle_timeout_ms);
+    let pool_max_idle = args.pool_max_idle;
+    let make_client = move || upstream_client(connect_timeout, pool_max_idle, pool_idle_timeout);
+    let client = make_client();
     let check = HealthCheck {
         path: args.health_path.clone(),
         interval: Duration::from_millis(args.health_interval_ms),
@@ -239,16 +242,23 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         max_tries: args.max_tries,
         max_body_bytes: args.max_body_bytes,
     };
-    let proxy = Arc::new(Proxy::new(routes, client, limits, metrics));
-    let listener = TcpListener::bind(args.listen)
-        .await
+    let proxy = Proxy::new(routes, client, limits, metrics);
+    let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("binding {}", args.listen))?;
     let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, "listening");
     let registration = Registration::from_args(&args.registration, "gateway", bound)?
         .map(|registration| registration.spawn(shutdown.clone()));
-    serve_proxy(
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    serve_proxy_threads(
         listener,
         proxy,
+        make_client,
+        threads,
         shutdown,
         Duration::from_millis(args.drain_timeout_ms),
     )

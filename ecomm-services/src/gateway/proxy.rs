@@ -40,7 +40,8 @@ pub struct ProxyLimits {
     pub max_body_bytes: usize,
 }
 
-/// One routed prefix and the pool behind it.
+/// One routed prefix and the pool behind it (cheap to clone: shared handles).
+#[derive(Clone)]
 pub struct Route {
     /// Path prefix, e.g. `/api/products` (matches itself, `prefix/…` and `prefix?…`).
     pub prefix: &'static str,
@@ -81,7 +82,9 @@ enum Failure {
     Transport(String),
 }
 
-/// The gateway's request handler.
+/// The gateway's request handler; each proxy thread has its own (own upstream client and
+/// connection pool), all sharing routes, pools and metrics.
+#[derive(Clone)]
 pub struct Proxy {
     routes: Vec<Route>,
     client: UpstreamClient,
@@ -104,6 +107,14 @@ impl Proxy {
             limits,
             local: metrics.route("local"),
             metrics,
+        }
+    }
+
+    /// The same proxy forwarding through another client (one per proxy thread).
+    pub fn with_client(&self, client: UpstreamClient) -> Self {
+        Self {
+            client,
+            ..self.clone()
         }
     }
 

@@ -1,5 +1,7 @@
-//! The gateway's accept loop: HTTP/1.1 keep-alive connections served by hyper with
-//! graceful drain (stop accepting, finish in-flight requests, close idle connections).
+//! The gateway's serving threads: N proxy threads, each a single-threaded tokio runtime
+//! accepting on the shared listening socket and owning its own upstream connection pool, so
+//! a request never crosses threads (nginx's worker model). HTTP/1.1 keep-alive by hyper,
+//! with graceful drain (stop accepting, finish in-flight requests, close idle connections).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,18 +13,65 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use super::proxy::Proxy;
+use super::proxy::{Proxy, UpstreamClient};
 use crate::http::Shutdown;
 
-/// Serves `proxy` on `listener` until `shutdown`, then drains for at most `drain`.
+/// Runs `threads` proxy threads on `listener` until `shutdown`; returns when all drained.
+pub async fn serve_proxy_threads<F>(
+    listener: std::net::TcpListener,
+    proxy: Proxy,
+    make_client: F,
+    threads: usize,
+    shutdown: Shutdown,
+    drain: Duration,
+) -> std::io::Result<()>
+where
+    F: Fn() -> UpstreamClient + Send + Sync + 'static,
+{
+    listener.set_nonblocking(true)?;
+    let make_client = Arc::new(make_client);
+    let mut handles = Vec::new();
+    for index in 0..threads.max(1) {
+        let listener = listener.try_clone()?;
+        let proxy = proxy.clone();
+        let make_client = make_client.clone();
+        let shutdown = shutdown.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("proxy-{index}"))
+            .spawn(move || -> std::io::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    let listener = TcpListener::from_std(listener)?;
+                    let proxy = Arc::new(proxy.with_client(make_client()));
+                    serve_proxy(listener, proxy, shutdown, drain).await
+                })
+            })?;
+        handles.push(handle);
+    }
+    drop(listener);
+    tokio::task::spawn_blocking(move || {
+        for handle in handles {
+            match handle.join() {
+                Ok(result) => result?,
+                Err(_) => return Err(std::io::Error::other("a proxy thread panicked")),
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// Serves `proxy` on `listener` in the current runtime until `shutdown`, then drains for at
+/// most `drain`.
 pub async fn serve_proxy(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     shutdown: Shutdown,
     drain: Duration,
 ) -> std::io::Result<()> {
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "listening");
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -33,6 +82,7 @@ pub async fn serve_proxy(
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(error) => {
                     // Typically EMFILE: back off briefly instead of spinning.
                     tracing::warn!(%error, "accept failed");
@@ -56,7 +106,7 @@ pub async fn serve_proxy(
         });
     }
     drop(listener);
-    tracing::info!(connections = graceful.count(), "draining");
+    tracing::debug!(connections = graceful.count(), "draining");
     if tokio::time::timeout(drain, graceful.shutdown())
         .await
         .is_err()
