@@ -96,11 +96,9 @@ impl CliError {
 }
 
 impl From<netns_kit::topology::TopologyError> for CliError {
+    /// Every topology error (unreadable file included) is the user's input: exit 2.
     fn from(e: netns_kit::topology::TopologyError) -> Self {
-        match e {
-            netns_kit::topology::TopologyError::Read { .. } => CliError::BadInput(e.to_string()),
-            _ => CliError::BadInput(e.to_string()),
-        }
+        CliError::BadInput(e.to_string())
     }
 }
 
