@@ -12,11 +12,19 @@
 //! bridge = "br-frontend"            # optional; default "br-<name>" (shortened if needed), <= 15 bytes
 //! mtu = 1500                        # optional; bytes, default: kernel default (1500)
 //!
+//! [[networks]]
+//! name = "backend"
+//! subnet = "172.21.0.0/24"
+//!
 //! [[nodes]]                         # one network namespace
 //! name = "gateway"
 //! interfaces = [{ network = "frontend", address = "172.20.0.10" }]
 //! # address is optional: omitted, it is allocated deterministically (lowest free host address)
 //! sysctls = { "net.ipv4.tcp_syncookies" = "1" }   # optional, set inside the node
+//!
+//! [[nodes]]
+//! name = "product-1"
+//! interfaces = [{ network = "backend" }]            # gets 172.21.0.2 (the router has .1)
 //!
 //! [router]                          # optional forwarding namespace; the policy is enforced here
 //! name = "router"                   # default "router"
@@ -24,7 +32,8 @@
 //! addresses = { frontend = "172.20.0.1" }  # optional; default: first host address (.1)
 //! # Every node on one of these networks gets "default via <router address on that network>".
 //!
-//! [[vxlans]]                        # stretch a network's bridge over an underlay (in the fabric)
+//! [[vxlans]]                        # stretch a network's bridge: created in the fabric
+//!                                   # namespace, so its underlay must be reachable there
 //! name = "vx-backend"               # interface name, <= 15 bytes
 //! network = "backend"               # the bridge it joins
 //! vni = 42                          # 1..=16777215
@@ -52,6 +61,8 @@
 //! ifname = "nk-lab"                 # optional host-side name; default derived from the run name
 //! allow = [{ to = "gateway", proto = "tcp", ports = [3000] }]
 //! ```
+//!
+//! Every example above is checked by `tests/validate_spec_doc.rs`.
 //!
 //! Replies to allowed connections are always allowed (conntrack established/related).
 //! Traffic between two nodes on the same network never crosses the router, so a policy
