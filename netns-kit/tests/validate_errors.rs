@@ -398,3 +398,16 @@ fn every_message_is_one_line() {
         assert!(!e.to_string().contains('\n'), "{e}");
     }
 }
+
+#[test]
+fn a_vxlan_underlay_device_must_exist_in_the_fabric() {
+    let text = format!(
+        "{BASE}\n[[vxlans]]\nname = \"vx0\"\nnetwork = \"back\"\nvni = 7\ngroup = \"239.1.1.1\"\ndev = \"eth0\"\n"
+    );
+    let e = err(&text);
+    assert!(matches!(e, TopologyError::Conflict { .. }), "{e:?}");
+    assert_eq!(e.field(), "vxlans[0].dev");
+    assert!(e.to_string().contains("br-front, br-back"), "{e}");
+    let ok = text.replace("dev = \"eth0\"", "dev = \"br-front\"");
+    assert!(Topology::from_str(&ok).is_ok());
+}

@@ -40,7 +40,7 @@
 //! local = "10.0.0.1"                # optional underlay source address
 //! remote = "10.0.0.2"               # exactly one of remote (unicast) / group (multicast)
 //! port = 4789                       # optional UDP port, default 4789
-//! dev = "eth0"                      # optional underlay device (required with group)
+//! # dev = "br-frontend"             # optional underlay device: a bridge (required with group)
 //!
 //! [[impairments]]                   # netem on a node's interface
 //! node = "product-1"
@@ -182,7 +182,7 @@ pub struct VxlanSpec {
     /// UDP destination port; default 4789.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    /// Underlay device (in the fabric namespace); required with `group`.
+    /// Underlay device: one of the bridges in the fabric namespace; required with `group`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev: Option<String>,
 }

@@ -707,6 +707,18 @@ fn validate_vxlan(i: usize, v: &VxlanSpec, ctx: &Ctx<'_>) -> Result<Vxlan, Topol
     }
     if let Some(d) = &v.dev {
         check_ifname(&f("dev"), d)?;
+        // The VXLAN is created in the fabric namespace, where the only devices are bridges
+        // (and the veth ends netns-kit names itself).
+        if !ctx.networks.iter().any(|n| &n.bridge == d) {
+            let bridges: Vec<&str> = ctx.networks.iter().map(|n| n.bridge.as_str()).collect();
+            return Err(TopologyError::Conflict {
+                field: f("dev"),
+                message: format!(
+                    "{d:?} is not a device of the fabric namespace, where the VXLAN is created: expected one of the bridges [{}]",
+                    bridges.join(", ")
+                ),
+            });
+        }
     }
     Ok(Vxlan {
         name: v.name.clone(),
