@@ -149,18 +149,30 @@ impl Lab {
             bins,
             topology: format!("{shared}{ORDER_2}"),
         };
-        lab.cluster.phase("tiers and overlay on every VM", || {
+        lab.cluster.phase("tiers, overlay and datastores", || {
             std::thread::scope(|s| {
                 for (name, _) in PLACEMENT {
                     let lab = &lab;
-                    s.spawn(move || lab.build_host(name));
+                    s.spawn(move || {
+                        lab.build_host(name);
+                        if *name == "vm1" {
+                            lab.start_datastores();
+                        }
+                    });
                 }
             });
         });
-        lab.cluster
-            .phase("datastores (redis, postgres) on vm1", || {
-                lab.start_datastores()
+        if lab.bins.has_services {
+            lab.cluster.phase("services", || {
+                lab.start_nodes("vm2", &["registry"]);
+                std::thread::scope(|s| {
+                    let lab = &lab;
+                    s.spawn(move || lab.start_nodes("vm2", &["product-1", "order-1"]));
+                    s.spawn(move || lab.start_services("vm3"));
+                });
+                lab.start_services("vm1");
             });
+        }
         Some(lab)
     }
 
@@ -257,12 +269,18 @@ impl Lab {
     /// Starts the ecomm services `vm` hosts (registry first; the gateway last) and waits
     /// until each listens.
     pub fn start_services(&self, vm_name: &str) {
-        let vm = self.vm(vm_name);
         let mine = PLACEMENT
             .iter()
             .find(|(v, _)| *v == vm_name)
             .map(|(_, n)| *n)
             .unwrap_or(&[]);
+        self.start_nodes(vm_name, mine);
+    }
+
+    /// Starts the ecomm services of `nodes` on `vm_name` and waits until each listens.
+    pub fn start_nodes(&self, vm_name: &str, nodes: &[&str]) {
+        let vm = self.vm(vm_name);
+        let mine = nodes;
         let ecomm = self.bins.ecomm.display().to_string();
         let registry = format!("http://{}:8500", address("registry"));
         let token = REGISTRY_TOKEN;
@@ -289,7 +307,10 @@ impl Lab {
                     ),
                     8002,
                 ),
-                "gateway" => (format!("{ecomm} gateway --listen {ip}:3000 --registry-url {registry} {GATEWAY_TUNING}"), 3000),
+                "gateway" => (
+                    format!("{ecomm} gateway --listen {ip}:3000 --registry-url {registry} --registry-token {token} {GATEWAY_TUNING}"),
+                    3000,
+                ),
                 _ => continue,
             };
             vm.spawn(
@@ -297,6 +318,20 @@ impl Lab {
                 &format!("/run/{node}.log"),
             );
             self.wait_listening(node, ip, port);
+        }
+    }
+
+    /// Prints the tail of every service and datastore log (`/run/*.log`) of every running VM.
+    pub fn dump_logs(&self) {
+        for vm in self.cluster.vms() {
+            if !vm.is_running() {
+                continue;
+            }
+            let cmd = "for f in /run/*.log; do [ -s \"$f\" ] && { echo \"--- $f\"; tail -n 25 \"$f\"; }; done; true";
+            match vm.execute_timeout(cmd, Duration::from_secs(30)) {
+                Ok(out) => eprintln!("===== {}: service logs =====\n{}", vm.name(), out.stdout),
+                Err(e) => eprintln!("===== {}: service logs unavailable: {e}", vm.name()),
+            }
         }
     }
 
@@ -315,12 +350,39 @@ impl Lab {
         )
     }
 
-    /// Whether `from` (a node) can open a TCP connection to `ip:port` (3 s deadline).
+    /// Whether `from` (a node) can open a TCP connection to `ip:port`: retried for up
+    /// to 30 s (a loaded TCG guest can miss a short deadline), so `false` means blocked.
     pub fn can_connect(&self, from: &str, ip: &str, port: u16) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if matches!(self.host_of(from).execute(&self.tcp_probe(from, ip, port, 5)), Ok(o) if o.code == 0)
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether every connection from `from` to `targets` fails within 3 s (probed
+    /// concurrently in the guest: a dropped SYN stays dropped however long one waits).
+    pub fn all_blocked(&self, from: &str, targets: &[(&str, u16)]) -> bool {
+        let probes: Vec<String> = targets
+            .iter()
+            .map(|(ip, port)| {
+                format!(
+                    "( {} ) && echo OPEN {ip}:{port} &",
+                    self.tcp_probe(from, ip, *port, 3)
+                )
+            })
+            .collect();
         let out = self
             .host_of(from)
-            .execute(&self.tcp_probe(from, ip, port, 3));
-        matches!(out, Ok(o) if o.code == 0)
+            .succeed(&format!("{} wait", probes.join(" ")));
+        if out.contains("OPEN") {
+            eprintln!("{from}: unexpectedly open: {out}");
+            return false;
+        }
+        true
     }
 
     /// Starts a TCP listener on `port` in `node` that accepts any number of connections.
@@ -364,12 +426,14 @@ pub const PRODUCT_DB: &str = "products";
 /// The orders database.
 pub const ORDER_DB: &str = "orders";
 
-/// Gateway settings that bound ejection: instances are health-checked every 250 ms
-/// (1 s timeout, out of rotation after 2 failures) and passively ejected on the first
-/// failed try; connects give up after 500 ms and safe requests are retried on another
-/// instance. A dead instance is thus out of rotation well within [`EJECTION_BOUND`].
-const GATEWAY_TUNING: &str = "--health-interval-ms 250 --health-timeout-ms 1000 --unhealthy-after 2 \\
-    --eject-after 1 --connect-timeout-ms 500 --try-timeout-ms 2000 --total-timeout-ms 6000 --max-tries 3";
+/// Gateway settings, sized for TCG guests sharing two host cores (everything is 10-50×
+/// slower than native, so tight timeouts would eject live instances): instances are
+/// health-checked every 500 ms (2 s timeout, out of rotation after 2 failures) and
+/// passively ejected on the first failed try; connects give up after 1 s, a try after
+/// 5 s, and safe requests (GETs; POSTs with an Idempotency-Key) are retried on another
+/// instance. The ejection bound the scenarios assert is [`EJECTION_BOUND`].
+const GATEWAY_TUNING: &str = "--health-interval-ms 500 --health-timeout-ms 2000 --unhealthy-after 2 \\
+    --eject-after 1 --connect-timeout-ms 1000 --try-timeout-ms 5000 --total-timeout-ms 15000 --max-tries 3";
 
 /// After this long, a dead or partitioned instance gets no more requests.
 pub const EJECTION_BOUND: Duration = Duration::from_secs(2);
@@ -378,6 +442,14 @@ fn address_or_none(node: &str) -> &'static str {
     match node {
         "router" => "",
         other => address(other),
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_logs();
+        }
     }
 }
 

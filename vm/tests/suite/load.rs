@@ -70,14 +70,14 @@ impl<'a> Load<'a> {
         vm1.succeed(&format!("mkdir -p {dir}"));
         let gets = format!(
             "while [ ! -e {dir}/stop ]; do \
-               s=$(curl -s -o /dev/null -w '%{{http_code}}' -m 8 {gw}/api/products/1); \
+               s=$(curl -s -o /dev/null -w '%{{http_code}}' -m 20 {gw}/api/products/1); \
                echo \"$(date +%s%3N) - $s\" >> {dir}/gets; sleep 0.05; \
              done"
         );
         let orders = format!(
             "i=0; while [ ! -e {dir}/stop ]; do i=$((i+1)); key={tag}-$i; \
                while :; do \
-                 s=$(curl -s -o /dev/null -w '%{{http_code}}' -m 10 -X POST -H 'content-type: application/json' \
+                 s=$(curl -s -o /dev/null -w '%{{http_code}}' -m 20 -X POST -H 'content-type: application/json' \
                      -H \"Idempotency-Key: $key\" \
                      -d \"{{\\\"customer\\\":\\\"$key@example.com\\\",\\\"items\\\":[{{\\\"product_id\\\":1,\\\"quantity\\\":1}}]}}\" \
                      {gw}/api/orders); \

@@ -98,6 +98,7 @@ fn main() {
             Err(_) => {
                 println!("test {name} ... FAILED ({:.1}s)", took.as_secs_f64());
                 lab.cluster.dump();
+                lab.dump_logs();
                 failed += 1;
             }
         }

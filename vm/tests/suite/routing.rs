@@ -20,7 +20,7 @@ pub fn product_requests(lab: &Lab, node: &str) -> u64 {
 /// `curl` through the gateway from the frontend tier; returns the body.
 pub fn via_gateway(lab: &Lab, args: &str) -> String {
     lab.vm("vm1")
-        .succeed(&format!("{} curl -sf -m 10 {args}", lab.in_node("gateway")))
+        .succeed(&format!("{} curl -sf -m 20 {args}", lab.in_node("gateway")))
 }
 
 /// GETs through the gateway reach both backend VMs; an order lands in PostgreSQL.
