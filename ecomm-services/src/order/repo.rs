@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use deadpool_postgres::Client;
 use deadpool_postgres::Pool;
-use tokio_postgres::Client;
 use uuid::Uuid;
 
 use super::idempotency::StoredResponse;
@@ -76,9 +76,14 @@ impl OrderRepo {
         with_timeout(self.op_timeout, async {
             let mut client = self.pool.get().await?;
             let tx = client.transaction().await?;
+            let insert_order = tx
+                .prepare_cached(
+                    "INSERT INTO orders (id, customer, status, total_cents, created_at)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .await?;
             tx.execute(
-                "INSERT INTO orders (id, customer, status, total_cents, created_at)
-                 VALUES ($1, $2, $3, $4, $5)",
+                &insert_order,
                 &[
                     &order.id,
                     &order.customer,
@@ -96,18 +101,28 @@ impl OrderRepo {
                 .map(|i| i32::try_from(i.quantity).unwrap_or(i32::MAX))
                 .collect();
             let prices: Vec<i64> = order.items.iter().map(|i| i.unit_price_cents).collect();
+            let insert_items = tx
+                .prepare_cached(
+                    "INSERT INTO order_items (order_id, line, product_id, quantity, unit_price_cents)
+                     SELECT $1, * FROM unnest($2::int4[], $3::int8[], $4::int4[], $5::int8[])",
+                )
+                .await?;
             tx.execute(
-                "INSERT INTO order_items (order_id, line, product_id, quantity, unit_price_cents)
-                 SELECT $1, * FROM unnest($2::int4[], $3::int8[], $4::int4[], $5::int8[])",
+                &insert_items,
                 &[&order.id, &lines, &product_ids, &quantities, &prices],
             )
             .await?;
             let status = i16::try_from(response_status).unwrap_or(i16::MAX);
-            let inserted = tx
-                .execute(
+            let insert_key = tx
+                .prepare_cached(
                     "INSERT INTO idempotency_keys
                          (key, request_sha256, response_status, response_body, order_id)
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING",
+                )
+                .await?;
+            let inserted = tx
+                .execute(
+                    &insert_key,
                     &[&key, &request_sha256, &status, &response_body, &order.id],
                 )
                 .await?;
@@ -207,13 +222,13 @@ impl OrderRepo {
 }
 
 async fn stored_response(client: &Client, key: &str) -> Result<Option<StoredResponse>, DbError> {
-    let row = client
-        .query_opt(
+    let statement = client
+        .prepare_cached(
             "SELECT request_sha256, response_status, response_body, order_id
              FROM idempotency_keys WHERE key = $1",
-            &[&key],
         )
         .await?;
+    let row = client.query_opt(&statement, &[&key]).await?;
     Ok(row.map(|row| StoredResponse {
         request_sha256: row.get(0),
         status: u16::try_from(row.get::<_, i16>(1)).unwrap_or(500),
