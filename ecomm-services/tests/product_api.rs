@@ -147,6 +147,10 @@ async fn paging_defaults_and_bounds() {
     }
     let (status, _, _) = send(client().get(product.url("/api/products/abc"))).await;
     assert_eq!(status, 400);
+    let (status, kind, _) = send(client().patch(product.url("/api/products/1"))).await;
+    assert_eq!((status, kind.as_str()), (405, "application/problem+json"));
+    let (status, kind, _) = send(client().get(product.url("/api/nothing-here"))).await;
+    assert_eq!((status, kind.as_str()), (404, "application/problem+json"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

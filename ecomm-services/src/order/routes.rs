@@ -37,6 +37,17 @@ pub fn routes(state: Arc<OrderState>) -> Router {
         .route("/api/orders", post(create).get(list))
         .route("/api/orders/{id}", get(read))
         .route("/api/orders/{id}/cancel", post(cancel))
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            )
+            .with_detail("this path does not support the request's method")
+        })
+        .fallback(|uri: axum::http::Uri| async move {
+            Problem::not_found(format!("no route for {}", uri.path()))
+        })
         .with_state(state)
 }
 
