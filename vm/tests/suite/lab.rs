@@ -85,13 +85,20 @@ fn find_bin(env: &str, name: &str) -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os(env) {
         return Ok(PathBuf::from(p));
     }
+    // The build `just test-vm` just made wins; other target dirs (parallel developers'
+    // builds) are a fallback, newest first.
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target"));
-    let mut candidates = vec![
+    for preferred in [
         target.join("debug").join(name),
         workspace().join("target/debug").join(name),
-    ];
+    ] {
+        if preferred.is_file() {
+            return Ok(preferred);
+        }
+    }
+    let mut candidates = Vec::new();
     if let Ok(dirs) = std::fs::read_dir(workspace().join("target")) {
         for d in dirs.flatten() {
             candidates.push(d.path().join("debug").join(name));
