@@ -1,6 +1,8 @@
 //! Test fixture: start a cluster, or skip when VMs cannot run here (unless
 //! ECOMM_REQUIRE_ALL=1, where a missing capability fails the test).
 
+#![allow(dead_code)] // each test binary uses a part of the fixture
+
 use vm::{Cluster, ClusterSpec};
 
 /// The guest agent built alongside these tests.

@@ -1,0 +1,66 @@
+//! The boot assets: the pinned kernel unpacks to a vmlinux, and the initramfs is
+//! byte-identical across builds with its modules in dependency order.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use vm::kernel::Kernel;
+use vm::modules::{resolve, WANTED};
+
+fn kernel() -> Option<Kernel> {
+    match Kernel::fetch() {
+        Ok(k) => Some(k),
+        Err(e) if common::require_all() => {
+            panic!("ECOMM_REQUIRE_ALL=1 but the kernel cannot be fetched: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping: {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn the_initramfs_is_byte_identical_across_builds() {
+    let Some(kernel) = kernel() else { return };
+    let first = vm::initramfs::build(&kernel).unwrap();
+    let bytes = std::fs::read(&first).unwrap();
+    std::fs::remove_file(&first).unwrap();
+    let second = vm::initramfs::build(&kernel).unwrap();
+    assert_eq!(first, second, "the cache key is the content hash");
+    assert_eq!(std::fs::read(&second).unwrap(), bytes);
+}
+
+#[test]
+fn modules_load_after_their_dependencies() {
+    let Some(kernel) = kernel() else { return };
+    let order: Vec<String> = resolve(&kernel.modules, WANTED)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    let pos = |n: &str| {
+        order
+            .iter()
+            .position(|m| m == n)
+            .unwrap_or_else(|| panic!("{n} missing from {order:?}"))
+    };
+    assert!(pos("virtio_ring") < pos("virtio_pci"));
+    assert!(pos("9pnet") < pos("9pnet_virtio"));
+    assert!(pos("nf_tables") < pos("nft_ct"));
+    assert!(pos("nf_conntrack") < pos("nft_ct"));
+    assert!(
+        pos("crc32c_generic") < pos("nf_tables"),
+        "libcrc32c's soft dependency first"
+    );
+    assert!(pos("udp_tunnel") < pos("vxlan"));
+}
+
+#[test]
+fn the_kernel_is_an_uncompressed_elf() {
+    let Some(kernel) = kernel() else { return };
+    let head = std::fs::read(&kernel.vmlinux).unwrap();
+    assert!(head.starts_with(b"\x7fELF"));
+    assert!(head.len() > 20 << 20, "vmlinux is the decompressed kernel");
+}
