@@ -66,9 +66,14 @@ bench-vm: setup
 # Run every benchmark; tables print, JSON lands under target/bench/.
 bench: bench-topology
 
+# Services under load: gateway vs nginx (wrk -c50), ab -n 1000 -c 50, orders/s, RSS; JSON in target/bench/services.json.
+bench-services: setup
+    cargo build --release -p ecomm-services --bin ecomm --example bench_services
+    cargo run --release -p ecomm-services --example bench_services
+
 # netns-kit apply/destroy against the seeds' shell script, and 10/100/1000 nodes.
 bench-topology: setup
-    @echo "not yet: lands with the netns-kit issue"
+    cargo run --release -p netns-kit --example bench_topology
 
 # Format the workspace.
 fmt:

@@ -2,6 +2,8 @@
 
 pub mod addr;
 pub mod error;
+pub mod firewall;
+pub mod graph;
 pub mod impair;
 pub mod link;
 pub mod netlink;
@@ -10,6 +12,4 @@ pub mod probe;
 pub mod route;
 pub mod runid;
 pub mod sysctl;
-pub mod firewall;
-pub mod graph;
 pub mod topology;

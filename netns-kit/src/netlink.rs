@@ -17,8 +17,13 @@ use crate::error::{Error, Result};
 
 /// Bytes of requests sent per `send(2)` (the kernel handles each message in turn).
 const BATCH_BYTES: usize = 48 * 1024;
+/// Requests per `send(2)`: each acknowledgement is its own socket buffer (~1 KiB of
+/// receive-buffer accounting), so a batch must not outgrow the receive buffer (ENOBUFS).
+const BATCH_MESSAGES: usize = 128;
 /// Receive buffer for answers and dumps.
 const RECV_BYTES: usize = 256 * 1024;
+/// Receive-buffer size asked for with SO_RCVBUFFORCE (root may exceed rmem_max).
+const RECV_BUFFER_FORCE: libc::c_int = 4 * 1024 * 1024;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLMSGERR_ATTR_MSG: u16 = 1;
@@ -46,6 +51,7 @@ impl Netlink {
         let _ = sock.set_cap_ack(true);
         let _ = sock.set_ext_ack(true);
         let _ = sock.set_rx_buf_sz(RECV_BYTES);
+        force_rcvbuf(&sock);
         Ok(Netlink {
             sock,
             ns,
@@ -113,7 +119,8 @@ impl Netlink {
             let first = qi;
             while qi < queued.len() {
                 let len = msg_len(&out[off..]);
-                if off > start && off + len - start > BATCH_BYTES {
+                if off > start && (off + len - start > BATCH_BYTES || qi - first >= BATCH_MESSAGES)
+                {
                     break;
                 }
                 off += len;
@@ -240,6 +247,23 @@ impl Netlink {
                 }
             }
         }
+    }
+}
+
+/// Ask for a large receive buffer (needs CAP_NET_ADMIN; silently keeps the default otherwise).
+fn force_rcvbuf(sock: &Socket) {
+    use std::os::fd::AsRawFd;
+    let size = RECV_BUFFER_FORCE;
+    // SAFETY: setsockopt reads exactly size_of::<c_int>() bytes from a valid, live c_int; the
+    // descriptor is owned by `sock`, which outlives the call.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 

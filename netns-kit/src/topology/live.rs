@@ -14,7 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::addr::Address;
 use crate::error::{Error, Result};
@@ -115,6 +115,7 @@ pub struct LiveTopology {
     state_dir: PathBuf,
     state: Option<RunState>,
     torn_down: bool,
+    timings: Vec<(String, Duration)>,
 }
 
 /// Interface indexes assigned up front, per namespace key.
@@ -160,13 +161,17 @@ struct Apply<'a> {
     opts: &'a ApplyOptions,
     run_id: RunId,
     steps: usize,
+    last: Instant,
     live: LiveTopology,
 }
 
 impl Apply<'_> {
-    /// Count a step; the test-only fault injection fires here.
-    fn step(&mut self, n: usize) -> Result<()> {
-        self.steps += n;
+    /// Count a finished step (and how long it took); the test-only fault injection fires here.
+    fn step(&mut self, label: &str) -> Result<()> {
+        let now = Instant::now();
+        self.live.timings.push((label.to_string(), now - self.last));
+        self.last = now;
+        self.steps += 1;
         match self.opts.fail_after {
             Some(limit) if self.steps >= limit => Err(Error::Injected(limit)),
             _ => Ok(()),
@@ -212,6 +217,7 @@ impl LiveTopology {
             opts: &opts,
             run_id: run_id.clone(),
             steps: 0,
+            last: Instant::now(),
             live: LiveTopology {
                 run_id,
                 topology: plan.topology.clone(),
@@ -222,6 +228,7 @@ impl LiveTopology {
                 state_dir: opts.state_dir.clone(),
                 state: None,
                 torn_down: false,
+                timings: Vec::new(),
             },
         };
         let mut step = String::from("starting");
@@ -259,6 +266,11 @@ impl LiveTopology {
                 }
             }
         }
+    }
+
+    /// How long each apply step took, in order (for benchmarks and diagnosis).
+    pub fn apply_timings(&self) -> &[(String, Duration)] {
+        &self.timings
     }
 
     /// The run id every object carries.
@@ -457,7 +469,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
         }
         st.write(&a.live.state_dir)?;
         a.live.state = Some(st);
-        a.step(1)?;
+        a.step(step)?;
     }
 
     // -- Namespaces, each with its sysctls, its netlink socket and a tagged `lo`. --------
@@ -485,6 +497,8 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             alias: alias.clone(),
         })
         .collect();
+    // Each namespace holds a descriptor, and a netlink socket while applying.
+    raise_fd_limit(2 * jobs.len() as u64 + 256);
     let (created, failure) = create_namespaces(jobs, a.opts.workers.max(1));
     let mut sockets: HashMap<String, Netlink> = HashMap::new();
     for (key, ns, nl) in created {
@@ -494,7 +508,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
     if let Some(e) = failure {
         return Err(e.into());
     }
-    a.step(1)?;
+    a.step(step)?;
     let fds: HashMap<String, Netns> = a
         .live
         .namespaces
@@ -570,7 +584,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
         None => None,
     };
     flush_all(&mut sockets, a.opts.workers)?;
-    a.step(1)?;
+    a.step(step)?;
 
     // -- Phase 1b: VXLANs (their underlay device exists now). -----------------------------
     if !plan.vxlans.is_empty() {
@@ -608,7 +622,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
                 .push(LinkChange::of(i).alias(&alias));
         }
         flush_all(&mut sockets, a.opts.workers)?;
-        a.step(1)?;
+        a.step(step)?;
     }
 
     // -- Phase 2: per namespace, links up + tagged, addresses, routes. -------------------
@@ -647,7 +661,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
         route.queue_add(netlink_of(&mut sockets, &r.ns)?)?;
     }
     flush_all(&mut sockets, a.opts.workers)?;
-    a.step(1)?;
+    a.step(step)?;
     drop(sockets);
 
     for s in late_sysctls {
@@ -656,14 +670,14 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             .get(&s.ns)
             .ok_or_else(|| RunError::Plan(format!("sysctl for undeclared namespace {}", s.ns)))?;
         ns.sysctl_set(&s.key, &s.value)?;
-        a.step(1)?;
+        a.step(step)?;
     }
 
     // -- Host link (lab mode): the only object configured in the root namespace. ---------
     if let (Some(h), Some(root)) = (&plan.host_link, &root) {
         *step = format!("configuring the host link {}", h.host_ifname);
         configure_host_link(&alias, h, root)?;
-        a.step(1)?;
+        a.step(step)?;
     }
 
     // -- Firewalls: one nft transaction per namespace, all started, then all awaited. ----
@@ -685,7 +699,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
         if let Some(e) = first {
             return Err(e.into());
         }
-        a.step(1)?;
+        a.step(step)?;
     }
 
     // -- Impairments. ---------------------------------------------------------------------
@@ -695,7 +709,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             RunError::Plan(format!("impairment in undeclared namespace {}", imp.ns))
         })?;
         crate::impair::apply(ns, &imp.ifname, &imp.netem)?;
-        a.step(1)?;
+        a.step(step)?;
     }
 
     // -- Done: record inodes and completion. -----------------------------------------------
@@ -819,6 +833,16 @@ fn create_namespaces(
         }
     }
     (all, failure)
+}
+
+/// Raise the soft open-files limit to at least `needed` (up to the hard limit).
+fn raise_fd_limit(needed: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < needed {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, needed.min(hard), hard);
+        }
+    }
 }
 
 fn is_per_interface(key: &str) -> bool {

@@ -1,0 +1,258 @@
+//! `just bench-topology`: apply + destroy of the three-tier topology with netns-kit against
+//! the seeds' shell script (scripts/seeds-three-tier.sh: one `ip`/`nft` command per object),
+//! and 10/100/1000 nodes on one bridge. Prints a table and writes target/bench/topology.json.
+//!
+//! Needs root. Everything is built in namespaces this run creates; the root namespace is
+//! never touched. Run in release mode:
+//! `cargo run --release -p netns-kit --example bench_topology`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use netns_kit::runid::RunId;
+use netns_kit::topology::live::{ApplyOptions, LiveTopology};
+use netns_kit::topology::plan::{Naming, Plan};
+use netns_kit::topology::Topology;
+
+/// One measured configuration.
+#[derive(serde::Serialize)]
+struct Row {
+    case: String,
+    method: String,
+    nodes: usize,
+    iterations: usize,
+    apply_ms_median: f64,
+    destroy_ms_median: f64,
+    total_ms_median: f64,
+    apply_ms_min: f64,
+    destroy_ms_min: f64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn row(case: &str, method: &str, nodes: usize, samples: &[(Duration, Duration)]) -> Row {
+    let apply: Vec<f64> = samples.iter().map(|s| ms(s.0)).collect();
+    let destroy: Vec<f64> = samples.iter().map(|s| ms(s.1)).collect();
+    let total: Vec<f64> = samples.iter().map(|s| ms(s.0 + s.1)).collect();
+    Row {
+        case: case.to_string(),
+        method: method.to_string(),
+        nodes,
+        iterations: samples.len(),
+        apply_ms_median: median(apply.clone()),
+        destroy_ms_median: median(destroy.clone()),
+        total_ms_median: median(total),
+        apply_ms_min: apply.iter().copied().fold(f64::INFINITY, f64::min),
+        destroy_ms_min: destroy.iter().copied().fold(f64::INFINITY, f64::min),
+    }
+}
+
+/// Live network namespaces in the kernel (the `net_namespace` slab), if readable.
+fn live_namespaces() -> Option<u64> {
+    let slab = std::fs::read_to_string("/proc/slabinfo").ok()?;
+    let line = slab.lines().find(|l| l.starts_with("net_namespace "))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Wait (at most 10 s) until the kernel has reclaimed destroyed namespaces (their cleanup is
+/// asynchronous), so one iteration's cleanup does not slow the next one down. Untimed.
+fn settle(baseline: Option<u64>) {
+    let Some(base) = baseline else { return };
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        match live_namespaces() {
+            Some(n) if n > base => std::thread::sleep(Duration::from_millis(20)),
+            _ => return,
+        }
+    }
+}
+
+/// Apply + destroy `topology` `n` times with netns-kit.
+fn netns_kit(topology: &Topology, named: bool, n: usize) -> Vec<(Duration, Duration)> {
+    let state_dir = std::env::temp_dir().join("netns-kit-bench-state");
+    (0..n)
+        .map(|_| {
+            settle(live_namespaces());
+            let run = RunId::new().expect("run id");
+            let naming = if named {
+                Naming::Named {
+                    prefix: format!("nkb-{run}"),
+                }
+            } else {
+                Naming::Anonymous
+            };
+            let mut plan = Plan::for_run(topology, run.as_str(), naming).expect("plan");
+            if let Some(h) = plan.host_link.take() {
+                // The benchmark never touches the root namespace.
+                plan.addresses
+                    .retain(|a| !(a.ns == h.peer_ns && a.ifname == h.peer_ifname));
+            }
+            let opts = ApplyOptions {
+                state_dir: state_dir.clone(),
+                ..ApplyOptions::default()
+            };
+            let t = Instant::now();
+            let live = LiveTopology::apply(&plan, opts).expect("apply");
+            let applied = t.elapsed();
+            let t = Instant::now();
+            live.destroy().expect("destroy");
+            let destroyed = t.elapsed();
+            let base = live_namespaces().map(|n| n.saturating_sub(plan.namespaces.len() as u64));
+            settle(base);
+            (applied, destroyed)
+        })
+        .collect()
+}
+
+/// Apply + destroy with the seeds' script `n` times.
+fn script(script: &Path, n: usize) -> Vec<(Duration, Duration)> {
+    (0..n)
+        .map(|_| {
+            let base = live_namespaces();
+            let prefix = format!("nks-{}", RunId::new().expect("run id"));
+            let run = |action: &str| {
+                let t = Instant::now();
+                let st = Command::new("bash")
+                    .arg(script)
+                    .args([action, &prefix])
+                    .status()
+                    .expect("run the seeds' script");
+                assert!(st.success(), "seeds script {action} failed");
+                t.elapsed()
+            };
+            let sample = (run("up"), run("down"));
+            settle(base);
+            sample
+        })
+        .collect()
+}
+
+/// `n` nodes on one bridge (one /16), no router, no firewall.
+fn one_bridge(n: usize) -> Topology {
+    let mut toml = String::from(
+        "name = \"one-bridge\"\n\n[[networks]]\nname = \"flat\"\nsubnet = \"10.60.0.0/16\"\n",
+    );
+    for i in 0..n {
+        let host = i + 10;
+        toml.push_str(&format!(
+            "\n[[nodes]]\nname = \"n{i}\"\ninterfaces = [{{ network = \"flat\", address = \"10.60.{}.{}\" }}]\n",
+            host / 256,
+            host % 256
+        ));
+    }
+    Topology::from_str(&toml).expect("one-bridge topology")
+}
+
+fn main() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("bench_topology needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)");
+        std::process::exit(2);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let three_tier = Topology::from_path(root.join("ecomm-services/deploy/three-tier.toml"))
+        .expect("three-tier.toml");
+    let seeds = root.join("scripts/seeds-three-tier.sh");
+    let quick = std::env::var("BENCH_QUICK").is_ok();
+    let (it_nk, it_script) = if quick { (5, 2) } else { (30, 10) };
+
+    let mut rows = Vec::new();
+    // Warm-up (page cache, binaries, first-namespace costs) for both sides.
+    let _ = netns_kit(&three_tier, false, 2);
+    let _ = script(&seeds, 1);
+
+    // Interleaved, so that both ways see the same machine load.
+    let (mut s_samples, mut a_samples, mut n_samples) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..it_nk {
+        if i < it_script {
+            s_samples.extend(script(&seeds, 1));
+        }
+        a_samples.extend(netns_kit(&three_tier, false, 1));
+        n_samples.extend(netns_kit(&three_tier, true, 1));
+    }
+    rows.push(row("three-tier", "seeds script (ip/nft)", 7, &s_samples));
+    rows.push(row("three-tier", "netns-kit anonymous", 7, &a_samples));
+    rows.push(row("three-tier", "netns-kit named", 7, &n_samples));
+    for (n, it) in [
+        (10, if quick { 3 } else { 10 }),
+        (100, if quick { 2 } else { 5 }),
+        (1000, if quick { 1 } else { 3 }),
+    ] {
+        let topo = one_bridge(n);
+        rows.push(row(
+            "one bridge",
+            "netns-kit anonymous",
+            n,
+            &netns_kit(&topo, false, it),
+        ));
+        rows.push(row(
+            "one bridge",
+            "netns-kit named",
+            n,
+            &netns_kit(&topo, true, it),
+        ));
+    }
+
+    let script_total = rows[0].total_ms_median;
+    let nk_total = rows[1].total_ms_median;
+    let nk_named_total = rows[2].total_ms_median;
+    println!(
+        "{:<12} {:<24} {:>6} {:>5} {:>12} {:>12} {:>12}",
+        "case", "method", "nodes", "runs", "apply ms", "destroy ms", "total ms"
+    );
+    for r in &rows {
+        println!(
+            "{:<12} {:<24} {:>6} {:>5} {:>12.2} {:>12.2} {:>12.2}",
+            r.case,
+            r.method,
+            r.nodes,
+            r.iterations,
+            r.apply_ms_median,
+            r.destroy_ms_median,
+            r.total_ms_median
+        );
+    }
+    println!(
+        "(medians; min apply/destroy in the JSON; load average at end: {})",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    println!(
+        "three-tier speed-up over the seeds' script: {:.1}x anonymous, {:.1}x named (target >= 20x)",
+        script_total / nk_total,
+        script_total / nk_named_total
+    );
+
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let dir = target.join("bench");
+    std::fs::create_dir_all(&dir).expect("create target/bench");
+    let json = serde_json::json!({
+        "benchmark": "topology",
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "loadavg_at_end": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+        "speedup_three_tier_anonymous": script_total / nk_total,
+        "speedup_three_tier_named": script_total / nk_named_total,
+        "rows": rows,
+    });
+    let path = dir.join("topology.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&json).expect("json")).expect("write json");
+    println!("wrote {}", path.display());
+}
