@@ -5,14 +5,22 @@ use crate::lab::{address, Lab, ORDER_DB};
 
 /// Sum of a product instance's served `/api/products…` requests (from its /metrics).
 pub fn product_requests(lab: &Lab, node: &str) -> u64 {
+    served(lab, node, 8001, "/api/products")
+}
+
+/// Sum of the requests an instance served on routes starting with `route`, from the
+/// `http_requests_total` series of its /metrics on `port`.
+pub fn served(lab: &Lab, node: &str, port: u16, route: &str) -> u64 {
     let metrics = lab.host_of(node).succeed(&format!(
-        "{} curl -sf -m 5 http://{}:8001/metrics",
+        "{} curl -sf -m 10 http://{}:{port}/metrics",
         lab.in_node(node),
         address(node)
     ));
     metrics
         .lines()
-        .filter(|l| l.starts_with("http_requests_total{") && l.contains("route=\"/api/products"))
+        .filter(|l| {
+            l.starts_with("http_requests_total{") && l.contains(&format!("route=\"{route}"))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
 }
