@@ -141,12 +141,20 @@ fn write_bench(
     let doc = serde_json::json!({
         "accelerator": lab.cluster.accel().name(),
         "solo_boot_seconds": solo_boot.map(|d| d.as_secs_f64()),
+        "host_loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+        "host_cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "boot": boots,
         "setup_seconds": setup.as_secs_f64(),
         "tests": tests,
         "total_seconds": total.as_secs_f64(),
     });
-    println!("\nbench-vm: accelerator {}", lab.cluster.accel().name());
+    println!(
+        "\nbench-vm: accelerator {}, host load average {}",
+        lab.cluster.accel().name(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     if let Some(d) = solo_boot {
         println!("  boot solo {:>6.2}s (one VM alone)", d.as_secs_f64());
     }
