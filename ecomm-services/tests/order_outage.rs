@@ -79,3 +79,59 @@ async fn postgres_stopped_gives_503_problems_and_recovery_follows() {
     let fetched: Value = fetched.json().await.unwrap();
     assert_eq!(fetched["id"], created["id"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_hanging_gives_503_within_the_operation_deadline_not_a_hang() {
+    let Some(pg) = or_skip(Postgres::start()) else {
+        return;
+    };
+    let product = ProductInstance::start(&pg, None).await.unwrap();
+    let order = OrderInstance::start_with(
+        &pg,
+        &product.url(""),
+        &[
+            "--db-connect-timeout-ms",
+            "500",
+            "--db-statement-timeout-ms",
+            "1000",
+        ],
+    )
+    .await
+    .unwrap();
+    let list = order.url("/api/orders?customer=ike@example.com");
+    assert_eq!(client().get(&list).send().await.unwrap().status(), 200);
+
+    pg.freeze();
+    let response = client().get(&list).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        503,
+        "a hung PostgreSQL is cut off by the deadline"
+    );
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let posted = client()
+        .post(order.url("/api/orders"))
+        .header("Idempotency-Key", "frozen")
+        .json(&json!({"customer": "ike@example.com", "items": [{"product_id": 1, "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 503);
+
+    pg.thaw();
+    let mut status = 0;
+    for _ in 0..100 {
+        status = client().get(&list).send().await.unwrap().status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status, 200,
+        "service recovers once PostgreSQL answers again"
+    );
+}

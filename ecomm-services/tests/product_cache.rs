@@ -195,3 +195,29 @@ async fn without_redis_configured_every_read_is_a_miss() {
         assert_eq!((status, cache.as_str()), (200, "miss"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_redis_does_not_stall_reads() {
+    let Some((pg, redis)) = stack() else { return };
+    let product = ProductInstance::start(&pg, Some(&redis)).await.unwrap();
+    let item = product.url("/api/products/4");
+    get(&item).await;
+    assert_eq!(get(&item).await.1, "hit");
+
+    redis.freeze();
+    for _ in 0..10 {
+        let (status, cache, body) = get(&item).await;
+        assert_eq!(
+            (status, cache.as_str()),
+            (200, "miss"),
+            "Redis timed out; PostgreSQL answered"
+        );
+        assert_eq!(body["sku"], "MS-001");
+    }
+    redis.thaw();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(&item).await.1 != "hit" {
+        assert!(Instant::now() < deadline, "hits resume after Redis thaws");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
