@@ -49,7 +49,7 @@ _lab-build:
     @cargo build --release -q -p xtests -p ecomm-services --bin lab --bin ecomm
 
 # Run every test: unit, property, privileged netns, services against real PostgreSQL/Redis.
-test: setup
+test: setup docker-ensure
     cargo test --workspace --all-targets
 
 # Run the multi-VM suite under QEMU.
@@ -83,3 +83,19 @@ fmt:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Start dockerd when it is not answering (root; quiet when it already runs).
+docker-ensure:
+    @scripts/docker-ensure.sh
+
+# Build ecomm-services:local, ecomm-redis:local, ecomm-postgres:local (cached by content hash).
+docker-images: docker-ensure
+    @scripts/docker-images.sh
+
+# Run the stack on Docker Compose (127.0.0.1:3000), wait healthy, print the URL.
+docker-up: setup docker-ensure
+    @scripts/docker-up.sh
+
+# Stop the Compose stack; remove its containers, networks and volumes.
+docker-down:
+    @scripts/docker-down.sh

@@ -10,6 +10,7 @@ packages=(
   nginx-light                  # the reference proxy in bench-services
   qemu-system-x86 busybox-static cpio zstd  # the VM suite
   graphviz                     # renders `netns-kit graph --format dot`
+  docker.io docker-compose     # the Docker path: images, Compose, one-node Swarm
 )
 
 missing=()

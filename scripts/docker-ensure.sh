@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Makes sure a Docker daemon answers on /var/run/docker.sock.
+# Idempotent and quiet when dockerd is already running. There is no systemd on these machines:
+# when the daemon is down, start `dockerd` in the background (root only), log to
+# /var/log/dockerd.log, and wait up to 60 s for it to answer.
+set -euo pipefail
+
+docker_cli() { command -v docker >/dev/null 2>&1; }
+
+answering() { docker_cli && timeout 10 docker info >/dev/null 2>&1; }
+
+answering && exit 0
+
+if ! command -v dockerd >/dev/null 2>&1; then
+  echo "docker-ensure: dockerd is not installed (just setup installs docker.io)" >&2
+  exit 2
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "docker-ensure: dockerd is not running; start it as root (sudo just docker-ensure)" >&2
+  exit 2
+fi
+
+log=/var/log/dockerd.log
+echo "docker-ensure: starting dockerd (log: $log)" >&2
+# setsid: the daemon outlives this script and the terminal that ran it.
+setsid dockerd >>"$log" 2>&1 </dev/null &
+
+for _ in $(seq 1 120); do
+  answering && exit 0
+  sleep 0.5
+done
+echo "docker-ensure: dockerd did not answer within 60 s; see $log" >&2
+tail -n 20 "$log" >&2 || true
+exit 1
