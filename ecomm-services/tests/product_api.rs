@@ -272,3 +272,23 @@ async fn postgres_gone_gives_503_except_for_what_the_cache_holds() {
     assert_eq!(status, 200);
     assert_eq!(body["id"], 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_starting_together_on_an_empty_server_share_one_catalogue() {
+    let Some(pg) = or_skip(Postgres::start()) else {
+        return;
+    };
+    let url = pg.url("shared_catalogue");
+    let (a, b) = tokio::join!(
+        ProductInstance::start_on(&url, None, &[]),
+        ProductInstance::start_on(&url, None, &[]),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(product_count(&url).await, 40, "seeded once, not twice");
+    let (_, _, from_a) = send(client().get(a.url("/api/products/7"))).await;
+    let (_, _, from_b) = send(client().get(b.url("/api/products/7"))).await;
+    assert_eq!(from_a, from_b);
+    assert_eq!(from_a["sku"], "MN-001", "ids follow the sample's order");
+    let (_, _, last) = send(client().get(a.url("/api/products/40"))).await;
+    assert_eq!(last["sku"], "LT-002");
+}

@@ -10,6 +10,8 @@ use super::{DbError, DbSettings};
 const DUPLICATE_DATABASE: &str = "42P04";
 /// SQLSTATE of `CREATE ROLE` racing another instance that created it first.
 const DUPLICATE_OBJECT: &str = "42710";
+/// SQLSTATE of a catalog unique-index violation: how a lost creation race can also surface.
+const UNIQUE_VIOLATION: &str = "23505";
 /// SQLSTATE when connecting to a database that does not exist.
 const INVALID_CATALOG_NAME: &str = "3D000";
 
@@ -122,10 +124,12 @@ async fn connect(config: &Config) -> Result<Client, DbError> {
     Ok(client)
 }
 
-/// Treats the given SQLSTATE (a lost creation race) as success.
+/// Treats the given SQLSTATE, or a catalog unique violation (a lost creation race), as success.
 fn tolerate(result: Result<(), tokio_postgres::Error>, sqlstate: &str) -> Result<(), DbError> {
     match result {
-        Err(e) if e.code().map(|c| c.code()) == Some(sqlstate) => Ok(()),
+        Err(e) if matches!(e.code().map(|c| c.code()), Some(code) if code == sqlstate || code == UNIQUE_VIOLATION) => {
+            Ok(())
+        }
         other => other.map_err(DbError::from),
     }
 }

@@ -184,9 +184,11 @@ pub async fn start(args: ProductArgs, shutdown: Shutdown) -> anyhow::Result<Runn
     .await
     .with_context(|| format!("preparing database {}", redact_url(&args.database_url)))?;
     let repo = ProductRepo::new(pool, settings.statement_timeout);
-    if args.seed && repo.count().await? == 0 {
-        let inserted = repo.seed(&sample_catalogue()?).await?;
-        tracing::info!(inserted, "seeded the sample catalogue");
+    if args.seed {
+        let inserted = repo.seed_if_empty(&sample_catalogue()?).await?;
+        if inserted > 0 {
+            tracing::info!(inserted, "seeded the sample catalogue");
+        }
     }
     let metrics = Metrics::new("product");
     let store = if args.redis_url.is_empty() {

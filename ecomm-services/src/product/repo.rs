@@ -199,11 +199,23 @@ impl ProductRepo {
         .await
     }
 
-    /// Inserts `products` (skipping SKUs that exist) in one transaction; returns how many were
-    /// new. Safe when several instances seed an empty catalogue at once.
-    pub async fn seed(&self, products: &[ValidProduct]) -> Result<u64, DbError> {
+    /// Inserts `products` in order when the catalogue is empty, in one transaction under an
+    /// advisory lock: instances seeding at the same time insert once, and the ids are 1..=n on
+    /// a fresh database. Returns how many were inserted (0 when the catalogue had rows).
+    pub async fn seed_if_empty(&self, products: &[ValidProduct]) -> Result<u64, DbError> {
+        /// Advisory lock key serialising seeders ("seed" in ASCII).
+        const SEED_LOCK: i64 = 0x73_65_65_64;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SEED_LOCK])
+            .await?;
+        let existing: i64 = tx
+            .query_one("SELECT count(*) FROM products", &[])
+            .await?
+            .get(0);
+        if existing > 0 {
+            return Ok(0);
+        }
         let mut inserted = 0;
         for input in products {
             let p = input.fields();
