@@ -204,7 +204,7 @@ impl ProductRepo {
     /// a fresh database. Returns how many were inserted (0 when the catalogue had rows).
     pub async fn seed_if_empty(&self, products: &[ValidProduct]) -> Result<u64, DbError> {
         /// Advisory lock key serialising seeders ("seed" in ASCII).
-        const SEED_LOCK: i64 = 0x73_65_65_64;
+        const SEED_LOCK: i64 = 0x7365_6564;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SEED_LOCK])
