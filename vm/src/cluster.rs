@@ -634,6 +634,16 @@ impl Net {
         self.switch.set_loss(vm, percent);
     }
 
+    /// Captures every frame `vm` sends or receives into the pcap file `path`.
+    pub fn capture(&self, vm: &str, path: &Path) -> Result<()> {
+        self.switch.capture(vm, path)
+    }
+
+    /// Stops capturing `vm`'s frames.
+    pub fn stop_capture(&self, vm: &str) {
+        self.switch.stop_capture(vm);
+    }
+
     /// Frames (forwarded, dropped) by the switch so far.
     pub fn counters(&self) -> (u64, u64) {
         self.switch.counters()

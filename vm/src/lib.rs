@@ -25,6 +25,7 @@ pub mod initramfs;
 pub mod kernel;
 pub mod machine;
 pub mod modules;
+pub mod pcap;
 pub mod protocol;
 pub mod qmp;
 pub mod switch;

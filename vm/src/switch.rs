@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
+use crate::pcap::PcapWriter;
 
 /// One switch port: a VM's NIC on a segment.
 #[derive(Debug)]
@@ -34,6 +35,8 @@ struct Faults {
     down: HashSet<String>,
     /// Drop probability per VM link, in percent (0..=100).
     loss: HashMap<String, u32>,
+    /// Frame captures per VM: every frame it sends and every frame delivered to it.
+    captures: HashMap<String, PcapWriter>,
 }
 
 #[derive(Debug, Default)]
@@ -146,6 +149,19 @@ impl Switch {
         }
     }
 
+    /// Records every frame `vm` sends and every frame delivered to it into the pcap
+    /// file `path` (replacing an earlier capture of that VM).
+    pub fn capture(&self, vm: &str, path: &Path) -> Result<()> {
+        let writer = PcapWriter::create(path)?;
+        self.faults().captures.insert(vm.into(), writer);
+        Ok(())
+    }
+
+    /// Stops capturing `vm`'s frames (the file stays).
+    pub fn stop_capture(&self, vm: &str) {
+        self.faults().captures.remove(vm);
+    }
+
     /// Frames forwarded and dropped so far.
     pub fn counters(&self) -> (u64, u64) {
         (
@@ -214,7 +230,10 @@ fn forward(ports: &[Port], shared: &Shared) {
                         .filter(|&j| j != i && ports[j].segment == port.segment)
                         .collect(),
                 };
-                let faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+                let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(w) = faults.captures.get_mut(&port.vm) {
+                    w.record(frame);
+                }
                 for j in targets {
                     let to = &ports[j];
                     let loss = faults
@@ -232,10 +251,14 @@ fn forward(ports: &[Port], shared: &Shared) {
                         continue;
                     }
                     // Nonblocking: a VM that is dead, frozen or slow loses the frame, like a real wire.
-                    match port_send(to, frame) {
-                        true => shared.forwarded.fetch_add(1, Ordering::Relaxed),
-                        false => shared.dropped.fetch_add(1, Ordering::Relaxed),
-                    };
+                    if port_send(to, frame) {
+                        shared.forwarded.fetch_add(1, Ordering::Relaxed);
+                        if let Some(w) = faults.captures.get_mut(&to.vm) {
+                            w.record(frame);
+                        }
+                    } else {
+                        shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }
@@ -365,6 +388,25 @@ mod tests {
         r.switch.reconnect("c");
         r.a.send(&frame(BCAST, A, b"w")).unwrap();
         assert!(recv(&r.c).is_some());
+    }
+
+    #[test]
+    fn a_capture_records_what_a_vm_sends_and_receives() {
+        let r = rig("capture");
+        let path = r._dir.join("c.pcap");
+        r.switch.capture("c", &path).unwrap();
+        r.a.send(&frame(BCAST, A, b"to-all")).unwrap();
+        assert!(recv(&r.c).is_some());
+        r.c.send(&frame(A, [0x52, 0x54, 0, 0, 0, 3], b"from-c"))
+            .unwrap();
+        assert!(recv(&r.a).is_some());
+        std::thread::sleep(Duration::from_millis(50));
+        r.switch.stop_capture("c");
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            bytes.len(),
+            24 + 2 * 16 + frame(BCAST, A, b"to-all").len() + frame(A, B, b"from-c").len()
+        );
     }
 
     #[test]

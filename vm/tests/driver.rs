@@ -71,6 +71,9 @@ fn two_vms_talk_over_the_switch_until_the_link_is_cut() {
     let bob_ip = bob.ip("lan").to_string();
 
     cluster.phase("ping and tcp", || {
+        let capture =
+            std::env::temp_dir().join(format!("vm-driver-bob-{}.pcap", std::process::id()));
+        cluster.net().capture("bob", &capture).unwrap();
         alice.succeed(&format!("busybox ping -c1 -W5 {bob_ip}"));
         bob.spawn(
             "busybox nc -ll -p 7000 -e echo pong-from-bob",
@@ -79,6 +82,13 @@ fn two_vms_talk_over_the_switch_until_the_link_is_cut() {
         bob.wait_for_open_port(7000);
         let reply = alice.succeed(&format!("busybox nc -w 5 {bob_ip} 7000 </dev/null"));
         assert_eq!(reply.trim(), "pong-from-bob");
+        cluster.net().stop_capture("bob");
+        let pcap = std::fs::read(&capture).unwrap();
+        std::fs::remove_file(&capture).unwrap();
+        assert!(
+            pcap.len() > 24 + 16 * 4,
+            "the capture holds bob's ICMP and TCP frames"
+        );
     });
 
     cluster.phase("cut stops traffic", || {
