@@ -379,6 +379,11 @@ impl Cluster {
         self.accel
     }
 
+    /// The run directory (sockets, consoles); removed when the cluster is dropped.
+    pub fn run_dir(&self) -> &Path {
+        &self._dir.0
+    }
+
     /// Each VM's boot time to a ready agent (wall clock from cluster start).
     pub fn boot_times(&self) -> &[(String, Duration)] {
         &self.boot_times
@@ -595,6 +600,11 @@ impl Vm {
     /// Whether QEMU is running.
     pub fn is_running(&self) -> bool {
         self.lock().is_running()
+    }
+
+    /// The QEMU process id, while running (for leak checks).
+    pub fn qemu_pid(&self) -> Option<u32> {
+        self.lock().pid()
     }
 }
 

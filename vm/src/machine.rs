@@ -256,6 +256,11 @@ impl Machine {
         self.agent.reset();
     }
 
+    /// The QEMU process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether QEMU is running.
     pub fn is_running(&mut self) -> bool {
         self.check_alive().is_ok()

@@ -57,6 +57,16 @@ fn one_vm_runs_commands_files_background_processes_and_survives_freeze() {
         solo.fail("test -e /tmp/greeting");
         assert_eq!(solo.succeed("hostname").trim(), "solo");
     });
+
+    // Nothing outlives the cluster: no QEMU process, no run directory.
+    let pid = solo.qemu_pid().unwrap();
+    let dir = cluster.run_dir().to_path_buf();
+    drop(cluster);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "qemu {pid} outlived the cluster"
+    );
+    assert!(!dir.exists(), "{} outlived the cluster", dir.display());
 }
 
 #[test]
