@@ -63,8 +63,10 @@ impl OrderRepo {
     }
 
     /// Inserts `order` and its lines and stores `key` with the request hash and the response,
-    /// all in one transaction. A concurrent request holding the same key makes this wait
-    /// (unique index) until that one commits, then report [`Insert::KeyTaken`].
+    /// atomically, in one statement (one round trip): the key row comes first with
+    /// `ON CONFLICT DO NOTHING`, and the order and its lines are inserted only if it was. A
+    /// concurrent request holding the same key makes this wait (unique index) until that one
+    /// commits, then report [`Insert::KeyTaken`] having written nothing.
     pub async fn insert(
         &self,
         key: &str,
@@ -74,25 +76,29 @@ impl OrderRepo {
         response_body: &str,
     ) -> Result<Insert, DbError> {
         with_timeout(self.op_timeout, async {
-            let mut client = self.pool.get().await?;
-            let tx = client.transaction().await?;
-            let insert_order = tx
+            let client = self.pool.get().await?;
+            let statement = client
                 .prepare_cached(
-                    "INSERT INTO orders (id, customer, status, total_cents, created_at)
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "WITH k AS (
+                         INSERT INTO idempotency_keys
+                             (key, request_sha256, response_status, response_body, order_id)
+                         VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (key) DO NOTHING
+                         RETURNING order_id
+                     ), o AS (
+                         INSERT INTO orders (id, customer, status, total_cents, created_at)
+                         SELECT order_id, $6, $7, $8, $9 FROM k
+                         RETURNING id
+                     ), i AS (
+                         INSERT INTO order_items
+                             (order_id, line, product_id, quantity, unit_price_cents)
+                         SELECT o.id, u.*
+                         FROM o, unnest($10::int4[], $11::int8[], $12::int4[], $13::int8[]) AS u
+                         RETURNING 1
+                     )
+                     SELECT count(*) FROM k",
                 )
                 .await?;
-            tx.execute(
-                &insert_order,
-                &[
-                    &order.id,
-                    &order.customer,
-                    &order.status.as_str(),
-                    &order.total_cents,
-                    &order.created_at,
-                ],
-            )
-            .await?;
             let lines: Vec<i32> = (1..).take(order.items.len()).collect();
             let product_ids: Vec<i64> = order.items.iter().map(|i| i.product_id).collect();
             let quantities: Vec<i32> = order
@@ -101,36 +107,31 @@ impl OrderRepo {
                 .map(|i| i32::try_from(i.quantity).unwrap_or(i32::MAX))
                 .collect();
             let prices: Vec<i64> = order.items.iter().map(|i| i.unit_price_cents).collect();
-            let insert_items = tx
-                .prepare_cached(
-                    "INSERT INTO order_items (order_id, line, product_id, quantity, unit_price_cents)
-                     SELECT $1, * FROM unnest($2::int4[], $3::int8[], $4::int4[], $5::int8[])",
-                )
-                .await?;
-            tx.execute(
-                &insert_items,
-                &[&order.id, &lines, &product_ids, &quantities, &prices],
-            )
-            .await?;
             let status = i16::try_from(response_status).unwrap_or(i16::MAX);
-            let insert_key = tx
-                .prepare_cached(
-                    "INSERT INTO idempotency_keys
-                         (key, request_sha256, response_status, response_body, order_id)
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING",
+            let inserted: i64 = client
+                .query_one(
+                    &statement,
+                    &[
+                        &key,
+                        &request_sha256,
+                        &status,
+                        &response_body,
+                        &order.id,
+                        &order.customer,
+                        &order.status.as_str(),
+                        &order.total_cents,
+                        &order.created_at,
+                        &lines,
+                        &product_ids,
+                        &quantities,
+                        &prices,
+                    ],
                 )
-                .await?;
-            let inserted = tx
-                .execute(
-                    &insert_key,
-                    &[&key, &request_sha256, &status, &response_body, &order.id],
-                )
-                .await?;
+                .await?
+                .get(0);
             if inserted == 1 {
-                tx.commit().await?;
                 return Ok(Insert::Stored);
             }
-            tx.rollback().await?;
             match stored_response(&client, key).await? {
                 Some(stored) => Ok(Insert::KeyTaken(stored)),
                 // The winner committed then the key vanished: impossible without manual deletes.
