@@ -114,7 +114,26 @@ fn main() {
     if let Some(path) = std::env::var_os("VM_BENCH_JSON") {
         write_bench(&path, &lab, solo_boot, setup, &results, total);
     }
+    // Nothing outlives the lab: every QEMU process and the run directory are gone.
+    let pids: Vec<u32> = lab
+        .cluster
+        .vms()
+        .iter()
+        .filter_map(|vm| vm.qemu_pid())
+        .collect();
+    let dir = lab.cluster.run_dir().to_path_buf();
     drop(lab);
+    let leaked: Vec<&u32> = pids
+        .iter()
+        .filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .collect();
+    if !leaked.is_empty() || dir.exists() {
+        println!(
+            "suite: LEAKED qemu pids {leaked:?}, run dir exists: {}",
+            dir.exists()
+        );
+        failed += 1;
+    }
     if failed > 0 {
         std::process::exit(1);
     }
