@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::netns::Netns;
 use crate::runid::RunId;
-use crate::topology::live::{namespace_is_ours, remove_recorded};
+use crate::topology::live::{host_link_is_ours, namespace_is_ours, remove_recorded};
 use crate::topology::state::{RunState, STATE_DIR};
 
 /// Something gc found (and removed unless dry-running).
@@ -70,7 +70,11 @@ pub fn gc_in(dir: &Path, dry_run: bool) -> Result<Vec<Leftover>> {
                 }
             }
         }
-        if let Some(h) = &st.host_link {
+        if let Some(h) = st
+            .host_link
+            .as_ref()
+            .filter(|h| host_link_is_ours(h, &run_id))
+        {
             found.push(Leftover::HostLink {
                 run: st.name.clone(),
                 ifname: h.clone(),

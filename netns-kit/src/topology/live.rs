@@ -940,6 +940,20 @@ fn configure_host_link(
     hnl.flush()
 }
 
+/// Whether the root namespace has a link `name` carrying this run's alias.
+pub(crate) fn host_link_is_ours(name: &str, run_id: &RunId) -> bool {
+    let Ok(root) = Netns::current_process() else {
+        return false;
+    };
+    let Ok(mut nl) = root.netlink() else {
+        return false;
+    };
+    matches!(
+        link::by_name(&mut nl, name),
+        Ok(Some(l)) if l.alias.as_deref() == Some(run_id.alias().as_str())
+    )
+}
+
 /// Delete the host link `name` from the root namespace, but only if it carries this run's
 /// alias (never a look-alike).
 fn delete_host_link(name: &str, run_id: &RunId) -> Result<()> {
