@@ -10,10 +10,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ecomm_services::{gateway, healthcheck, http, order, product, registry};
 
-/// mimalloc: fewer cycles per allocation than glibc malloc on the proxy's hot path.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The e-commerce services: gateway, registry, product, order.
 #[derive(Parser, Debug)]
 #[command(name = "ecomm", version, about)]
