@@ -303,7 +303,8 @@ impl Lab {
         self.stack_mut().stop(name)
     }
 
-    /// Starts component `name` again and waits until it is ready.
+    /// Starts component `name` again and waits until it is ready. Like every process of a test
+    /// lab, it is killed when the thread that started it exits: call this from the test's thread.
     pub fn start_component(&mut self, name: &str) -> Result<(), LabError> {
         self.stack_mut().start(name)
     }

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,10 +127,5 @@ impl NsHandle {
             }
             Err(e) => Err(e),
         }
-    }
-
-    /// The raw descriptor number (for diagnostics only).
-    pub fn raw_fd(&self) -> i32 {
-        self.fd.as_raw_fd()
     }
 }

@@ -411,8 +411,3 @@ pub fn processes_of_run(run_id: &str) -> Vec<i32> {
         })
         .collect()
 }
-
-/// The path of a program, for messages and pid files.
-pub fn describe(path: &Path) -> PathBuf {
-    path.to_path_buf()
-}

@@ -474,9 +474,22 @@ fn secret(dir: &Path, name: &str) -> Result<String, LabError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| LabError::io(format!("create {}", dir.display()), e))?;
     let value = crate::datastores::random_hex(16)?;
-    std::fs::write(&path, &value)
-        .map_err(|e| LabError::io(format!("write {}", path.display()), e))?;
+    write_private(&path, &value)?;
     Ok(value)
+}
+
+/// Writes `text` to a new file readable by its owner only (mode 0600).
+pub fn write_private(path: &Path, text: &str) -> Result<(), LabError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| LabError::io(format!("write {}", path.display()), e))
 }
 
 /// The log file of component `name` under state directory `dir`.
@@ -498,12 +511,12 @@ pub fn check_component(
         Kind::Postgres => match postgres.query(ns, run_id, "postgres", "SELECT 1") {
             Ok(out) if out == "1" => Health::Ready,
             Ok(out) => Health::NotReady(format!("SELECT 1 answered {out:?}")),
-            Err(e) => refused_is_down(e.to_string()),
+            Err(e) => Health::NotReady(e.to_string()),
         },
         Kind::Redis => match redis.ping().output(Some(ns), run_id) {
             Ok(out) if out.trim() == "PONG" => Health::Ready,
             Ok(out) => Health::NotReady(format!("PING answered {:?}", out.trim())),
-            Err(e) => refused_is_down(e.to_string()),
+            Err(e) => Health::NotReady(e.to_string()),
         },
         _ => http_ready(ns, c.addr, timeout),
     }
@@ -517,12 +530,8 @@ fn http_ready(ns: &NsHandle, addr: SocketAddr, timeout: Duration) -> Health {
             r.status,
             r.text().trim()
         )),
-        Err(e) => refused_is_down(e.to_string()),
+        Err(e) => Health::NotReady(e.to_string()),
     }
-}
-
-fn refused_is_down(why: String) -> Health {
-    Health::NotReady(why)
 }
 
 fn names(components: &[Component]) -> String {

@@ -77,8 +77,7 @@ impl Postgres {
         }
         let password = random_hex(16)?;
         let pwfile = self.password_file();
-        fs::write(&pwfile, format!("{password}\n"))
-            .map_err(|e| LabError::io(format!("write {}", pwfile.display()), e))?;
+        crate::stack::write_private(&pwfile, &format!("{password}\n"))?;
         chown(&pwfile, account)?;
         Launch::new(bin("initdb")?)
             .arg("-D")
@@ -152,30 +151,6 @@ impl Postgres {
             .output(Some(ns), run_id)?
             .trim()
             .to_string())
-    }
-
-    /// Creates `database` unless it exists.
-    pub fn ensure_database(
-        &self,
-        ns: &NsHandle,
-        run_id: &str,
-        database: &str,
-    ) -> Result<(), LabError> {
-        let exists = self.query(
-            ns,
-            run_id,
-            "postgres",
-            &format!("SELECT 1 FROM pg_database WHERE datname = '{database}'"),
-        )?;
-        if exists != "1" {
-            self.query(
-                ns,
-                run_id,
-                "postgres",
-                &format!("CREATE DATABASE \"{database}\""),
-            )?;
-        }
-        Ok(())
     }
 
     /// Creates login role `role` (password `password`) and database `database` owned by it,
