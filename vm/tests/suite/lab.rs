@@ -299,7 +299,7 @@ impl Lab {
                     format!(
                         "{ecomm} product --listen {ip}:8001 --instance-id {node} \
                          --database-url postgres://postgres@{pg}:5432/{PRODUCT_DB} --redis-url redis://{redis}:6379 \
-                         --registry-url {registry} --registry-token {token}",
+                         --registry-url {registry} --registry-token {token} --registry-ttl-seconds {LEASE_TTL}",
                         pg = address("postgres"),
                         redis = address("redis"),
                     ),
@@ -309,13 +309,13 @@ impl Lab {
                     format!(
                         "{ecomm} order --listen {ip}:8002 --instance-id {node} \
                          --database-url postgres://postgres@{pg}:5432/{ORDER_DB} \
-                         --registry-url {registry} --registry-token {token}",
+                         --registry-url {registry} --registry-token {token} --registry-ttl-seconds {LEASE_TTL}",
                         pg = address("postgres"),
                     ),
                     8002,
                 ),
                 "gateway" => (
-                    format!("{ecomm} gateway --listen {ip}:3000 --registry-url {registry} --registry-token {token} {GATEWAY_TUNING}"),
+                    format!("{ecomm} gateway --listen {ip}:3000 --registry-url {registry} --registry-token {token} --registry-ttl-seconds {LEASE_TTL} {GATEWAY_TUNING}"),
                     3000,
                 ),
                 _ => continue,
@@ -441,6 +441,12 @@ pub const ORDER_DB: &str = "orders";
 /// instance. The ejection bound the scenarios assert is [`EJECTION_BOUND`].
 const GATEWAY_TUNING: &str = "--health-interval-ms 500 --health-timeout-ms 2000 --unhealthy-after 2 \\
     --eject-after 1 --connect-timeout-ms 1000 --try-timeout-ms 5000 --total-timeout-ms 15000 --max-tries 3";
+
+/// Registry lease length, seconds. Longer than the services' 10 s default: a TCG guest
+/// on an oversubscribed host can stall for several seconds, and a lapsed lease empties
+/// the gateway's upstream set. Dead instances leave rotation through the gateway's
+/// health checks and ejection long before their lease ends.
+const LEASE_TTL: u32 = 30;
 
 /// After this long, a dead or partitioned instance gets no more requests.
 pub const EJECTION_BOUND: Duration = Duration::from_secs(2);
