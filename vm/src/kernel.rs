@@ -120,7 +120,12 @@ fn download(dir: &Path) -> Result<PathBuf> {
             return Err(first);
         }
         run(Command::new("apt-get").args(["update", "-qq"]))?;
-        attempt()?;
+        attempt().map_err(|e| {
+            kernel_err(format!(
+                "{e}; if the archive moved past the pin, pick a current version with \
+                 `apt-cache policy 'linux-image-6.1.0-*-amd64-unsigned'` and update KERNEL_* in vm/src/kernel.rs"
+            ))
+        })?;
     }
     let deb = dir.join(format!(
         "{KERNEL_PACKAGE}_{}_amd64.deb",
