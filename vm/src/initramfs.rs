@@ -29,7 +29,10 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// The 9p mount tag the host root is exported under.
 pub const ROOT_TAG: &str = "hostroot";
 
-/// The init script; `@ROOT_TAG@` is substituted.
+/// The init script; `@ROOT_TAG@` is substituted. `/tmp` is deliberately NOT a fresh tmpfs:
+/// the guest must see the host's `/tmp` through the overlay, because a checkout (and so the
+/// agent and service binaries under its target dir) may live there, as CI's fresh clones do.
+/// Guest writes to `/tmp` still land in the overlay's tmpfs upper layer, never on the host.
 const INIT: &str = r#"#!/bin/busybox sh
 B=/bin/busybox
 $B mount -t devtmpfs dev /dev
@@ -50,7 +53,6 @@ $B mount --move /dev /newroot/dev
 $B mount --move /proc /newroot/proc
 $B mount --move /sys /newroot/sys
 $B mount -t tmpfs -o mode=0755 tmpfs /newroot/run
-$B mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
 $B mkdir -p /newroot/dev/shm /newroot/dev/pts /newroot/run/netns
 $B mount -t tmpfs -o mode=1777 tmpfs /newroot/dev/shm
 $B mount -t devpts devpts /newroot/dev/pts
