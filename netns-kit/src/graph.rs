@@ -50,6 +50,25 @@ fn target_id(t: &Target) -> String {
 }
 
 /// Names are `[A-Za-z0-9_-]`; identifiers for both formats use '_' for '-'.
+/// "vni 42 to 10.0.0.2 port 4789 via eth0, host underlay".
+fn vxlan_label(v: &crate::topology::Vxlan) -> String {
+    let peer = match v.peer {
+        crate::topology::plan::VxlanPeer::Remote(a)
+        | crate::topology::plan::VxlanPeer::Group(a) => a,
+    };
+    let dev = v
+        .dev
+        .as_deref()
+        .map(|d| format!(" via {d}"))
+        .unwrap_or_default();
+    format!(
+        "vni {} to {peer} port {}{dev}, {} underlay",
+        v.vni,
+        v.port,
+        v.underlay.as_str()
+    )
+}
+
 fn ident(name: &str) -> String {
     name.replace('-', "_")
 }
@@ -122,6 +141,21 @@ fn dot(t: &Topology) -> String {
                 itf.address
             );
         }
+    }
+    for v in &t.vxlans {
+        let _ = writeln!(
+            s,
+            "  vx_{} [label=\"{}\\n{}\", shape=cds];",
+            ident(&v.name),
+            v.name,
+            vxlan_label(v)
+        );
+        let _ = writeln!(
+            s,
+            "  vx_{} -> net_{} [dir=none, style=bold];",
+            ident(&v.name),
+            ident(&v.network)
+        );
     }
     if let Some(h) = &t.host {
         let _ = writeln!(
@@ -199,6 +233,16 @@ fn mermaid(t: &Topology) -> String {
             );
         }
     }
+    for v in &t.vxlans {
+        let _ = writeln!(
+            s,
+            "  vx_{}>\"{} {}\"] === net_{}",
+            ident(&v.name),
+            v.name,
+            vxlan_label(v),
+            ident(&v.network)
+        );
+    }
     if let Some(h) = &t.host {
         let _ = writeln!(s, "  host[/\"host {} (lab mode)\"\\]", h.host_addr);
         let _ = writeln!(s, "  host ===|\"{}\"| router", h.subnet);
@@ -261,6 +305,23 @@ allow = [{ to = "web", proto = "tcp", ports = [80] }]
         assert!(d.contains("net_front -> node_api_1 [style=dashed"), "{d}");
         assert!(d.contains("label=\"tcp 8080,9000-9001\""), "{d}");
         assert!(d.contains("host -> node_web"), "{d}");
+    }
+
+    #[test]
+    fn a_stretched_network_shows_its_vxlan_and_underlay() {
+        let text = format!(
+            "{TEXT}[[vxlans]]\nname = \"vx-back\"\nnetwork = \"back-end\"\nvni = 42\nremote = \"192.168.100.12\"\ndev = \"eth0\"\nunderlay = \"host\"\n"
+        );
+        let t = Topology::from_str(&text).unwrap();
+        let label = "vni 42 to 192.168.100.12 port 4789 via eth0, host underlay";
+        let d = render(&t, Format::Dot);
+        assert!(d.contains("vx_vx_back -> net_back_end [dir=none"), "{d}");
+        assert!(d.contains(label), "{d}");
+        let m = render(&t, Format::Mermaid);
+        assert!(
+            m.contains(&format!("vx_vx_back>\"vx-back {label}\"] === net_back_end")),
+            "{m}"
+        );
     }
 
     #[test]

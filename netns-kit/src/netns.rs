@@ -86,6 +86,12 @@ impl Netns {
         Netns::open_path(Path::new("/proc/self/ns/net"))
     }
 
+    /// The namespace the calling thread is in (differs from [`Netns::current_process`]
+    /// after the thread entered another one with setns).
+    pub fn current_thread() -> Result<Netns> {
+        Netns::open_path(Path::new("/proc/thread-self/ns/net"))
+    }
+
     /// The name under /run/netns, if this namespace is named.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()

@@ -87,17 +87,26 @@ fn any_spec() -> impl Strategy<Value = TopologySpec> {
         proptest::option::of("[0-9.]{0,15}"),
         proptest::option::of("2[0-9.]{0,14}"),
         proptest::option::of(any::<u16>()),
+        proptest::option::of(prop_oneof![
+            Just("fabric".to_string()),
+            Just("host".to_string()),
+            "[a-z]{0,6}",
+        ]),
+        proptest::option::of("[a-z0-9]{0,16}"),
     )
-        .prop_map(|(name, network, vni, remote, group, port)| VxlanSpec {
-            name,
-            network,
-            vni,
-            local: None,
-            remote,
-            group,
-            port,
-            dev: None,
-        });
+        .prop_map(
+            |(name, network, vni, remote, group, port, underlay, dev)| VxlanSpec {
+                name,
+                network,
+                vni,
+                local: None,
+                remote,
+                group,
+                port,
+                dev,
+                underlay,
+            },
+        );
     let imp = (
         name,
         name,

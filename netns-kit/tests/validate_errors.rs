@@ -411,3 +411,35 @@ fn a_vxlan_underlay_device_must_exist_in_the_fabric() {
     let ok = text.replace("dev = \"eth0\"", "dev = \"br-front\"");
     assert!(Topology::from_str(&ok).is_ok());
 }
+
+#[test]
+fn a_host_underlay_vxlan_may_name_a_host_device_the_fabric_does_not_have() {
+    let text = format!(
+        "{BASE}\n[[vxlans]]\nname = \"vx0\"\nnetwork = \"back\"\nvni = 7\nremote = \"192.0.2.2\"\ndev = \"eth0\"\nunderlay = \"host\"\n"
+    );
+    let t = Topology::from_str(&text).unwrap();
+    assert_eq!(
+        t.vxlans[0].underlay,
+        netns_kit::topology::plan::VxlanUnderlay::Host
+    );
+    // Without it, the same dev is refused, and the error says how to ask for the host.
+    let e = err(&text.replace("underlay = \"host\"\n", ""));
+    assert_eq!(e.field(), "vxlans[0].dev");
+    assert!(e.to_string().contains("underlay = \"host\""), "{e}");
+}
+
+#[test]
+fn an_unknown_vxlan_underlay_is_rejected_naming_the_choices() {
+    let text = format!(
+        "{BASE}\n[[vxlans]]\nname = \"vx0\"\nnetwork = \"back\"\nvni = 7\nremote = \"192.0.2.2\"\nunderlay = \"root\"\n"
+    );
+    let e = err(&text);
+    assert!(matches!(e, TopologyError::Conflict { .. }), "{e:?}");
+    assert_eq!(e.field(), "vxlans[0].underlay");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("\"root\"") && msg.contains("\"fabric\"") && msg.contains("\"host\""),
+        "{msg}"
+    );
+    assert!(Topology::from_str(&text.replace("\"root\"", "\"fabric\"")).is_ok());
+}

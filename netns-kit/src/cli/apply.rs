@@ -109,8 +109,11 @@ fn print_summary(plan: &Plan, name: &str) {
             VxlanPeer::Group(a) => format!("group {a}"),
         };
         println!(
-            "  vxlan     {:<24} vni {} {peer} port {}",
-            v.ifname, v.vni, v.port
+            "  vxlan     {:<24} vni {} {peer} port {} ({} underlay)",
+            v.ifname,
+            v.vni,
+            v.port,
+            v.underlay.as_str()
         );
     }
     for r in &plan.routes {

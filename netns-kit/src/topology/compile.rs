@@ -186,6 +186,7 @@ pub(crate) fn compile(t: &Topology, run_id: &str, naming: Naming) -> Result<Plan
         };
         plan.vxlans.push(VxlanPlan {
             ns: FABRIC.to_string(),
+            underlay: v.underlay,
             ifname: v.name.clone(),
             vni: v.vni,
             local: v.local,

@@ -25,7 +25,7 @@ use crate::netns::{self, Netns, NsCommand};
 use crate::probe::{self, Reachability, TcpProbe};
 use crate::route::Route;
 use crate::runid::RunId;
-use crate::topology::plan::{Naming, Plan, VxlanPeer};
+use crate::topology::plan::{Naming, Plan, VxlanPeer, VxlanUnderlay};
 use crate::topology::state::{
     AddrRecord, Declared, LinkRecord, NsRecord, Owner, RouteRecord, RunState, TableRecord,
     STATE_DIR,
@@ -53,6 +53,11 @@ pub struct ApplyOptions {
     pub state_dir: PathBuf,
     /// Worker threads creating namespaces (default 2).
     pub workers: usize,
+    /// The namespace where `underlay = "host"` VXLANs are created (their UDP socket and
+    /// `dev` live there; the device is moved into the fabric). Default None: the calling
+    /// thread's namespace (the machine's root namespace for the CLI). Tests pass a
+    /// namespace they created so they never touch the root namespace.
+    pub underlay_netns: Option<Netns>,
     /// Test-only: fail with [`Error::Injected`] once this many apply steps are done.
     #[doc(hidden)]
     pub fail_after: Option<usize>,
@@ -65,6 +70,7 @@ impl Default for ApplyOptions {
             name: None,
             state_dir: PathBuf::from(STATE_DIR),
             workers: 2,
+            underlay_netns: None,
             fail_after: None,
         }
     }
@@ -397,6 +403,22 @@ impl Drop for LiveTopology {
     }
 }
 
+/// The netlink socket of the VXLAN underlay namespace, opened on first use.
+fn underlay_socket<'a>(
+    slot: &'a mut Option<Netlink>,
+    opts: &ApplyOptions,
+) -> Result<&'a mut Netlink> {
+    if slot.is_none() {
+        let ns = match &opts.underlay_netns {
+            Some(ns) => ns.clone(),
+            None => Netns::current_thread()?,
+        };
+        *slot = Some(ns.netlink()?);
+    }
+    slot.as_mut()
+        .ok_or(Error::ThreadPanicked("opening the underlay socket"))
+}
+
 enum RunError {
     Plan(String),
     Kernel(Error),
@@ -589,11 +611,31 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
     // -- Phase 1b: VXLANs (their underlay device exists now). -----------------------------
     if !plan.vxlans.is_empty() {
         *step = "creating VXLAN links".to_string();
+        // Host-underlay VXLANs are created through a socket in the underlay namespace and
+        // moved into their namespace in the same message (IFLA_NET_NS_FD).
+        let mut underlay: Option<Netlink> = None;
         for v in &plan.vxlans {
             let i = idx.assign(&v.ns, &v.ifname)?;
-            let dev = match &v.dev {
-                Some(d) => Some(idx.get(&v.ns, d)?),
-                None => None,
+            let dev = match (&v.dev, v.underlay) {
+                (None, _) => None,
+                (Some(d), VxlanUnderlay::Fabric) => Some(idx.get(&v.ns, d)?),
+                (Some(d), VxlanUnderlay::Host) => {
+                    let nl = underlay_socket(&mut underlay, a.opts)?;
+                    match link::by_name(nl, d)? {
+                        Some(l) => Some(l.index),
+                        None => {
+                            return Err(Error::NotFound {
+                                kind: "VXLAN underlay device",
+                                name: format!(
+                                    "{d} (vxlan {}: no such device in the underlay namespace {})",
+                                    v.ifname,
+                                    nl.namespace()
+                                ),
+                            }
+                            .into())
+                        }
+                    }
+                }
             };
             let params = link::vxlan::VxlanParams {
                 vni: v.vni,
@@ -615,11 +657,26 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             if let Some(master) = &v.master {
                 l = l.master(idx.get(&v.ns, master)?);
             }
-            l.queue(netlink_of(&mut sockets, &v.ns)?)?;
+            match v.underlay {
+                VxlanUnderlay::Fabric => l.queue(netlink_of(&mut sockets, &v.ns)?)?,
+                VxlanUnderlay::Host => {
+                    let target = fds.get(&v.ns).ok_or_else(|| {
+                        RunError::Plan(format!(
+                            "vxlan {} in undeclared namespace {}",
+                            v.ifname, v.ns
+                        ))
+                    })?;
+                    l.netns(target.fd())
+                        .queue(underlay_socket(&mut underlay, a.opts)?)?;
+                }
+            }
             phase2
                 .entry(v.ns.clone())
                 .or_default()
                 .push(LinkChange::of(i).alias(&alias));
+        }
+        if let Some(nl) = underlay.as_mut() {
+            nl.flush()?;
         }
         flush_all(&mut sockets, a.opts.workers)?;
         a.step(step)?;

@@ -115,6 +115,8 @@ pub struct Vxlan {
     pub port: u16,
     /// Underlay device.
     pub dev: Option<String>,
+    /// Where the underlay lives (fabric or host namespace).
+    pub underlay: plan::VxlanUnderlay,
 }
 
 /// A validated impairment.

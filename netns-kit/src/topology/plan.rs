@@ -130,11 +130,36 @@ pub enum VxlanPeer {
     Group(IpAddr),
 }
 
+/// Which namespace a VXLAN's underlay (its UDP socket and `dev`) lives in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VxlanUnderlay {
+    /// The fabric namespace: `dev` is one of its bridges (default).
+    #[default]
+    Fabric,
+    /// The namespace apply runs in ([`crate::topology::live::ApplyOptions::underlay_netns`],
+    /// default the caller's): the device is created there and moved into the fabric in
+    /// the same netlink message, so its socket stays bound to the real underlay.
+    Host,
+}
+
+impl VxlanUnderlay {
+    /// The name used in topology files ("fabric" / "host").
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            VxlanUnderlay::Fabric => "fabric",
+            VxlanUnderlay::Host => "host",
+        }
+    }
+}
+
 /// A VXLAN interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VxlanPlan {
-    /// Namespace key (always [`FABRIC`]).
+    /// Namespace key the interface ends up in (always [`FABRIC`]).
     pub ns: String,
+    /// Where its underlay lives (where it is created and `dev` is resolved).
+    pub underlay: VxlanUnderlay,
     /// Interface name.
     pub ifname: String,
     /// VXLAN network identifier.
@@ -145,7 +170,7 @@ pub struct VxlanPlan {
     pub peer: VxlanPeer,
     /// UDP destination port (default 4789).
     pub port: u16,
-    /// Underlay device name in the same namespace.
+    /// Underlay device name, in the underlay's namespace.
     pub dev: Option<String>,
     /// Bridge to enslave it to.
     pub master: Option<String>,

@@ -32,15 +32,20 @@
 //! addresses = { frontend = "172.20.0.1" }  # optional; default: first host address (.1)
 //! # Every node on one of these networks gets "default via <router address on that network>".
 //!
-//! [[vxlans]]                        # stretch a network's bridge: created in the fabric
-//!                                   # namespace, so its underlay must be reachable there
+//! [[vxlans]]                        # stretch a network's bridge over a UDP underlay
 //! name = "vx-backend"               # interface name, <= 15 bytes
-//! network = "backend"               # the bridge it joins
+//! network = "backend"               # the bridge it joins (always in the fabric namespace)
 //! vni = 42                          # 1..=16777215
 //! local = "10.0.0.1"                # optional underlay source address
 //! remote = "10.0.0.2"               # exactly one of remote (unicast) / group (multicast)
 //! port = 4789                       # optional UDP port, default 4789
-//! # dev = "br-frontend"             # optional underlay device: a bridge (required with group)
+//! # dev = "br-frontend"             # optional underlay device (required with group)
+//! underlay = "fabric"               # where the VXLAN's UDP socket lives (default "fabric"):
+//! #   "fabric": the fabric namespace; `dev` must be one of its bridges.
+//! #   "host":   the namespace apply runs in (the machine's root namespace; on a VM guest,
+//! #             the guest's), e.g. dev = "eth0": the device is created there and moved
+//! #             into the fabric namespace in the same message, so its socket stays on
+//! #             the real network. `dev` must exist there (checked at apply time).
 //!
 //! [[impairments]]                   # netem on a node's interface
 //! node = "product-1"
@@ -182,9 +187,14 @@ pub struct VxlanSpec {
     /// UDP destination port; default 4789.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    /// Underlay device: one of the bridges in the fabric namespace; required with `group`.
+    /// Underlay device (required with `group`): with `underlay = "fabric"` one of the
+    /// fabric's bridges; with `underlay = "host"` a device of the host namespace (e.g. eth0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev: Option<String>,
+    /// Where the VXLAN's UDP socket lives: "fabric" (default) or "host" (the namespace
+    /// apply runs in; the device itself is moved into the fabric namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underlay: Option<String>,
 }
 
 /// Netem parameters on one node interface.

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use super::alloc::{allocate, reserved_kind};
 use super::error::TopologyError;
 use super::names;
-use super::plan::VxlanPeer;
+use super::plan::{VxlanPeer, VxlanUnderlay};
 use super::spec::{
     HostAllowSpec, HostSpec, ImpairmentSpec, InterfaceSpec, NetworkSpec, NodeSpec, PolicySpec,
     PortSpec, RouterSpec, TopologySpec, VxlanSpec,
@@ -705,16 +705,29 @@ fn validate_vxlan(i: usize, v: &VxlanSpec, ctx: &Ctx<'_>) -> Result<Vxlan, Topol
             value: "0".to_string(),
         });
     }
+    let underlay = match v.underlay.as_deref() {
+        None | Some("fabric") => VxlanUnderlay::Fabric,
+        Some("host") => VxlanUnderlay::Host,
+        Some(other) => {
+            return Err(TopologyError::Conflict {
+                field: f("underlay"),
+                message: format!(
+                    "{other:?} is not an underlay: expected \"fabric\" (the VXLAN's socket in the fabric namespace, dev a fabric bridge) or \"host\" (its socket in the namespace apply runs in, dev e.g. \"eth0\")"
+                ),
+            })
+        }
+    };
     if let Some(d) = &v.dev {
         check_ifname(&f("dev"), d)?;
-        // The VXLAN is created in the fabric namespace, where the only devices are bridges
-        // (and the veth ends netns-kit names itself).
-        if !ctx.networks.iter().any(|n| &n.bridge == d) {
+        // A fabric-underlay VXLAN is created in the fabric namespace, where the only
+        // devices are bridges (and the veth ends netns-kit names itself). A host-underlay
+        // dev can only be resolved at apply time.
+        if underlay == VxlanUnderlay::Fabric && !ctx.networks.iter().any(|n| &n.bridge == d) {
             let bridges: Vec<&str> = ctx.networks.iter().map(|n| n.bridge.as_str()).collect();
             return Err(TopologyError::Conflict {
                 field: f("dev"),
                 message: format!(
-                    "{d:?} is not a device of the fabric namespace, where the VXLAN is created: expected one of the bridges [{}]",
+                    "{d:?} is not a device of the fabric namespace, where the VXLAN is created: expected one of the bridges [{}], or underlay = \"host\" for a device of the host namespace",
                     bridges.join(", ")
                 ),
             });
@@ -728,6 +741,7 @@ fn validate_vxlan(i: usize, v: &VxlanSpec, ctx: &Ctx<'_>) -> Result<Vxlan, Topol
         peer,
         port,
         dev: v.dev.clone(),
+        underlay,
     })
 }
 
@@ -1132,6 +1146,8 @@ pub fn to_spec(t: &Topology) -> TopologySpec {
                     group,
                     port: Some(v.port),
                     dev: v.dev.clone(),
+                    underlay: (v.underlay != VxlanUnderlay::Fabric)
+                        .then(|| v.underlay.as_str().to_string()),
                 }
             })
             .collect(),
