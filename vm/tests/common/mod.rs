@@ -27,3 +27,25 @@ pub fn start(spec: ClusterSpec) -> Option<Cluster> {
         Err(e) => panic!("cluster failed to start: {e}"),
     }
 }
+
+/// The `netns-kit` CLI the guests run (visible through the 9p root): `$NETNS_KIT_BIN`,
+/// else `$CARGO_TARGET_DIR/debug/netns-kit`, else `target/debug/netns-kit`. None (after
+/// saying why) when it is not built, unless ECOMM_REQUIRE_ALL=1 (then the test fails).
+pub fn netns_kit_bin() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let candidates = [
+        std::env::var_os("NETNS_KIT_BIN").map(PathBuf::from),
+        std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("debug/netns-kit")),
+        Some(workspace.join("target/debug/netns-kit")),
+    ];
+    if let Some(found) = candidates.into_iter().flatten().find(|p| p.is_file()) {
+        return std::fs::canonicalize(&found).ok().or(Some(found));
+    }
+    let why = "netns-kit is not built (cargo build -p netns-kit --bins, or set NETNS_KIT_BIN)";
+    if require_all() {
+        panic!("ECOMM_REQUIRE_ALL=1 but {why}");
+    }
+    eprintln!("skipping: {why}");
+    None
+}
