@@ -11,10 +11,10 @@
 //! on vm2/vm3 keep their default route to the router's 172.21.0.1 on vm1, so the tier
 //! policy of vm1's router applies to cross-host traffic exactly as on one host.
 //!
-//! The VXLAN is created in each guest's root namespace (its underlay is eth0) and then
-//! moved into the fabric namespace: a VXLAN keeps its UDP socket in the namespace it was
-//! created in. (netns-kit's own `vxlans` create the device inside the fabric namespace,
-//! which has no underlay off the host.)
+//! The VXLAN is part of the topology file ([`OVERLAY`], `underlay = "host"`): netns-kit
+//! creates it in each guest's root namespace, bound to eth0 (a VXLAN keeps its UDP socket
+//! in the namespace it was created in), and moves it into the fabric namespace, enslaved
+//! to the backend bridge, in the same message.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -62,6 +62,20 @@ from = "order-2"
 to = "postgres"
 proto = "tcp"
 ports = [5432]
+"#;
+
+/// The overlay the suite adds to the shared file: VNI 100 over every guest's eth0
+/// (multicast group, flooded by the switch), stretching the backend bridge across the VMs.
+const OVERLAY: &str = r#"
+# --- added by the VM suite: the backend segment stretched across the VMs ---
+[[vxlans]]
+name = "vxb"
+network = "backend"
+vni = 100
+group = "239.1.1.100"
+port = 4789
+dev = "eth0"
+underlay = "host"
 "#;
 
 /// Host binaries the guests run (seen through the 9p root).
@@ -154,7 +168,7 @@ impl Lab {
         let lab = Lab {
             cluster,
             bins,
-            topology: format!("{shared}{ORDER_2}"),
+            topology: format!("{shared}{ORDER_2}{OVERLAY}"),
         };
         lab.cluster.phase("tiers, overlay and datastores", || {
             std::thread::scope(|s| {
@@ -211,21 +225,15 @@ impl Lab {
             .map(|(_, n)| *n)
             .unwrap_or(&[]);
         vm.write_file(TOPOLOGY_IN_GUEST, self.topology.as_bytes());
+        // MTU room for the VXLAN header on the underlay (the VXLAN takes eth0's MTU − 50),
+        // then the tiers and the overlay in one apply.
         vm.succeed(&format!(
-            "{} apply {TOPOLOGY_IN_GUEST} --name {RUN} 2>&1",
+            "ip link set eth0 mtu 1600 && {} apply {TOPOLOGY_IN_GUEST} --name {RUN} 2>&1",
             self.bins.netns_kit.display()
         ));
         for node in ALL_NODES.iter().filter(|n| !mine.contains(n)) {
             vm.succeed(&format!("ip netns del {RUN}-{node}"));
         }
-        // The overlay: MTU room for the VXLAN header, then VNI 100 into the backend bridge.
-        vm.succeed(&format!(
-            "ip link set eth0 mtu 1600 && \
-             ip link add vxb type vxlan id 100 group 239.1.1.100 dev eth0 dstport 4789 ttl 4 && \
-             ip link set vxb netns {RUN}-fabric && \
-             ip -n {RUN}-fabric link set vxb master br-backend && \
-             ip -n {RUN}-fabric link set vxb up"
-        ));
     }
 
     /// Starts Redis and PostgreSQL in their namespaces on vm1 and waits for them.
