@@ -109,6 +109,11 @@ fn netns_kit(topology: &Topology, named: bool, n: usize) -> Vec<(Duration, Durat
             let t = Instant::now();
             let live = LiveTopology::apply(&plan, opts).expect("apply");
             let applied = t.elapsed();
+            if std::env::var_os("BENCH_STEPS").is_some() {
+                for (step, d) in live.apply_timings() {
+                    eprintln!("  {step:<40} {:>10.2} ms", ms(*d));
+                }
+            }
             let t = Instant::now();
             live.destroy().expect("destroy");
             let destroyed = t.elapsed();
@@ -169,6 +174,34 @@ fn main() {
     let seeds = root.join("scripts/seeds-three-tier.sh");
     let quick = std::env::var("BENCH_QUICK").is_ok();
     let (it_nk, it_script) = if quick { (5, 2) } else { (30, 10) };
+
+    // BENCH_NODES=1000 (comma-separated sizes): only the one-bridge scale rows, printed,
+    // for profiling one size without the whole comparison.
+    if let Ok(sizes) = std::env::var("BENCH_NODES") {
+        for n in sizes
+            .split(',')
+            .filter_map(|s| s.trim().parse::<usize>().ok())
+        {
+            let topo = one_bridge(n);
+            for named in [false, true] {
+                let r = row(
+                    "one bridge",
+                    if named {
+                        "netns-kit named"
+                    } else {
+                        "netns-kit anonymous"
+                    },
+                    n,
+                    &netns_kit(&topo, named, if quick { 1 } else { 3 }),
+                );
+                println!(
+                    "{:<12} {:<24} {:>6} {:>5} apply {:>10.2} ms  destroy {:>10.2} ms",
+                    r.case, r.method, r.nodes, r.iterations, r.apply_ms_median, r.destroy_ms_median
+                );
+            }
+        }
+        return;
+    }
 
     let mut rows = Vec::new();
     // Warm-up (page cache, binaries, first-namespace costs) for both sides.

@@ -124,6 +124,50 @@ impl Netns {
         Ok(())
     }
 
+    /// Delete many namespaces at once; returns (label, error) for each that failed.
+    ///
+    /// Unmounting a /run/netns name waits for an RCU grace period in the kernel (about
+    /// half a millisecond, much more under load); unmounting from several threads lets
+    /// those waits overlap, which is what makes tearing down 1000 named namespaces fast.
+    pub fn delete_all(namespaces: Vec<Netns>) -> Vec<(String, Error)> {
+        /// Namespaces per unmounting thread; below this, threads cost more than they save.
+        const PER_THREAD: usize = 32;
+        /// At most this many unmounting threads.
+        const MAX_THREADS: usize = 16;
+        let (named, anonymous): (Vec<Netns>, Vec<Netns>) =
+            namespaces.into_iter().partition(|n| n.name.is_some());
+        drop(anonymous);
+        let threads = named.len().div_ceil(PER_THREAD).clamp(1, MAX_THREADS);
+        let per = named.len().div_ceil(threads).max(1);
+        let mut failed = Vec::new();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = named
+                .chunks(per)
+                .map(|chunk| {
+                    s.spawn(move || {
+                        chunk
+                            .iter()
+                            .filter_map(|ns| {
+                                let name = ns.name.as_deref()?;
+                                remove_named(name).err().map(|e| (ns.label(), e))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                match h.join() {
+                    Ok(errs) => failed.extend(errs),
+                    Err(_) => failed.push((
+                        "namespaces".to_string(),
+                        Error::ThreadPanicked("unmounting namespaces"),
+                    )),
+                }
+            }
+        });
+        failed
+    }
+
     /// Run `f` on a dedicated thread that has entered this namespace; returns its result.
     pub fn run<F, T>(&self, f: F) -> Result<T>
     where

@@ -377,11 +377,9 @@ impl LiveTopology {
                 leftovers.push(format!("host link {host}: {e}"));
             }
         }
-        for (_, ns) in self.namespaces.drain(..).rev() {
-            let label = ns.label();
-            if let Err(e) = ns.delete() {
-                leftovers.push(format!("namespace {label}: {e}"));
-            }
+        let all: Vec<Netns> = self.namespaces.drain(..).rev().map(|(_, ns)| ns).collect();
+        for (label, e) in Netns::delete_all(all) {
+            leftovers.push(format!("namespace {label}: {e}"));
         }
         if let Some(st) = self.state.take() {
             if leftovers.is_empty() {
@@ -1112,11 +1110,8 @@ pub(crate) fn remove_recorded(st: &RunState) -> Vec<String> {
             leftovers.push(format!("host link {host}: {e}"));
         }
     }
-    for ns in ours {
-        let label = ns.label();
-        if let Err(e) = ns.delete() {
-            leftovers.push(format!("namespace {label}: {e}"));
-        }
+    for (label, e) in Netns::delete_all(ours) {
+        leftovers.push(format!("namespace {label}: {e}"));
     }
     leftovers
 }
