@@ -31,6 +31,12 @@ fn one_vm_runs_commands_files_background_processes_and_survives_freeze() {
         assert_eq!(solo.succeed("findmnt -no FSTYPE /").trim(), "overlay");
         solo.succeed("touch /etc/guest-only-file");
         assert!(!std::path::Path::new("/etc/guest-only-file").exists());
+        // The host's /tmp is part of that tree (a checkout under /tmp must be visible).
+        let host_file = std::env::temp_dir().join(format!("vm-driver-{}", std::process::id()));
+        std::fs::write(&host_file, "written on the host\n").unwrap();
+        let seen = solo.succeed(&format!("cat {}", host_file.display()));
+        std::fs::remove_file(&host_file).unwrap();
+        assert_eq!(seen, "written on the host\n");
     });
 
     cluster.phase("background process", || {

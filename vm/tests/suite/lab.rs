@@ -78,6 +78,9 @@ dev = "eth0"
 underlay = "host"
 "#;
 
+/// A TCP path a scenario checks: from a node, to a node, on a port.
+pub type TcpPath<'a> = (&'a str, &'a str, u16);
+
 /// Host binaries the guests run (seen through the 9p root).
 #[derive(Debug, Clone)]
 pub struct Bins {
@@ -185,13 +188,15 @@ impl Lab {
         });
         if lab.bins.has_services {
             lab.cluster.phase("services", || {
+                // The registry first (everything registers with it), then the rest at
+                // once: the gateway learns its upstreams from the registry as they come.
                 lab.start_nodes("vm2", &["registry"]);
                 std::thread::scope(|s| {
                     let lab = &lab;
                     s.spawn(move || lab.start_nodes("vm2", &["product-1", "order-1"]));
                     s.spawn(move || lab.start_services("vm3"));
+                    s.spawn(move || lab.start_services("vm1"));
                 });
-                lab.start_services("vm1");
             });
         }
         Some(lab)
@@ -231,9 +236,12 @@ impl Lab {
             "ip link set eth0 mtu 1600 && {} apply {TOPOLOGY_IN_GUEST} --name {RUN} 2>&1",
             self.bins.netns_kit.display()
         ));
-        for node in ALL_NODES.iter().filter(|n| !mine.contains(n)) {
-            vm.succeed(&format!("ip netns del {RUN}-{node}"));
-        }
+        let others: Vec<String> = ALL_NODES
+            .iter()
+            .filter(|n| !mine.contains(n))
+            .map(|n| format!("ip netns del {RUN}-{n}"))
+            .collect();
+        vm.succeed(&others.join(" && "));
     }
 
     /// Starts Redis and PostgreSQL in their namespaces on vm1 and waits for them.
@@ -263,14 +271,19 @@ impl Lab {
             ),
             "/run/postgres.log",
         );
-        self.wait_listening("redis", "172.22.0.10", 6379);
-        self.wait_listening("postgres", "172.22.0.20", 5432);
-        for db in [PRODUCT_DB, ORDER_DB] {
-            vm1.succeed(&format!(
-                "{} runuser -u postgres -- createdb -h /tmp {db}",
-                self.in_node("postgres")
-            ));
-        }
+        vm1.wait_until_succeeds(
+            &format!(
+                "{} && {}",
+                self.tcp_probe("redis", address("redis"), 6379, 2),
+                self.tcp_probe("postgres", address("postgres"), 5432, 2)
+            ),
+            Duration::from_secs(30),
+        );
+        let createdb = format!(
+            "{} runuser -u postgres -- createdb -h /tmp",
+            self.in_node("postgres")
+        );
+        vm1.succeed(&format!("{createdb} {PRODUCT_DB} && {createdb} {ORDER_DB}"));
     }
 
     /// Runs SQL against `db` on vm1's PostgreSQL; returns psql's unaligned output.
@@ -292,10 +305,12 @@ impl Lab {
         self.start_nodes(vm_name, mine);
     }
 
-    /// Starts the ecomm services of `nodes` on `vm_name` and waits until each listens.
+    /// Starts the ecomm services of `nodes` on `vm_name` (all at once) and waits until
+    /// every one listens (one guest command probing them all).
     pub fn start_nodes(&self, vm_name: &str, nodes: &[&str]) {
         let vm = self.vm(vm_name);
         let mine = nodes;
+        let mut listening = Vec::new();
         let ecomm = self.bins.ecomm.display().to_string();
         let registry = format!("http://{}:8500", address("registry"));
         let token = REGISTRY_TOKEN;
@@ -332,7 +347,10 @@ impl Lab {
                 &format!("RUST_LOG=info {} {cmd}", self.in_node(node)),
                 &format!("/run/{node}.log"),
             );
-            self.wait_listening(node, ip, port);
+            listening.push(self.tcp_probe(node, ip, port, 2));
+        }
+        if !listening.is_empty() {
+            vm.wait_until_succeeds(&listening.join(" && "), Duration::from_secs(30));
         }
     }
 
@@ -348,12 +366,6 @@ impl Lab {
                 Err(e) => eprintln!("===== {}: service logs unavailable: {e}", vm.name()),
             }
         }
-    }
-
-    /// Waits until `ip:port` accepts connections from inside `node`.
-    pub fn wait_listening(&self, node: &str, ip: &str, port: u16) {
-        self.host_of(node)
-            .wait_until_succeeds(&self.tcp_probe(node, ip, port, 2), Duration::from_secs(30));
     }
 
     /// A command that exits 0 iff a TCP connection from `node` to `ip:port` is established
@@ -378,37 +390,99 @@ impl Lab {
         false
     }
 
-    /// Whether every connection from `from` to `targets` fails within 3 s (probed
-    /// concurrently in the guest: a dropped SYN stays dropped however long one waits).
-    pub fn all_blocked(&self, from: &str, targets: &[(&str, u16)]) -> bool {
-        let probes: Vec<String> = targets
-            .iter()
-            .map(|(ip, port)| {
-                format!(
-                    "( {} ) && echo OPEN {ip}:{port} &",
-                    self.tcp_probe(from, ip, *port, 3)
-                )
-            })
-            .collect();
-        let out = self
-            .host_of(from)
-            .succeed(&format!("{} wait", probes.join(" ")));
-        if out.contains("OPEN") {
-            eprintln!("{from}: unexpectedly open: {out}");
-            return false;
-        }
-        true
+    /// Starts a TCP listener on each `(node, port)` that accepts any number of
+    /// connections, and waits until all listen (the VMs in parallel).
+    pub fn listen(&self, listeners: &[(&str, u16)]) {
+        self.per_vm(
+            listeners,
+            |l| l.0,
+            |vm, mine| {
+                let mut probes = Vec::new();
+                for (node, port) in mine {
+                    vm.spawn(
+                        &format!("{} busybox nc -ll -p {port} -e cat", self.in_node(node)),
+                        &format!("/run/nc-{node}-{port}.log"),
+                    );
+                    probes.push(self.tcp_probe(node, address(node), *port, 2));
+                }
+                vm.wait_until_succeeds(&probes.join(" && "), Duration::from_secs(30));
+                Vec::<()>::new()
+            },
+        );
     }
 
-    /// Starts a TCP listener on `port` in `node` that accepts any number of connections.
-    pub fn listen(&self, node: &str, port: u16) {
-        let vm = self.host_of(node);
-        vm.spawn(
-            &format!("{} busybox nc -ll -p {port} -e cat", self.in_node(node)),
-            &format!("/run/nc-{node}-{port}.log"),
-        );
-        let ip = address(node);
-        self.wait_listening(node, ip, port);
+    /// Of the `(from, to, port)` paths, those that never connected: each is retried for
+    /// up to 30 s (a loaded TCG guest can miss a short deadline). The VMs probe in parallel.
+    pub fn unreachable(&self, paths: &[TcpPath]) -> Vec<String> {
+        self.per_vm(
+            paths,
+            |p| p.0,
+            |_, mine| {
+                mine.iter()
+                    .filter(|(from, to, port)| !self.can_connect(from, address(to), *port))
+                    .map(|(from, to, port)| format!("{from} -> {to}:{port}"))
+                    .collect()
+            },
+        )
+    }
+
+    /// Of the `(from, to, port)` paths, those that connected within 3 s: every probe runs
+    /// at once (one guest command per VM, the VMs in parallel) — a dropped SYN stays
+    /// dropped however long one waits.
+    pub fn reachable(&self, paths: &[TcpPath]) -> Vec<String> {
+        self.per_vm(
+            paths,
+            |p| p.0,
+            |vm, mine| {
+                let probes: Vec<String> = mine
+                    .iter()
+                    .map(|(from, to, port)| {
+                        format!(
+                            "( {} ) && echo 'OPEN {from} -> {to}:{port}' &",
+                            self.tcp_probe(from, address(to), *port, 3)
+                        )
+                    })
+                    .collect();
+                vm.succeed(&format!("{} wait", probes.join(" ")))
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("OPEN "))
+                    .map(str::to_string)
+                    .collect()
+            },
+        )
+    }
+
+    /// Runs `f` once for every VM hosting items (each item's node given by `node_of`),
+    /// with that VM's items, the VMs in parallel; returns every result.
+    fn per_vm<'i, T: Sync, R: Send>(
+        &self,
+        items: &'i [T],
+        node_of: impl Fn(&T) -> &str + Sync,
+        f: impl Fn(&Vm, Vec<&'i T>) -> Vec<R> + Sync,
+    ) -> Vec<R> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = PLACEMENT
+                .iter()
+                .map(|(vm_name, nodes)| {
+                    let mine: Vec<&T> = items
+                        .iter()
+                        .filter(|i| nodes.contains(&node_of(i)))
+                        .collect();
+                    let f = &f;
+                    s.spawn(move || {
+                        if mine.is_empty() {
+                            Vec::new()
+                        } else {
+                            f(self.vm(vm_name), mine)
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
     }
 }
 
