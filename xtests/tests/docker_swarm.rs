@@ -1,5 +1,6 @@
 //! The Swarm stack on a one-node swarm: `tasks.product` resolves to both replicas from inside
 //! the gateway, requests through the gateway succeed, and removing the stack leaves nothing.
+#![allow(clippy::unwrap_used)] // tests may unwrap: a failure is the assertion
 
 use xtests::docker::docker_ready;
 use xtests::docker::engine::docker;
@@ -11,15 +12,28 @@ async fn the_swarm_stack_discovers_both_product_replicas_by_dns() {
     if !docker_ready("the swarm stack") {
         return;
     }
-    let swarm_before = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).await.unwrap();
+    let swarm_before = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
+        .await
+        .unwrap();
     let stack = SwarmStack::deploy().await.unwrap();
     stack.wait_healthy("product", 2, 240).await.unwrap();
     stack.wait_healthy("order", 1, 240).await.unwrap();
-    let gateway = stack.wait_healthy("gateway", 1, 240).await.unwrap().remove(0);
-
-    let lookup = docker(&["exec", &gateway, "busybox", "nslookup", "tasks.product", "127.0.0.11"])
+    let gateway = stack
+        .wait_healthy("gateway", 1, 240)
         .await
-        .unwrap();
+        .unwrap()
+        .remove(0);
+
+    let lookup = docker(&[
+        "exec",
+        &gateway,
+        "busybox",
+        "nslookup",
+        "tasks.product",
+        "127.0.0.11",
+    ])
+    .await
+    .unwrap();
     let addresses: Vec<&str> = lookup
         .lines()
         .filter(|l| l.starts_with("Address:") && !l.contains("127.0.0.11"))
@@ -44,6 +58,8 @@ async fn the_swarm_stack_discovers_both_product_replicas_by_dns() {
     let name = stack.stack.clone();
     stack.remove().await.unwrap();
     assert_eq!(leftovers(&name).await.unwrap(), Vec::<String>::new());
-    let swarm_after = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).await.unwrap();
+    let swarm_after = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
+        .await
+        .unwrap();
     assert_eq!(swarm_after, swarm_before, "the swarm is left as it was");
 }

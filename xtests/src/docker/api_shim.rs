@@ -125,9 +125,9 @@ async fn forward(mut client: UnixStream, from: String, to: String) {
         if i == 0 {
             out.push_str(&line.replacen(&from, &to, 1));
             out.push_str("\r\n");
-        } else if line.is_empty() {
-            continue;
-        } else if !upgrade && line.to_ascii_lowercase().starts_with("connection:") {
+        } else if line.is_empty()
+            || (!upgrade && line.to_ascii_lowercase().starts_with("connection:"))
+        {
             continue;
         } else {
             out.push_str(line);

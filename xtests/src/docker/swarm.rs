@@ -1,6 +1,7 @@
 //! `ecomm-services/deploy/docker/swarm-stack.yml` deployed on a one-node swarm under a unique
 //! stack name. If the engine was not in a swarm, this fixture initialises one and leaves it
-//! again on drop; a swarm that was already there is left as it was.
+//! again on drop (and removes the `docker_gwbridge` that init created); a swarm that was
+//! already there is left as it was.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,6 +16,8 @@ pub struct SwarmStack {
     /// The stack name (`ecomm<run>`): services, networks and volumes start with it.
     pub stack: String,
     initialised_swarm: bool,
+    /// `docker swarm init` creates the bridge `docker_gwbridge`; removed again when it did.
+    created_gwbridge: bool,
     removed: bool,
 }
 
@@ -29,12 +32,15 @@ impl SwarmStack {
         ensure_images().await?;
         let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]).await?;
         let initialised_swarm = state != "active";
+        let gwbridge =
+            docker(&["network", "ls", "-q", "--filter", "name=^docker_gwbridge$"]).await?;
         if initialised_swarm {
             docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]).await?;
         }
         let stack = SwarmStack {
             stack: format!("ecomm{}", new_run_id()),
             initialised_swarm,
+            created_gwbridge: initialised_swarm && gwbridge.is_empty(),
             removed: false,
         };
         let file = Self::file();
@@ -125,6 +131,10 @@ impl SwarmStack {
         if self.initialised_swarm {
             self.initialised_swarm = false;
             docker(&["swarm", "leave", "--force"]).await?;
+            if self.created_gwbridge {
+                self.created_gwbridge = false;
+                docker(&["network", "rm", "docker_gwbridge"]).await?;
+            }
         }
         Ok(())
     }
@@ -160,6 +170,9 @@ impl Drop for SwarmStack {
         }
         if self.initialised_swarm {
             sh(&["swarm", "leave", "--force"]);
+            if self.created_gwbridge {
+                sh(&["network", "rm", "docker_gwbridge"]);
+            }
         }
     }
 }
