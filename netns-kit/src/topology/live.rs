@@ -319,6 +319,18 @@ impl LiveTopology {
         Ok(self.node(key)?.command(program))
     }
 
+    /// Put netem (delay, jitter, loss, rate) on interface `ifname` (eth0, eth1, … in file
+    /// order; see [`Topology::node`]) of node `key`, replacing any impairment there. A
+    /// kernel without netem answers [`Error::Unsupported`]. Removed with the run.
+    pub fn impair(&self, key: &str, ifname: &str, netem: &crate::topology::Netem) -> Result<()> {
+        crate::impair::apply(self.node(key)?, ifname, netem)
+    }
+
+    /// Remove the impairment on `ifname` of node `key` (none there is not an error).
+    pub fn unimpair(&self, key: &str, ifname: &str) -> Result<()> {
+        crate::impair::remove(self.node(key)?, ifname)
+    }
+
     /// TCP connect from node `from` to `addr` with a deadline.
     pub fn probe_tcp(&self, from: &str, addr: SocketAddr, deadline: Duration) -> Result<TcpProbe> {
         probe::tcp_connect(self.node(from)?, addr, deadline)
