@@ -23,7 +23,9 @@ fi
 log=/var/log/dockerd.log
 echo "docker-ensure: starting dockerd (log: $log)" >&2
 # setsid: the daemon outlives this script and the terminal that ran it.
-setsid dockerd >>"$log" 2>&1 </dev/null &
+# Networks Docker numbers itself (docker_gwbridge, unnumbered user networks) come from
+# 10.200.0.0/16, never from 172.16/12 where the stack's fixed tiers (172.20-22.0.0/24) live.
+setsid dockerd --default-address-pool base=10.200.0.0/16,size=24 >>"$log" 2>&1 </dev/null &
 
 for _ in $(seq 1 120); do
   answering && exit 0

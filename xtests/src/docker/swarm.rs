@@ -35,7 +35,33 @@ impl SwarmStack {
         let gwbridge =
             docker(&["network", "ls", "-q", "--filter", "name=^docker_gwbridge$"]).await?;
         if initialised_swarm {
-            docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]).await?;
+            if gwbridge.is_empty() {
+                // Numbered by us: left to Docker it may take 172.20-22.0.0/16 and collide with
+                // the Compose tiers.
+                docker(&[
+                    "network",
+                    "create",
+                    "--subnet",
+                    "10.202.0.0/24",
+                    "-o",
+                    "com.docker.network.bridge.name=docker_gwbridge",
+                    "-o",
+                    "com.docker.network.bridge.enable_icc=false",
+                    "-o",
+                    "com.docker.network.bridge.enable_ip_masquerade=true",
+                    "docker_gwbridge",
+                ])
+                .await?;
+            }
+            docker(&[
+                "swarm",
+                "init",
+                "--advertise-addr",
+                "127.0.0.1",
+                "--default-addr-pool",
+                "10.201.0.0/16",
+            ])
+            .await?;
         }
         let stack = SwarmStack {
             stack: format!("ecomm{}", new_run_id()),
