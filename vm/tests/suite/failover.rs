@@ -67,19 +67,24 @@ fn wait_rejoined(lab: &Lab, tag: &str) {
         || served(lab, "order-2", 8002, "/api/orders") <= orders
     {
         assert!(Instant::now() < deadline, "vm3's instances did not rejoin");
-        for _ in 0..4 {
-            n += 1;
-            // Failures while the gateway re-admits the instances are fine here; only rejoining is judged.
-            let _ = lab.vm("vm1").execute(&format!(
-                "{} curl -sf -m 20 -o /dev/null {gw}/api/products/1",
-                lab.in_node("gateway")
-            ));
-            let _ = lab.vm("vm1").execute(&format!(
-                "{} curl -sf -m 20 -o /dev/null -X POST -H 'content-type: application/json' -H 'Idempotency-Key: rejoin-{tag}-{n}' \
-                 -d '{{\"customer\":\"rejoin-{tag}-{n}@example.com\",\"items\":[{{\"product_id\":1,\"quantity\":1}}]}}' {gw}/api/orders",
-                lab.in_node("gateway")
-            ));
-        }
+        // Four GETs and four fresh orders in one guest command (one round trip).
+        // Failures while the gateway re-admits the instances are fine here; only
+        // rejoining is judged.
+        let requests: Vec<String> = (0..4)
+            .map(|_| {
+                n += 1;
+                format!(
+                    "curl -sf -m 20 -o /dev/null {gw}/api/products/1; \
+                     curl -sf -m 20 -o /dev/null -X POST -H 'content-type: application/json' -H 'Idempotency-Key: rejoin-{tag}-{n}' \
+                     -d '{{\"customer\":\"rejoin-{tag}-{n}@example.com\",\"items\":[{{\"product_id\":1,\"quantity\":1}}]}}' {gw}/api/orders"
+                )
+            })
+            .collect();
+        let _ = lab.vm("vm1").execute(&format!(
+            "{} sh -c '{}; true'",
+            lab.in_node("gateway"),
+            requests.join("; ").replace('\'', "'\\''")
+        ));
     }
 }
 
