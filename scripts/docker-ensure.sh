@@ -11,13 +11,18 @@ answering() { docker_cli && timeout 10 docker info >/dev/null 2>&1; }
 
 answering && exit 0
 
+# Without Docker the Docker tests skip, so a missing daemon only fails when CI demands all.
+give_up() {
+  echo "docker-ensure: $1" >&2
+  [[ "${ECOMM_REQUIRE_ALL:-}" == 1 ]] && exit 2
+  exit 0
+}
+
 if ! command -v dockerd >/dev/null 2>&1; then
-  echo "docker-ensure: dockerd is not installed (just setup installs docker.io)" >&2
-  exit 2
+  give_up "dockerd is not installed (just setup installs docker.io); Docker tests will skip"
 fi
 if [[ $(id -u) -ne 0 ]]; then
-  echo "docker-ensure: dockerd is not running; start it as root (sudo just docker-ensure)" >&2
-  exit 2
+  give_up "dockerd is not running; start it as root (sudo just docker-ensure); Docker tests will skip"
 fi
 
 log=/var/log/dockerd.log
