@@ -71,12 +71,22 @@ fn live_namespaces() -> Option<u64> {
 
 /// Wait (at most 10 s) until the kernel has reclaimed destroyed namespaces (their cleanup is
 /// asynchronous), so one iteration's cleanup does not slow the next one down. Untimed.
+/// The slab count is only a proxy (SLUB counts objects cached per CPU as in use, so it
+/// may never drop to the baseline): a count that has not moved for 1 s also ends the wait.
 fn settle(baseline: Option<u64>) {
     let Some(base) = baseline else { return };
     let t = Instant::now();
+    let (mut last, mut since) = (None, Instant::now());
     while t.elapsed() < Duration::from_secs(10) {
         match live_namespaces() {
-            Some(n) if n > base => std::thread::sleep(Duration::from_millis(20)),
+            Some(n) if n > base => {
+                if last != Some(n) {
+                    (last, since) = (Some(n), Instant::now());
+                } else if since.elapsed() >= Duration::from_secs(1) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             _ => return,
         }
     }

@@ -161,7 +161,9 @@ impl RunState {
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&text)?;
-            f.sync_all()?;
+            // No fsync: the rename alone makes the switch atomic for readers, and what the
+            // file describes (namespaces) does not survive a crash anyway. Two fsyncs per
+            // apply were most of a small named run's overhead.
             std::fs::rename(&tmp, &path)
         };
         write().map_err(|e| Error::io("write state file", path.display().to_string(), e))?;
