@@ -40,7 +40,7 @@ restore FILE: _lab-build
     @"${CARGO_TARGET_DIR:-target}/release/lab" restore {{FILE}}
 
 # The seeds' `ab -n 1000 -c 50` plus wrk against the lab (up); target/bench/lab.json.
-bench-lab: setup _lab-build
+bench-lab: setup up
     @"${CARGO_TARGET_DIR:-target}/release/lab" bench --out target/bench/lab.json
 
 # Build the lab driver and the services (release; a no-op on a built tree).
@@ -64,7 +64,7 @@ bench-vm: setup
     VM_BENCH_JSON="$PWD/target/bench/vm.json" cargo test -p vm --test suite
 
 # Run every benchmark; tables print, JSON lands under target/bench/.
-bench: bench-topology
+bench: bench-topology bench-services bench-lab bench-vm
 
 # Services under load: gateway vs nginx (wrk -c50), ab -n 1000 -c 50, orders/s, RSS; JSON in target/bench/services.json.
 bench-services: setup
