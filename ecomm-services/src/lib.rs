@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod db;
 pub mod fixtures;
+pub mod flags;
 pub mod gateway;
 pub mod healthcheck;
 pub mod http;

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::extract::DefaultBodyLimit;
-use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -115,14 +114,7 @@ impl OrderArgs {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        #[derive(Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            args: OrderArgs,
-        }
-        let argv = std::iter::once(std::ffi::OsString::from("order"))
-            .chain(flags.into_iter().map(Into::into));
-        Wrapper::try_parse_from(argv).map(|w| w.args)
+        crate::flags::parse("order", flags)
     }
 
     fn db_settings(&self) -> DbSettings {

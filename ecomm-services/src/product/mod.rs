@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::extract::DefaultBodyLimit;
-use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -124,14 +123,7 @@ impl ProductArgs {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        #[derive(Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            args: ProductArgs,
-        }
-        let argv = std::iter::once(std::ffi::OsString::from("product"))
-            .chain(flags.into_iter().map(Into::into));
-        Wrapper::try_parse_from(argv).map(|w| w.args)
+        crate::flags::parse("product", flags)
     }
 
     fn db_settings(&self) -> DbSettings {
