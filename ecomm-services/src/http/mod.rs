@@ -27,7 +27,7 @@ mod request_id;
 mod serve;
 mod shutdown;
 
-pub use app::with_standard_routes;
+pub use app::{problem_fallbacks, with_standard_routes};
 pub use health::{always_ready, health_routes, ready_check, ReadyCheck, ReadyFuture};
 pub use logging::{init_tracing, LogFormat};
 pub use metrics::{Counter, Gauge, Metrics, RouteStats, LATENCY_BUCKETS_SECONDS};

@@ -33,22 +33,13 @@ pub struct OrderState {
 
 /// The order API router (state applied).
 pub fn routes(state: Arc<OrderState>) -> Router {
-    Router::new()
-        .route("/api/orders", post(create).get(list))
-        .route("/api/orders/{id}", get(read))
-        .route("/api/orders/{id}/cancel", post(cancel))
-        .method_not_allowed_fallback(|| async {
-            Problem::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "Method not allowed",
-            )
-            .with_detail("this path does not support the request's method")
-        })
-        .fallback(|uri: axum::http::Uri| async move {
-            Problem::not_found(format!("no route for {}", uri.path()))
-        })
-        .with_state(state)
+    crate::http::problem_fallbacks(
+        Router::new()
+            .route("/api/orders", post(create).get(list))
+            .route("/api/orders/{id}", get(read))
+            .route("/api/orders/{id}/cancel", post(cancel)),
+    )
+    .with_state(state)
 }
 
 fn parse_order_id(raw: &str) -> Result<Uuid, Problem> {

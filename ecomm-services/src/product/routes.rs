@@ -24,21 +24,12 @@ pub const X_CACHE: &str = "x-cache";
 
 /// The product API router (state applied).
 pub fn routes(catalogue: Arc<Catalogue>) -> Router {
-    Router::new()
-        .route("/api/products", get(list).post(create))
-        .route("/api/products/{id}", get(read).put(replace).delete(remove))
-        .method_not_allowed_fallback(|| async {
-            Problem::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "Method not allowed",
-            )
-            .with_detail("this path does not support the request's method")
-        })
-        .fallback(|uri: axum::http::Uri| async move {
-            Problem::not_found(format!("no route for {}", uri.path()))
-        })
-        .with_state(catalogue)
+    crate::http::problem_fallbacks(
+        Router::new()
+            .route("/api/products", get(list).post(create))
+            .route("/api/products/{id}", get(read).put(replace).delete(remove)),
+    )
+    .with_state(catalogue)
 }
 
 #[derive(Deserialize)]
