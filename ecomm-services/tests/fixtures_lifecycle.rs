@@ -95,3 +95,86 @@ async fn postgres_starts_answers_sql_restarts_and_cleans_up() {
     assert!(!process_exists(pid), "drop stops the postmaster");
     assert!(!data_dir.exists(), "drop removes the data directory");
 }
+
+/// Set in the child process of `servers_die_with_a_sigkilled_test_process`.
+const VICTIM_ENV: &str = "ECOMM_FIXTURE_VICTIM";
+
+/// Not a test on its own: the process that gets SIGKILLed by
+/// `servers_die_with_a_sigkilled_test_process`. Starts both servers, reports their pids and
+/// directories on stdout, then waits to be killed.
+#[test]
+#[ignore = "run as a child by servers_die_with_a_sigkilled_test_process"]
+fn victim_holding_servers() {
+    if std::env::var_os(VICTIM_ENV).is_none() {
+        eprintln!("only meaningful as the child of servers_die_with_a_sigkilled_test_process");
+        return;
+    }
+    let redis = Redis::start().unwrap();
+    let pg = Postgres::start().unwrap();
+    println!(
+        "VICTIM {} {} {}",
+        redis.pid().unwrap(),
+        pg.pid().unwrap(),
+        pg.data_dir().parent().unwrap().display()
+    );
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(300));
+}
+
+#[test]
+fn servers_die_with_a_sigkilled_test_process_and_their_dirs_are_swept() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    // Skip (or fail under ECOMM_REQUIRE_ALL) exactly as the fixtures themselves would.
+    let Some(probe) = or_skip(Redis::start()) else {
+        return;
+    };
+    drop(probe);
+
+    let mut victim = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "victim_holding_servers",
+            "--nocapture",
+        ])
+        .env(VICTIM_ENV, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = victim.stdout.take().unwrap();
+    let line = std::io::BufReader::new(stdout)
+        .lines()
+        .map(Result::unwrap)
+        .find(|l| l.starts_with("VICTIM "))
+        .expect("the victim reports its servers");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let redis_pid: u32 = fields[1].parse().unwrap();
+    let pg_pid: u32 = fields[2].parse().unwrap();
+    let pg_dir = std::path::PathBuf::from(fields[3]);
+    assert!(process_exists(redis_pid) && process_exists(pg_pid));
+    assert!(pg_dir.exists());
+
+    victim.kill().unwrap(); // SIGKILL: no destructor runs in the victim.
+    victim.wait().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (process_exists(redis_pid) || process_exists(pg_pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !process_exists(redis_pid),
+        "redis-server outlived its test process"
+    );
+    assert!(
+        !process_exists(pg_pid),
+        "postgres outlived its test process"
+    );
+
+    let swept = ecomm_services::fixtures::remove_fixture_leftovers();
+    assert!(swept.contains(&pg_dir), "{pg_dir:?} not in {swept:?}");
+    assert!(!pg_dir.exists());
+}
