@@ -46,10 +46,8 @@ async fn setup() -> Result<(), DockerError> {
     if version_at_least(&server, CLIENT_API) {
         return Ok(());
     }
-    let path = PathBuf::from(format!(
-        "/tmp/ecomm-docker-shim-{}.sock",
-        std::process::id()
-    ));
+    remove_sockets_of_dead_processes();
+    let path = PathBuf::from(format!("{SOCKET_PREFIX}{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let std_listener =
         std::os::unix::net::UnixListener::bind(&path).map_err(|source| DockerError::Spawn {
@@ -89,6 +87,31 @@ async fn setup() -> Result<(), DockerError> {
     // testcontainers reads DOCKER_HOST when it creates its client (after this).
     std::env::set_var("DOCKER_HOST", format!("unix://{}", path.display()));
     Ok(())
+}
+
+/// Where a test process's shim listens: this prefix, its pid, `.sock`. The socket lives as
+/// long as the process; the next process to start a shim removes those of dead processes.
+const SOCKET_PREFIX: &str = "/tmp/ecomm-docker-shim-";
+
+/// Removes shim sockets whose process is gone (a live process's socket is never touched).
+fn remove_sockets_of_dead_processes() {
+    let Ok(entries) = std::fs::read_dir("/tmp") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(pid) = path
+            .to_str()
+            .and_then(|p| p.strip_prefix(SOCKET_PREFIX))
+            .and_then(|rest| rest.strip_suffix(".sock"))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// True when `have` (e.g. "1.41") is at least `want`.
@@ -145,4 +168,34 @@ async fn forward(mut client: UnixStream, from: String, to: String) {
         return;
     }
     let _ = tokio::io::copy_bidirectional(&mut client, &mut daemon).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_of_dead_processes_are_removed_and_live_ones_kept() {
+        // 4194304 is above the kernel's largest pid_max: no process can have it.
+        let dead = PathBuf::from(format!("{SOCKET_PREFIX}4194304.sock"));
+        let live = PathBuf::from(format!("{SOCKET_PREFIX}{}.sock", std::process::id()));
+        let live_existed = live.exists();
+        std::fs::write(&dead, b"").unwrap();
+        if !live_existed {
+            std::fs::write(&live, b"").unwrap();
+        }
+        remove_sockets_of_dead_processes();
+        assert!(!dead.exists());
+        assert!(live.exists());
+        if !live_existed {
+            std::fs::remove_file(&live).unwrap();
+        }
+    }
+
+    #[test]
+    fn versions_compare_numerically() {
+        assert!(version_at_least("1.41", "1.41"));
+        assert!(version_at_least("1.49", "1.41"));
+        assert!(!version_at_least("1.9", "1.41"));
+    }
 }
