@@ -171,6 +171,7 @@ async fn forward(mut client: UnixStream, from: String, to: String) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
