@@ -160,3 +160,67 @@ async fn ten_concurrent_duplicates_create_exactly_one_order() {
     assert_eq!(count(&order.database_url, "order_items").await, 2);
     assert_eq!(count(&order.database_url, "idempotency_keys").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_key_is_forgotten_and_its_order_kept() {
+    let Some(pg) = or_skip(Postgres::start()) else {
+        return;
+    };
+    let product = ProductInstance::start(&pg, None).await.unwrap();
+    let order = OrderInstance::start_with(
+        &pg,
+        &product.url(""),
+        &[
+            "--idempotency-key-ttl-secs",
+            "1",
+            "--idempotency-sweep-secs",
+            "1",
+        ],
+    )
+    .await
+    .unwrap();
+    let base = order.url("");
+    let body = json!({"customer": "dave@example.com", "items": [{"product_id": 3, "quantity": 1}]});
+    let first = post_order(&base, Some("short-lived"), &body).await;
+    assert_eq!(first.status(), 201);
+    let first_id = first.json::<Value>().await.unwrap()["id"].clone();
+
+    // The sweeper runs every second and deletes keys older than one second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while count(&order.database_url, "idempotency_keys").await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the key was not expired within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        count(&order.database_url, "orders").await,
+        1,
+        "the order stays"
+    );
+
+    // The same key with another body is now a new request, not a 422.
+    let other =
+        json!({"customer": "dave@example.com", "items": [{"product_id": 3, "quantity": 2}]});
+    let second = post_order(&base, Some("short-lived"), &other).await;
+    assert_eq!(second.status(), 201);
+    assert!(second.headers().get("idempotent-replay").is_none());
+    assert_ne!(second.json::<Value>().await.unwrap()["id"], first_id);
+    assert_eq!(count(&order.database_url, "orders").await, 2);
+
+    let metrics = client()
+        .get(order.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("idempotency_keys_expired_total") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+}

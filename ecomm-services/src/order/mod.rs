@@ -6,6 +6,7 @@
 //! to create the database (or the database must exist).
 
 mod idempotency;
+mod key_expiry;
 mod model;
 mod placing;
 mod products;
@@ -36,11 +37,18 @@ use crate::registry::client::{Registration, RegistrationArgs};
 use crate::registry::watch_client::watch_service;
 
 /// The order service's schema, embedded in the binary.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "orders",
-    sql: include_str!("migrations/0001_orders.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "orders",
+        sql: include_str!("migrations/0001_orders.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "idempotency key age",
+        sql: include_str!("migrations/0002_idempotency_key_age.sql"),
+    },
+];
 
 /// Product base URL used when neither `--product-url` nor `--registry-url` is given.
 pub const DEFAULT_PRODUCT_URL: &str = "http://127.0.0.1:8001";
@@ -101,6 +109,21 @@ pub struct OrderArgs {
     /// How long in-flight requests may finish after SIGTERM, in milliseconds (default 10000).
     #[arg(long, env = "ECOMM_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub drain_timeout_ms: u64,
+    /// How long an Idempotency-Key is remembered, in seconds (default 86400 = 24 h); after
+    /// that the same key places a new order. 0 keeps keys forever.
+    #[arg(
+        long,
+        env = "ECOMM_ORDER_IDEMPOTENCY_KEY_TTL_SECS",
+        default_value_t = 86_400
+    )]
+    pub idempotency_key_ttl_secs: u64,
+    /// How often expired Idempotency-Keys are deleted, in seconds (default 300).
+    #[arg(
+        long,
+        env = "ECOMM_ORDER_IDEMPOTENCY_SWEEP_SECS",
+        default_value_t = 300
+    )]
+    pub idempotency_sweep_secs: u64,
     /// Registry self-registration (and product discovery when --product-url is unset).
     #[command(flatten)]
     pub registration: RegistrationArgs,
@@ -187,6 +210,19 @@ pub async fn start(args: OrderArgs, shutdown: Shutdown) -> anyhow::Result<Runnin
             async move { repo.ping().await.map_err(|e| format!("postgres: {e}")) }
         })
     };
+    if args.idempotency_key_ttl_secs > 0 {
+        tokio::spawn(key_expiry::sweep_until_shutdown(
+            repo.clone(),
+            Duration::from_secs(args.idempotency_key_ttl_secs),
+            Duration::from_secs(args.idempotency_sweep_secs.max(1)),
+            metrics.counter(
+                "idempotency_keys_expired_total",
+                "Idempotency keys deleted after their TTL",
+                &[],
+            ),
+            shutdown.clone(),
+        ));
+    }
     let state = Arc::new(OrderState { repo, products });
     let app = http::with_standard_routes(
         routes(state).layer(DefaultBodyLimit::max(args.max_body_bytes)),

@@ -143,6 +143,27 @@ impl OrderRepo {
         .await
     }
 
+    /// Deletes up to `batch` idempotency keys stored more than `ttl` ago and returns how many
+    /// went. Their orders stay; a later request with such a key is a new request.
+    pub async fn expire_idempotency_keys(&self, ttl: Duration, batch: i64) -> Result<u64, DbError> {
+        with_timeout(self.op_timeout, async {
+            let client = self.pool.get().await?;
+            let statement = client
+                .prepare_cached(
+                    "DELETE FROM idempotency_keys WHERE key IN (
+                         SELECT key FROM idempotency_keys
+                         WHERE created_at < now() - make_interval(secs => $1)
+                         ORDER BY created_at LIMIT $2
+                     )",
+                )
+                .await?;
+            Ok(client
+                .execute(&statement, &[&ttl.as_secs_f64(), &batch])
+                .await?)
+        })
+        .await
+    }
+
     /// One order with its lines.
     pub async fn get(&self, id: Uuid) -> Result<Option<Order>, DbError> {
         with_timeout(self.op_timeout, async {
