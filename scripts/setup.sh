@@ -11,6 +11,7 @@ packages=(
   qemu-system-x86 busybox-static cpio zstd  # the VM suite
   graphviz                     # renders `netns-kit graph --format dot`
   docker.io docker-compose     # the Docker path: images, Compose, one-node Swarm
+  nix-bin                      # nix-instantiate: flake.nix parses (no binary cache for `nix flake check`)
 )
 
 missing=()
