@@ -1,10 +1,14 @@
-//! Loading a rendered ruleset into a namespace (one `nft -j -f -` transaction, so the table
-//! is replaced atomically) and deleting it. `nft` runs inside the namespace: the child
-//! enters it between fork and exec.
+//! Loading a ruleset into a namespace and deleting it. Loading is one nf_tables netlink
+//! transaction (see [`super::netlink`]) sent on a socket opened inside the namespace, so the
+//! table is replaced atomically and no process is spawned. The `nft` CLI is still used to
+//! read a table back as JSON ([`table_json`]) and, as the reference the netlink encoding is
+//! tested against, to load the JSON rendering ([`load_with_nft`]); it runs inside the
+//! namespace (the child enters it between fork and exec).
 
 use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
+use super::netlink::{Batch, NfSocket};
 use super::render::FAMILY;
 use super::Ruleset;
 use crate::error::{Error, Result};
@@ -13,8 +17,26 @@ use crate::netns::{Netns, NsChild};
 /// The nft binary (found on PATH).
 pub const NFT: &str = "nft";
 
-/// Replace `ruleset.table` in `ns` with `ruleset`, atomically.
+/// Replace `ruleset.table` in `ns` with `ruleset`, atomically (one netlink transaction).
+/// A ruleset that does not validate is refused before anything is sent.
 pub fn load(ns: &Netns, ruleset: &Ruleset) -> Result<()> {
+    let batch = Batch::replace_table(ruleset).map_err(|e| Error::Invalid {
+        kind: "firewall ruleset",
+        value: e.to_string(),
+        expected: "a ruleset that passes Ruleset::validate",
+    })?;
+    commit(ns, batch)
+}
+
+/// Send one nf_tables transaction into `ns`: all of it is applied or, if the kernel rejects
+/// any message, none of it (the error names the first rejected table, chain or rule).
+pub fn commit(ns: &Netns, batch: Batch) -> Result<()> {
+    NfSocket::open_in(ns)?.commit(batch.finish())
+}
+
+/// Replace the table like [`load`], but through `nft -j -f -` and the JSON rendering (the
+/// reference path: what the seeds' scripts and `netns-kit plan --nft | nft -j -f -` do).
+pub fn load_with_nft(ns: &Netns, ruleset: &Ruleset) -> Result<()> {
     spawn_load(ns, &ruleset.to_nft_json())?.wait()
 }
 
@@ -66,28 +88,20 @@ impl PendingLoad {
     }
 }
 
-/// Delete netns-kit's table `table` from `ns`; a table that is not there is not an error.
+/// Delete netns-kit's table `table` from `ns`; a table that is not there is not an error
+/// (one transaction: add the table, which is a no-op if it exists, then delete it).
 pub fn delete_table(ns: &Netns, table: &str) -> Result<()> {
     check_table(table)?;
-    if !table_exists(ns, table)? {
-        return Ok(());
-    }
-    let out = ns
-        .command(NFT)
-        .args(["delete", "table", FAMILY, table])
-        .output()?;
-    tool_result(ns, "nft delete table", out)
+    let mut batch = Batch::new();
+    batch.add_table(table);
+    batch.delete_table(table);
+    commit(ns, batch)
 }
 
 /// Whether `table` (family inet) exists in `ns`.
 pub fn table_exists(ns: &Netns, table: &str) -> Result<bool> {
     check_table(table)?;
-    let out = ns
-        .command(NFT)
-        .args(["list", "table", FAMILY, table])
-        .stdout(Stdio::null())
-        .output()?;
-    Ok(out.status.success())
+    NfSocket::open_in(ns)?.table_exists(table)
 }
 
 /// The table `table` as nft JSON, if it exists.
@@ -116,19 +130,6 @@ fn check_table(table: &str) -> Result<()> {
             kind: "nftables table name",
             value: table.to_string(),
             expected: "1-64 letters, digits, '_' or '-'",
-        })
-    }
-}
-
-fn tool_result(ns: &Netns, program: &str, out: Output) -> Result<()> {
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Tool {
-            program: program.to_string(),
-            ns: ns.label(),
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         })
     }
 }

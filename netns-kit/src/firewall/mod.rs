@@ -1,9 +1,12 @@
 //! Firewall: one nftables table per namespace, owned by netns-kit, replaced atomically.
 //!
-//! [`rule`] is the typed model, [`render`] turns it into one `nft -j -f -` transaction;
-//! applying it inside a namespace is the kernel layer's job.
+//! [`rule`] is the typed model; [`netlink`] encodes it into one nf_tables transaction that
+//! [`apply`] sends into a namespace; [`render`] turns it into the equivalent `nft -j -f -`
+//! document (for `netns-kit plan --nft`, debugging, and as the reference the netlink
+//! encoding is tested against).
 
 pub mod apply;
+pub mod netlink;
 pub mod render;
 pub mod rule;
 

@@ -76,7 +76,7 @@ fn policy_name(p: Policy) -> &'static str {
 }
 
 /// nft limits comments to 128 bytes; cut on a char boundary.
-fn truncate_comment(c: &str) -> String {
+pub(crate) fn truncate_comment(c: &str) -> String {
     let mut end = c.len().min(128);
     while !c.is_char_boundary(end) {
         end -= 1;

@@ -5,8 +5,8 @@
 //! Fast path: namespaces are created by one worker thread that, while inside each new
 //! namespace, sets its sysctls, opens its netlink socket and tags `lo`; every link, address
 //! and route is then sent as one netlink batch per namespace, with interface indexes chosen
-//! up front so a batch never waits for an answer. The only processes spawned are one `nft`
-//! per namespace with a firewall and one `tc` per impairment.
+//! up front so a batch never waits for an answer. Firewalls are one nf_tables netlink
+//! transaction per namespace; the only processes spawned are one `tc` per impairment.
 //!
 //! The functions the CLI calls for runs recorded on disk (`destroy_by_name`, `status`,
 //! `list`, `exec_in`) live here too; `gc` is in [`super::gc`].
@@ -747,24 +747,14 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
         a.step(step)?;
     }
 
-    // -- Firewalls: one nft transaction per namespace, all started, then all awaited. ----
+    // -- Firewalls: one nf_tables netlink transaction per namespace. -----------------------
     if !plan.firewalls.is_empty() {
         *step = "loading nftables rulesets".to_string();
-        let mut pending = Vec::new();
         for f in &plan.firewalls {
             let ns = fds.get(&f.ns).ok_or_else(|| {
                 RunError::Plan(format!("firewall for undeclared namespace {}", f.ns))
             })?;
-            pending.push(nft::spawn_load(ns, &f.ruleset.to_nft_json())?);
-        }
-        let mut first = None;
-        for p in pending {
-            if let Err(e) = p.wait() {
-                first.get_or_insert(e);
-            }
-        }
-        if let Some(e) = first {
-            return Err(e.into());
+            nft::load(ns, &f.ruleset)?;
         }
         a.step(step)?;
     }

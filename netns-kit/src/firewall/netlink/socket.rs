@@ -1,0 +1,279 @@
+//! A NETLINK_NETFILTER socket opened inside a namespace (on a dedicated thread, see
+//! [`Netns::run`]); it stays bound to that namespace whatever thread uses it afterwards.
+//!
+//! A batch is one `send(2)`: the kernel processes the whole transaction inside that call and
+//! queues one acknowledgement or error per message before returning, so every answer is
+//! already waiting when we read.
+
+use std::io;
+use std::time::Duration;
+
+use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+use nix::sys::socket::{setsockopt, sockopt};
+
+use super::batch::Encoded;
+use super::message::MessageWriter;
+use super::uapi::*;
+use crate::error::{Error, Result};
+use crate::netns::Netns;
+
+/// Receive buffer of the socket: each acknowledgement costs about 1 KiB of receive-buffer
+/// accounting, so this holds a few thousand (bytes; root may exceed rmem_max).
+const RECV_BUFFER: usize = 4 * 1024 * 1024;
+/// Largest single datagram read.
+const RECV_CHUNK: usize = 64 * 1024;
+/// How long to wait for an answer that has not arrived (it always has; this only guards
+/// against a kernel that never answers).
+const RECV_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default send buffer; a bigger batch raises it first (netlink refuses a message larger
+/// than the send buffer).
+const SEND_BUFFER_DEFAULT: usize = 208 * 1024;
+
+/// An nfnetlink socket in one namespace.
+#[derive(Debug)]
+pub struct NfSocket {
+    sock: Socket,
+    ns: String,
+    seq: u32,
+    inbuf: Vec<u8>,
+}
+
+/// How the kernel answered one acknowledged message.
+#[derive(Debug)]
+struct Answer {
+    seq: u32,
+    errno: i32,
+    detail: Option<String>,
+}
+
+impl NfSocket {
+    /// Open a socket inside `ns` (a short-lived thread enters the namespace to open it).
+    pub fn open_in(ns: &Netns) -> Result<NfSocket> {
+        let label = ns.label();
+        ns.run(move || NfSocket::open_here(label))?
+    }
+
+    /// Open a socket in the calling thread's namespace; `ns` labels errors.
+    fn open_here(ns: String) -> Result<NfSocket> {
+        let io_err = |op, e: io::Error| Error::io(op, format!("nfnetlink socket in {ns}"), e);
+        let mut sock = Socket::new(NETLINK_NETFILTER).map_err(|e| io_err("open", e))?;
+        sock.bind_auto().map_err(|e| io_err("bind", e))?;
+        sock.connect(&SocketAddr::new(0, 0))
+            .map_err(|e| io_err("connect", e))?;
+        // Small acks (no copy of the request) with the kernel's error text.
+        let _ = sock.set_cap_ack(true);
+        let _ = sock.set_ext_ack(true);
+        if setsockopt(&sock, sockopt::RcvBufForce, &RECV_BUFFER).is_err() {
+            let _ = sock.set_rx_buf_sz(RECV_BUFFER);
+        }
+        let timeout = nix::sys::time::TimeVal::new(RECV_TIMEOUT.as_secs() as _, 0);
+        setsockopt(&sock, sockopt::ReceiveTimeout, &timeout)
+            .map_err(|e| io_err("set receive timeout on", e.into()))?;
+        Ok(NfSocket {
+            sock,
+            ns,
+            seq: 0x1000_0000,
+            inbuf: Vec::with_capacity(RECV_CHUNK),
+        })
+    }
+
+    /// Send one transaction and wait for the kernel's verdict on every message. On any error
+    /// the kernel applied nothing; the error names the first message it rejected.
+    pub fn commit(&mut self, batch: Encoded) -> Result<()> {
+        if batch.ops.is_empty() {
+            return Ok(());
+        }
+        if batch.bytes.len() + 4096 > SEND_BUFFER_DEFAULT {
+            let size = batch.bytes.len() + 64 * 1024;
+            setsockopt(&self.sock, sockopt::SndBufForce, &size)
+                .map_err(|e| self.io("raise the send buffer of", e.into()))?;
+        }
+        self.sock
+            .send(&batch.bytes, 0)
+            .map_err(|e| self.io("send nf_tables batch on", e))?;
+
+        let mut answers: Vec<Answer> = Vec::with_capacity(batch.ops.len());
+        let mut batch_error: Option<Answer> = None;
+        let wanted = |seq: u32| batch.ops.iter().any(|(s, _)| *s == seq);
+        let mut pending = batch.ops.len();
+        // Everything is queued already; read it all. A failed commit is reported against
+        // BATCH_BEGIN (possibly followed by the per-message answers), a malformed batch only
+        // against BATCH_BEGIN: after that, drain what is left without waiting.
+        while pending > 0 {
+            let nonblocking = batch_error.is_some();
+            if !self.recv(nonblocking)? {
+                break;
+            }
+            for a in errors_in(&self.inbuf) {
+                if wanted(a.seq) {
+                    if !answers.iter().any(|b| b.seq == a.seq) {
+                        pending -= 1;
+                        answers.push(a);
+                    }
+                } else if a.seq == batch.begin_seq && a.errno != 0 {
+                    batch_error.get_or_insert(a);
+                }
+            }
+        }
+
+        let mut failed: Vec<&Answer> = answers.iter().filter(|a| a.errno != 0).collect();
+        failed.sort_by_key(|a| a.seq);
+        let op_of = |seq: u32| {
+            batch
+                .ops
+                .iter()
+                .find(|(s, _)| *s == seq)
+                .map(|(_, op)| op.clone())
+                .unwrap_or_default()
+        };
+        let aborted = "; the transaction was aborted, nothing was applied";
+        if let Some(first) = failed.first() {
+            let more = match failed.len() {
+                1 => String::new(),
+                n => format!("; {} more message(s) of the batch were rejected", n - 1),
+            };
+            return Err(Error::Netlink {
+                op: op_of(first.seq),
+                ns: self.ns.clone(),
+                source: io::Error::from_raw_os_error(first.errno),
+                detail: format!("{}{more}{aborted}", kernel_text(&first.detail)),
+            });
+        }
+        if let Some(e) = batch_error {
+            return Err(Error::Netlink {
+                op: format!("commit nf_tables transaction ({})", describe(&batch.ops)),
+                ns: self.ns.clone(),
+                source: io::Error::from_raw_os_error(e.errno),
+                detail: format!("{}{aborted}", kernel_text(&e.detail)),
+            });
+        }
+        if pending > 0 {
+            return Err(Error::Netlink {
+                op: format!("commit nf_tables transaction ({})", describe(&batch.ops)),
+                ns: self.ns.clone(),
+                source: io::Error::from(io::ErrorKind::TimedOut),
+                detail: format!(
+                    " ({pending} of {} messages were never acknowledged)",
+                    batch.ops.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether table `table` (family inet) exists, asked with NFT_MSG_GETTABLE.
+    pub fn table_exists(&mut self, table: &str) -> Result<bool> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let mut w = MessageWriter::default();
+        let m = w.begin_message(
+            (NFNL_SUBSYS_NFTABLES << 8) | u16::from(NFT_MSG_GETTABLE),
+            NLM_F_REQUEST | NLM_F_ACK,
+            seq,
+            NFPROTO_INET,
+            0,
+        );
+        w.put_str(NFTA_TABLE_NAME, table);
+        w.end_message(m);
+        self.sock
+            .send(w.bytes(), 0)
+            .map_err(|e| self.io("send nf_tables request on", e))?;
+        loop {
+            if !self.recv(false)? {
+                return Err(self.io(
+                    "receive the answer to get table on",
+                    io::Error::from(io::ErrorKind::UnexpectedEof),
+                ));
+            }
+            if let Some(a) = errors_in(&self.inbuf).into_iter().find(|a| a.seq == seq) {
+                return match a.errno {
+                    0 => Ok(true),
+                    libc::ENOENT => Ok(false),
+                    errno => Err(Error::Netlink {
+                        op: format!("get table inet {table}"),
+                        ns: self.ns.clone(),
+                        source: io::Error::from_raw_os_error(errno),
+                        detail: kernel_text(&a.detail),
+                    }),
+                };
+            }
+        }
+    }
+
+    /// Read one datagram into `inbuf`; false when `nonblocking` and nothing is left.
+    fn recv(&mut self, nonblocking: bool) -> Result<bool> {
+        let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
+        loop {
+            self.inbuf.clear();
+            match self.sock.recv(&mut self.inbuf, flags) {
+                Ok(_) => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if nonblocking && e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(self.io("receive nf_tables answers on", e)),
+            }
+        }
+    }
+
+    fn io(&self, op: &'static str, e: io::Error) -> Error {
+        Error::io(op, format!("nfnetlink socket in {}", self.ns), e)
+    }
+}
+
+fn kernel_text(detail: &Option<String>) -> String {
+    detail
+        .as_ref()
+        .map(|t| format!(" (kernel: {t})"))
+        .unwrap_or_default()
+}
+
+/// "add table inet t, ... (N messages)": the first op names the table.
+fn describe(ops: &[(u32, String)]) -> String {
+    match ops.first() {
+        Some((_, op)) => format!("{op}, ... {} messages", ops.len()),
+        None => "empty".to_string(),
+    }
+}
+
+/// Every NLMSG_ERROR (error or acknowledgement) in a datagram.
+fn errors_in(buf: &[u8]) -> Vec<Answer> {
+    let mut out = Vec::new();
+    let mut p = 0usize;
+    while p + 16 <= buf.len() {
+        let len = u32::from_ne_bytes([buf[p], buf[p + 1], buf[p + 2], buf[p + 3]]) as usize;
+        if len < 16 || p + len > buf.len() {
+            break;
+        }
+        let kind = u16::from_ne_bytes([buf[p + 4], buf[p + 5]]);
+        let seq = u32::from_ne_bytes([buf[p + 8], buf[p + 9], buf[p + 10], buf[p + 11]]);
+        if kind == NLMSG_ERROR && len >= 20 {
+            let code = i32::from_ne_bytes([buf[p + 16], buf[p + 17], buf[p + 18], buf[p + 19]]);
+            out.push(Answer {
+                seq,
+                errno: -code,
+                detail: ext_ack_text(&buf[p..p + len]),
+            });
+        }
+        p += (len + 3) & !3;
+    }
+    out
+}
+
+/// The kernel's extended-ack text in an NLMSG_ERROR message (capped ack), if any.
+fn ext_ack_text(msg: &[u8]) -> Option<String> {
+    // nlmsghdr(16) + error code(4) + the request's nlmsghdr(16), then attributes.
+    let mut p = 36usize;
+    while p + 4 <= msg.len() {
+        let len = u16::from_ne_bytes([msg[p], msg[p + 1]]) as usize;
+        let kind = u16::from_ne_bytes([msg[p + 2], msg[p + 3]]) & 0x3fff;
+        if len < 4 || p + len > msg.len() {
+            break;
+        }
+        if kind == NLMSGERR_ATTR_MSG {
+            let raw = &msg[p + 4..p + len];
+            let text = raw.split(|b| *b == 0).next().unwrap_or(raw);
+            return Some(String::from_utf8_lossy(text).into_owned());
+        }
+        p += (len + 3) & !3;
+    }
+    None
+}

@@ -1,0 +1,301 @@
+//! The nf_tables netlink loader against the reference, `nft -j -f -` fed the JSON rendering:
+//! the same ruleset loaded both ways (into two namespaces) lists identically; loading twice
+//! replaces; a transaction the kernel rejects changes nothing.
+
+mod privileged_support;
+
+use netns_kit::error::Error;
+use netns_kit::firewall::apply as nft;
+use netns_kit::firewall::netlink::Batch;
+use netns_kit::firewall::{Action, CtState, Hook, Policy, PortRange, Proto, Rule, Ruleset};
+use netns_kit::netns::Netns;
+use netns_kit::runid::RunId;
+use netns_kit::topology::plan::{Naming, Plan};
+use privileged_support::{privileged, three_tier};
+use serde_json::Value;
+
+fn range(first: u16, last: u16) -> PortRange {
+    PortRange { first, last }
+}
+
+fn net(s: &str) -> ipnet::IpNet {
+    s.parse().unwrap()
+}
+
+/// Every field and variant of `Rule`: interfaces (and a wildcard), v4 and v6 networks (hosts,
+/// byte-aligned and other prefixes, /0), tcp/udp/icmp/any, single ports, one range, port sets
+/// with ranges (adjacent, overlapping, up to 65535), every ct state, comments (one longer
+/// than nft keeps), accept/drop/masquerade in every hook.
+fn every_feature(input: Policy, forward: Policy, output: Policy) -> Ruleset {
+    let long_comment = "a comment longer than the 128 bytes nft keeps: ".repeat(4);
+    Ruleset {
+        table: "nk_features".to_string(),
+        input,
+        forward,
+        output,
+        rules: vec![
+            Rule::established_related(Hook::Input),
+            Rule::new(Hook::Input, Action::Accept).iif("lo"),
+            Rule {
+                ct_states: vec![CtState::Invalid],
+                ..Rule::new(Hook::Input, Action::Drop)
+            },
+            Rule {
+                ct_states: vec![CtState::New],
+                ..Rule::new(Hook::Input, Action::Accept)
+                    .proto(Proto::Tcp, vec![PortRange::single(22)])
+                    .comment("ssh")
+            },
+            Rule::new(Hook::Input, Action::Accept).proto(Proto::Udp, vec![range(1000, 2000)]),
+            Rule::new(Hook::Input, Action::Accept).proto(Proto::Icmp, vec![]),
+            Rule::new(Hook::Input, Action::Accept)
+                .from(net("fd00::/64"))
+                .proto(Proto::Icmp, vec![]),
+            Rule {
+                ct_states: vec![CtState::Established],
+                ..Rule::new(Hook::Forward, Action::Accept)
+            },
+            Rule::new(Hook::Forward, Action::Accept)
+                .iif("host0")
+                .oif("eth1")
+                .from(net("10.16.0.0/12"))
+                .to(net("172.20.0.10/32"))
+                .proto(
+                    Proto::Tcp,
+                    vec![
+                        PortRange::single(8500),
+                        range(9000, 9010),
+                        PortRange::single(22),
+                    ],
+                )
+                .comment("frontend -> backend"),
+            Rule::new(Hook::Forward, Action::Accept)
+                .from(net("172.20.0.0/24"))
+                .to(net("172.21.0.0/16"))
+                .proto(
+                    Proto::Tcp,
+                    vec![
+                        PortRange::single(8500),
+                        PortRange::single(8001),
+                        PortRange::single(8002),
+                    ],
+                ),
+            Rule::new(Hook::Forward, Action::Accept)
+                .from(net("10.0.0.0/8"))
+                .proto(Proto::Udp, vec![PortRange::single(53), range(60000, 65535)]),
+            Rule::new(Hook::Forward, Action::Accept)
+                .to(net("fd00:0:0:10::/60"))
+                .proto(Proto::Tcp, vec![PortRange::single(443)]),
+            Rule::new(Hook::Forward, Action::Drop)
+                .from(net("fd00::1/128"))
+                .to(net("fd00::/127")),
+            Rule::new(Hook::Forward, Action::Accept).from(net("0.0.0.0/0")),
+            Rule::new(Hook::Forward, Action::Accept).to(net("::/0")),
+            Rule::new(Hook::Forward, Action::Accept).proto(
+                Proto::Tcp,
+                vec![
+                    PortRange::single(22),
+                    PortRange::single(23),
+                    range(24, 30),
+                    range(25, 26),
+                ],
+            ),
+            Rule::new(Hook::Forward, Action::Accept).proto(Proto::Udp, vec![]),
+            Rule::new(Hook::Forward, Action::Accept).oif("veth*"),
+            Rule {
+                ct_states: vec![
+                    CtState::New,
+                    CtState::Established,
+                    CtState::Related,
+                    CtState::Invalid,
+                ],
+                ..Rule::new(Hook::Forward, Action::Drop)
+            },
+            Rule::new(Hook::Output, Action::Drop)
+                .oif("eth0")
+                .to(net("192.0.2.0/24")),
+            Rule::new(Hook::Output, Action::Accept).comment(long_comment),
+            Rule::new(Hook::Postrouting, Action::Masquerade).oif("eth9"),
+            Rule::new(Hook::Postrouting, Action::Masquerade).from(net("172.20.0.0/24")),
+        ],
+    }
+}
+
+/// `nft -j list table inet <table>` in `ns`, without the metainfo and the handles (which
+/// differ between namespaces).
+fn listing(ns: &Netns, table: &str) -> Value {
+    let text = nft::table_json(ns, table)
+        .unwrap()
+        .expect("the table exists");
+    let mut doc: Value = serde_json::from_str(&text).unwrap();
+    let items = doc["nftables"].as_array_mut().unwrap();
+    items.retain(|i| i.get("metainfo").is_none());
+    strip_handles(&mut doc);
+    doc
+}
+
+fn strip_handles(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.remove("handle");
+            m.values_mut().for_each(strip_handles);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_handles),
+        _ => {}
+    }
+}
+
+fn rule_count(ns: &Netns, table: &str) -> usize {
+    listing(ns, table)["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i.get("rule").is_some())
+        .count()
+}
+
+/// Load `ruleset` over netlink into one fresh namespace and through `nft -j -f -` into
+/// another, and require identical listings (rule by rule, so a difference is easy to read).
+fn assert_loads_identically(ruleset: &Ruleset) {
+    let by_netlink = Netns::new_anonymous().unwrap();
+    let by_nft = Netns::new_anonymous().unwrap();
+    nft::load(&by_netlink, ruleset).unwrap();
+    nft::load_with_nft(&by_nft, ruleset).unwrap();
+    let ours = listing(&by_netlink, &ruleset.table);
+    let reference = listing(&by_nft, &ruleset.table);
+    let (ours, reference) = (
+        ours["nftables"].as_array().unwrap(),
+        reference["nftables"].as_array().unwrap(),
+    );
+    for (i, (a, b)) in ours.iter().zip(reference.iter()).enumerate() {
+        assert_eq!(
+            a, b,
+            "item {i} of table {} differs (left: netlink, right: nft)",
+            ruleset.table
+        );
+    }
+    assert_eq!(
+        ours.len(),
+        reference.len(),
+        "item count of table {}",
+        ruleset.table
+    );
+}
+
+#[test]
+fn the_three_tier_rulesets_load_over_netlink_exactly_as_nft_loads_them() {
+    if !privileged("three-tier ruleset over netlink") {
+        return;
+    }
+    let run = RunId::new().unwrap();
+    // Planning only (no kernel objects): the host link stays in, so its rule is covered.
+    let plan = Plan::for_run(&three_tier(), run.as_str(), Naming::Anonymous).unwrap();
+    assert!(
+        !plan.firewalls.is_empty(),
+        "three-tier has a router firewall"
+    );
+    for f in &plan.firewalls {
+        assert!(
+            f.ruleset.rules.len() >= 5,
+            "the router's ruleset has its policy rows"
+        );
+        assert_loads_identically(&f.ruleset);
+    }
+}
+
+#[test]
+fn every_rule_feature_loads_over_netlink_exactly_as_nft_loads_it() {
+    if !privileged("every rule feature over netlink") {
+        return;
+    }
+    assert_loads_identically(&every_feature(Policy::Drop, Policy::Drop, Policy::Accept));
+    assert_loads_identically(&every_feature(Policy::Accept, Policy::Accept, Policy::Drop));
+}
+
+#[test]
+fn loading_twice_replaces_the_table_instead_of_adding_to_it() {
+    if !privileged("netlink load replaces") {
+        return;
+    }
+    let ns = Netns::new_anonymous().unwrap();
+    let rs = every_feature(Policy::Drop, Policy::Drop, Policy::Accept);
+    nft::load(&ns, &rs).unwrap();
+    let first = listing(&ns, &rs.table);
+    nft::load(&ns, &rs).unwrap();
+    assert_eq!(rule_count(&ns, &rs.table), rs.rules.len());
+    assert_eq!(listing(&ns, &rs.table), first);
+
+    // A smaller ruleset replaces the bigger one entirely (no chain or rule left over).
+    let small = Ruleset {
+        table: rs.table.clone(),
+        rules: vec![Rule::established_related(Hook::Input)],
+        ..Ruleset::default()
+    };
+    nft::load(&ns, &small).unwrap();
+    assert_eq!(rule_count(&ns, &rs.table), 1);
+    let chains = listing(&ns, &rs.table)["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i.get("chain").is_some())
+        .count();
+    assert_eq!(chains, 3, "input, forward, output; no postrouting any more");
+}
+
+#[test]
+fn a_transaction_the_kernel_rejects_leaves_the_previous_table_exactly_as_it_was() {
+    if !privileged("rejected netlink transaction") {
+        return;
+    }
+    let ns = Netns::new_anonymous().unwrap();
+    let before = every_feature(Policy::Drop, Policy::Drop, Policy::Accept);
+    nft::load(&ns, &before).unwrap();
+    let raw_before = nft::table_json(&ns, &before.table).unwrap().unwrap();
+
+    // A full replacement with one rule aimed at a chain that does not exist, last.
+    let after = Ruleset {
+        table: before.table.clone(),
+        input: Policy::Accept,
+        rules: vec![Rule::new(Hook::Forward, Action::Drop)],
+        ..Ruleset::default()
+    };
+    let mut batch = Batch::replace_table(&after).unwrap();
+    batch.add_rule(
+        &after.table,
+        "no_such_chain",
+        &Rule::new(Hook::Forward, Action::Accept).comment("misplaced"),
+    );
+    let err = nft::commit(&ns, batch).unwrap_err();
+    match &err {
+        Error::Netlink { op, source, .. } => {
+            assert!(
+                op.contains("no_such_chain"),
+                "the error names the chain: {err}"
+            );
+            assert!(op.contains("misplaced"), "the error names the rule: {err}");
+            assert_eq!(source.raw_os_error(), Some(libc::ENOENT), "{err}");
+        }
+        other => panic!("expected a netlink error, got {other}"),
+    }
+    assert!(err.to_string().contains("nothing was applied"), "{err}");
+
+    // Byte for byte the same table, handles included: nothing of the batch was applied.
+    let raw_after = nft::table_json(&ns, &before.table).unwrap().unwrap();
+    assert_eq!(raw_after, raw_before);
+}
+
+#[test]
+fn delete_table_is_idempotent_and_table_exists_sees_it() {
+    if !privileged("netlink delete table") {
+        return;
+    }
+    let ns = Netns::new_anonymous().unwrap();
+    let rs = Ruleset::default();
+    assert!(!nft::table_exists(&ns, &rs.table).unwrap());
+    nft::delete_table(&ns, &rs.table).unwrap();
+    nft::load(&ns, &rs).unwrap();
+    assert!(nft::table_exists(&ns, &rs.table).unwrap());
+    nft::delete_table(&ns, &rs.table).unwrap();
+    assert!(!nft::table_exists(&ns, &rs.table).unwrap());
+    assert_eq!(nft::table_json(&ns, &rs.table).unwrap(), None);
+}
