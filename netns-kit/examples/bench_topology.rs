@@ -157,6 +157,75 @@ fn script(script: &Path, n: usize) -> Vec<(Duration, Duration)> {
         .collect()
 }
 
+/// Median time to load the three-tier router's ruleset into a fresh namespace, over netlink
+/// (split into opening the socket inside the namespace and the transaction) and with nft.
+fn firewall_loads(topology: &Topology, n: usize) {
+    use netns_kit::firewall::apply as fw;
+    use netns_kit::firewall::netlink::{Batch, NfSocket};
+    use netns_kit::netns::Netns;
+    let run = RunId::new().expect("run id");
+    let plan = Plan::for_run(topology, run.as_str(), Naming::Anonymous).expect("plan");
+    let ruleset = &plan.firewalls.first().expect("a router firewall").ruleset;
+    let (mut open, mut commit, mut nft) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        let ns = Netns::new_anonymous().expect("namespace");
+        let t = Instant::now();
+        let mut sock = NfSocket::open_in(&ns).expect("nfnetlink socket");
+        open.push(ms(t.elapsed()));
+        let t = Instant::now();
+        let batch = Batch::replace_table(ruleset).expect("valid ruleset");
+        sock.commit(batch.finish()).expect("netlink load");
+        commit.push(ms(t.elapsed()));
+        let ns = Netns::new_anonymous().expect("namespace");
+        let t = Instant::now();
+        fw::load_with_nft(&ns, ruleset).expect("nft load");
+        nft.push(ms(t.elapsed()));
+    }
+    // The same, into the router of a freshly applied topology (without its firewall).
+    let (mut r_open, mut r_commit) = (Vec::new(), Vec::new());
+    for _ in 0..n.min(10) {
+        settle(live_namespaces());
+        let mut p = Plan::for_run(
+            topology,
+            RunId::new().expect("run id").as_str(),
+            Naming::Anonymous,
+        )
+        .expect("plan");
+        let fw = p.firewalls.remove(0);
+        p.firewalls.clear();
+        if let Some(h) = p.host_link.take() {
+            p.addresses
+                .retain(|a| !(a.ns == h.peer_ns && a.ifname == h.peer_ifname));
+        }
+        let opts = ApplyOptions {
+            state_dir: std::env::temp_dir().join("netns-kit-bench-state"),
+            ..ApplyOptions::default()
+        };
+        let live = LiveTopology::apply(&p, opts).expect("apply");
+        let ns = live.netns(&fw.ns).expect("router namespace");
+        let t = Instant::now();
+        let mut sock = NfSocket::open_in(ns).expect("nfnetlink socket");
+        r_open.push(ms(t.elapsed()));
+        let t = Instant::now();
+        sock.commit(Batch::replace_table(&fw.ruleset).expect("valid").finish())
+            .expect("load");
+        r_commit.push(ms(t.elapsed()));
+        live.destroy().expect("destroy");
+    }
+    println!(
+        "into a just-applied router: open socket {:.3} ms + transaction {:.3} ms",
+        median(r_open),
+        median(r_commit)
+    );
+    println!(
+        "router ruleset ({} rules), median of {n}: netlink open socket {:.3} ms + transaction {:.3} ms; nft -j -f - {:.3} ms",
+        ruleset.rules.len(),
+        median(open),
+        median(commit),
+        median(nft)
+    );
+}
+
 /// `n` nodes on one bridge (one /16), no router, no firewall.
 fn one_bridge(n: usize) -> Topology {
     let mut toml = String::from(
@@ -184,6 +253,13 @@ fn main() {
     let seeds = root.join("scripts/seeds-three-tier.sh");
     let quick = std::env::var("BENCH_QUICK").is_ok();
     let (it_nk, it_script) = if quick { (5, 2) } else { (30, 10) };
+
+    // BENCH_FIREWALL=1: only the router's ruleset, loaded into fresh namespaces over netlink
+    // and through `nft -j -f -` (the old way), for profiling that one step.
+    if std::env::var_os("BENCH_FIREWALL").is_some() {
+        firewall_loads(&three_tier, if quick { 10 } else { 50 });
+        return;
+    }
 
     // BENCH_NODES=1000 (comma-separated sizes): only the one-bridge scale rows, printed,
     // for profiling one size without the whole comparison.

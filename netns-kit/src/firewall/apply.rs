@@ -20,12 +20,23 @@ pub const NFT: &str = "nft";
 /// Replace `ruleset.table` in `ns` with `ruleset`, atomically (one netlink transaction).
 /// A ruleset that does not validate is refused before anything is sent.
 pub fn load(ns: &Netns, ruleset: &Ruleset) -> Result<()> {
-    let batch = Batch::replace_table(ruleset).map_err(|e| Error::Invalid {
+    let batch = replacement(ruleset)?;
+    commit(ns, batch)
+}
+
+/// [`load`] on a socket already opened inside the target namespace (saves entering the
+/// namespace again; the topology executor opens it while creating the namespace).
+pub fn load_via(socket: &mut NfSocket, ruleset: &Ruleset) -> Result<()> {
+    let batch = replacement(ruleset)?;
+    socket.commit(batch.finish())
+}
+
+fn replacement(ruleset: &Ruleset) -> Result<Batch> {
+    Batch::replace_table(ruleset).map_err(|e| Error::Invalid {
         kind: "firewall ruleset",
         value: e.to_string(),
         expected: "a ruleset that passes Ruleset::validate",
-    })?;
-    commit(ns, batch)
+    })
 }
 
 /// Send one nf_tables transaction into `ns`: all of it is applied or, if the kernel rejects

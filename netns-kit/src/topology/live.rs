@@ -3,7 +3,7 @@
 //! down on drop or [`LiveTopology::destroy`].
 //!
 //! Fast path: namespaces are created by one worker thread that, while inside each new
-//! namespace, sets its sysctls, opens its netlink socket and tags `lo`; every link, address
+//! namespace, sets its sysctls, opens its netlink sockets and tags `lo`; every link, address
 //! and route is then sent as one netlink batch per namespace, with interface indexes chosen
 //! up front so a batch never waits for an answer. Firewalls are one nf_tables netlink
 //! transaction per namespace; the only processes spawned are one `tc` per impairment.
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use crate::addr::Address;
 use crate::error::{Error, Result};
 use crate::firewall::apply as nft;
+use crate::firewall::netlink::NfSocket;
 use crate::link::{self, LinkChange, VxlanRemote};
 use crate::netlink::Netlink;
 use crate::netns::{self, Netns, NsCommand};
@@ -455,6 +456,8 @@ struct NsJob {
     name: Option<String>,
     sysctls: Vec<(PathBuf, String)>,
     alias: String,
+    /// Whether the namespace gets a firewall (then an nfnetlink socket is opened too).
+    firewall: bool,
 }
 
 fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError> {
@@ -527,14 +530,19 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             name: n.name.clone(),
             sysctls: sysctls.remove(n.key.as_str()).unwrap_or_default(),
             alias: alias.clone(),
+            firewall: plan.firewalls.iter().any(|f| f.ns == n.key),
         })
         .collect();
     // Each namespace holds a descriptor, and a netlink socket while applying.
     raise_fd_limit(2 * jobs.len() as u64 + 256);
     let (created, failure) = create_namespaces(jobs, a.opts.workers.max(1));
     let mut sockets: HashMap<String, Netlink> = HashMap::new();
-    for (key, ns, nl) in created {
+    let mut nf_sockets: HashMap<String, NfSocket> = HashMap::new();
+    for (key, ns, nl, nf) in created {
         sockets.insert(key.clone(), nl);
+        if let Some(nf) = nf {
+            nf_sockets.insert(key.clone(), nf);
+        }
         a.live.namespaces.push((key, ns));
     }
     if let Some(e) = failure {
@@ -754,7 +762,10 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             let ns = fds.get(&f.ns).ok_or_else(|| {
                 RunError::Plan(format!("firewall for undeclared namespace {}", f.ns))
             })?;
-            nft::load(ns, &f.ruleset)?;
+            match nf_sockets.get_mut(&f.ns) {
+                Some(sock) => nft::load_via(sock, &f.ruleset)?,
+                None => nft::load(ns, &f.ruleset)?,
+            }
         }
         a.step(step)?;
     }
@@ -835,12 +846,13 @@ fn flush_all(sockets: &mut HashMap<String, Netlink>, workers: usize) -> Result<(
     })
 }
 
+/// A namespace just created: its key, handle, rtnetlink socket and, if it gets a firewall,
+/// its nfnetlink socket (all opened from inside it).
+type Created = (String, Netns, Netlink, Option<NfSocket>);
+
 /// Create the namespaces on `workers` threads; returns what was created (in job order)
 /// and the first failure, if any.
-fn create_namespaces(
-    jobs: Vec<NsJob>,
-    workers: usize,
-) -> (Vec<(String, Netns, Netlink)>, Option<Error>) {
+fn create_namespaces(jobs: Vec<NsJob>, workers: usize) -> (Vec<Created>, Option<Error>) {
     let n = jobs.len();
     if n == 0 {
         return (Vec::new(), None);
@@ -863,10 +875,15 @@ fn create_namespaces(
                         }
                         let mut nl = Netlink::open(ns.label())?;
                         LinkChange::of(1).up().alias(&job.alias).apply(&mut nl)?;
-                        Ok(nl)
+                        let nf = if job.firewall {
+                            Some(NfSocket::open_here(ns.label())?)
+                        } else {
+                            None
+                        };
+                        Ok((nl, nf))
                     });
                     match r {
-                        Ok((ns, nl)) => done.push((job.key, ns, nl)),
+                        Ok((ns, (nl, nf))) => done.push((job.key, ns, nl, nf)),
                         Err(e) => return (done, Some(e)),
                     }
                 }

@@ -54,7 +54,7 @@ impl NfSocket {
     }
 
     /// Open a socket in the calling thread's namespace; `ns` labels errors.
-    fn open_here(ns: String) -> Result<NfSocket> {
+    pub(crate) fn open_here(ns: String) -> Result<NfSocket> {
         let io_err = |op, e: io::Error| Error::io(op, format!("nfnetlink socket in {ns}"), e);
         let mut sock = Socket::new(NETLINK_NETFILTER).map_err(|e| io_err("open", e))?;
         sock.bind_auto().map_err(|e| io_err("bind", e))?;
