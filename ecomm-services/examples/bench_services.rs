@@ -11,7 +11,8 @@
 //! The gateway and nginx read runs are interleaved in `BENCH_ROUNDS` (default 3) slices so
 //! both see the same machine load; p50/p99 are the medians of the slices.
 //! Environment: `BENCH_DURATION_S` (default 30, per proxy) for the wrk read runs, `BENCH_ORDER_DURATION_S`
-//! (default 15), `ECOMM_BIN` (default: the `ecomm` next to this example's directory).
+//! (default 15), `ECOMM_BIN` (default: the `ecomm` next to this example's directory),
+//! `BENCH_HOLD_S` (default 0: keep the stack up this long before measuring, to profile by hand).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -463,6 +464,17 @@ fn main() {
     let via_nginx = format!("http://127.0.0.1:{nginx_port}{product_path}");
     for url in [&via_gateway, &via_nginx] {
         run_wrk(url, 2, None);
+    }
+
+    // BENCH_HOLD_S: keep the stack up this long before measuring, for profiling by hand.
+    let hold_s = env_u64("BENCH_HOLD_S", 0);
+    if hold_s > 0 {
+        eprintln!(
+            "holding {hold_s}s: gateway {via_gateway} (pid {}), nginx {via_nginx} (master pid {})",
+            gateway.pid(),
+            nginx.pid()
+        );
+        std::thread::sleep(Duration::from_secs(hold_s));
     }
 
     let mut pids: Vec<(String, u32)> = products.iter().map(|p| (p.name.clone(), p.pid())).collect();

@@ -2,6 +2,8 @@
 //! keep-alive connections with round-robin, active checks, passive ejection, safe retries
 //! and timeouts.
 
+mod chunked;
+mod conn_pool;
 mod discovery;
 mod error;
 mod headers;
@@ -11,6 +13,7 @@ mod outlier;
 mod pool;
 mod proxy;
 mod server;
+mod upstream_conn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +26,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+pub use conn_pool::{ConnPool, ConnPoolLimits};
 pub use discovery::Discovery;
 pub use error::GatewayError;
 pub use headers::{append_forwarded_for, strip_hop_by_hop, X_FORWARDED_FOR};
@@ -32,6 +36,7 @@ pub use outlier::EjectionPolicy;
 pub use pool::Pool;
 pub use proxy::{GatewayBody, Proxy, ProxyLimits, Route, UpstreamClient, MAX_TRIES_LIMIT};
 pub use server::{serve_proxy, serve_proxy_threads};
+pub use upstream_conn::{ExchangeError, Exchanged, UpstreamConn};
 
 use crate::http::{Metrics, Shutdown};
 use crate::registry::client::{Registration, RegistrationArgs};
@@ -102,6 +107,10 @@ pub struct GatewayArgs {
     /// Largest request body in bytes; larger gets 413 (default 1048576).
     #[arg(long, env = "ECOMM_GATEWAY_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+    /// Largest upstream response body in bytes, buffered whole before answering; larger
+    /// gets 502 (default 16777216).
+    #[arg(long, env = "ECOMM_GATEWAY_MAX_RESPONSE_BYTES", default_value_t = 16 << 20)]
+    pub max_response_bytes: usize,
     /// Idle upstream connections kept per instance (default 512).
     #[arg(long, env = "ECOMM_GATEWAY_POOL_MAX_IDLE", default_value_t = 512)]
     pub pool_max_idle: usize,
@@ -164,7 +173,7 @@ impl GatewayArgs {
     }
 }
 
-/// Builds the pooled keep-alive upstream client.
+/// Builds the pooled keep-alive client of the active health checks.
 pub fn upstream_client(
     connect_timeout: Duration,
     pool_max_idle: usize,
@@ -213,8 +222,18 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let connect_timeout = Duration::from_millis(args.connect_timeout_ms);
     let pool_idle_timeout = Duration::from_millis(args.pool_idle_timeout_ms);
     let pool_max_idle = args.pool_max_idle;
-    let make_client = move || upstream_client(connect_timeout, pool_max_idle, pool_idle_timeout);
-    let client = make_client();
+    let client = upstream_client(connect_timeout, pool_max_idle, pool_idle_timeout);
+    let conn_limits = ConnPoolLimits {
+        connect_timeout,
+        max_idle: pool_max_idle,
+        idle_timeout: pool_idle_timeout,
+    };
+    let opened = metrics.counter(
+        "gateway_upstream_connections_total",
+        "Upstream connections opened by the proxy threads (pooled, kept alive).",
+        &[],
+    );
+    let make_pool = move || ConnPool::new(conn_limits, opened.clone());
     let check = HealthCheck {
         path: args.health_path.clone(),
         interval: Duration::from_millis(args.health_interval_ms),
@@ -241,8 +260,9 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         total: Duration::from_millis(args.total_timeout_ms),
         max_tries: args.max_tries,
         max_body_bytes: args.max_body_bytes,
+        max_response_bytes: args.max_response_bytes,
     };
-    let proxy = Proxy::new(routes, client, limits, metrics);
+    let proxy = Proxy::new(routes, make_pool(), limits, metrics);
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("binding {}", args.listen))?;
     let bound = listener.local_addr()?;
@@ -257,7 +277,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     serve_proxy_threads(
         listener,
         proxy,
-        make_client,
+        make_pool,
         threads,
         shutdown,
         Duration::from_millis(args.drain_timeout_ms),

@@ -8,20 +8,23 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 
+use super::conn_pool::ConnPool;
 use super::headers::{append_forwarded_for, strip_hop_by_hop};
+use super::instance::Instance;
 use super::pool::Pool;
+use super::upstream_conn::{ExchangeError, Exchanged};
 use crate::http::{request_id_from, Counter, Metrics, Problem, RouteStats, REQUEST_ID};
 
-/// Body of every gateway response: streamed from an upstream, or generated here.
-pub type GatewayBody = Either<Incoming, Full<Bytes>>;
+/// Body of every gateway response: an upstream's (buffered whole), or generated here.
+pub type GatewayBody = Full<Bytes>;
 
-/// The pooled keep-alive client used for upstream requests and health checks.
+/// The pooled keep-alive client used for active health checks.
 pub type UpstreamClient = Client<HttpConnector, Full<Bytes>>;
 
 /// The most tries a request may get (first try plus retries).
@@ -38,6 +41,8 @@ pub struct ProxyLimits {
     pub max_tries: usize,
     /// Largest request body accepted, in bytes (default 1 MiB).
     pub max_body_bytes: usize,
+    /// Largest upstream response body buffered, in bytes; larger gets 502 (default 16 MiB).
+    pub max_response_bytes: usize,
 }
 
 /// One routed prefix and the pool behind it (cheap to clone: shared handles).
@@ -82,38 +87,33 @@ enum Failure {
     Transport(String),
 }
 
-/// The gateway's request handler; each proxy thread has its own (own upstream client and
-/// connection pool), all sharing routes, pools and metrics.
+/// The gateway's request handler; each proxy thread has its own (own upstream connection
+/// pool), all sharing routes, instance pools and metrics.
 #[derive(Clone)]
 pub struct Proxy {
     routes: Vec<Route>,
-    client: UpstreamClient,
+    conns: Arc<ConnPool>,
     limits: ProxyLimits,
     metrics: Metrics,
     local: Arc<RouteStats>,
 }
 
 impl Proxy {
-    /// A proxy over `routes` forwarding with `client`.
-    pub fn new(
-        routes: Vec<Route>,
-        client: UpstreamClient,
-        limits: ProxyLimits,
-        metrics: Metrics,
-    ) -> Self {
+    /// A proxy over `routes` forwarding over connections from `conns`.
+    pub fn new(routes: Vec<Route>, conns: ConnPool, limits: ProxyLimits, metrics: Metrics) -> Self {
         Self {
             routes,
-            client,
+            conns: Arc::new(conns),
             limits,
             local: metrics.route("local"),
             metrics,
         }
     }
 
-    /// The same proxy forwarding through another client (one per proxy thread).
-    pub fn with_client(&self, client: UpstreamClient) -> Self {
+    /// The same proxy forwarding over another connection pool (one per proxy thread).
+    pub fn with_conn_pool(&self, conns: ConnPool) -> Self {
         Self {
-            client,
+            conns: Arc::new(conns),
             ..self.clone()
         }
     }
@@ -154,8 +154,7 @@ impl Proxy {
                 Err(reason) => problem(&Problem::unavailable(format!("not ready: {reason}"))),
             },
             "/metrics" => {
-                let mut response =
-                    Response::new(Either::Right(Full::new(Bytes::from(self.metrics.render()))));
+                let mut response = Response::new(Full::new(Bytes::from(self.metrics.render())));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -195,6 +194,13 @@ impl Proxy {
         let mut tried = [SocketAddr::from(([0, 0, 0, 0], 0)); MAX_TRIES_LIMIT];
         let mut failure = Failure::NoInstance;
         let tries = self.limits.max_tries.clamp(1, MAX_TRIES_LIMIT);
+        let request = UpstreamRequest {
+            method: &parts.method,
+            path: &path_and_query,
+            headers: &parts.headers,
+            body: &body,
+            redo_stale: retry_after_send,
+        };
         for attempt in 0..tries {
             let Some(instance) = route.pool.pick(&tried[..attempt]) else {
                 break;
@@ -208,20 +214,9 @@ impl Proxy {
             if attempt > 0 {
                 route.retries.inc();
             }
-            let mut uri = http::uri::Parts::default();
-            uri.scheme = Some(http::uri::Scheme::HTTP);
-            uri.authority = Some(instance.authority.clone());
-            uri.path_and_query = Some(path_and_query.clone());
-            let Ok(uri) = Uri::from_parts(uri) else {
-                return problem(&Problem::bad_request("request target cannot be forwarded"));
-            };
-            let mut upstream = Request::new(Full::new(body.clone()));
-            *upstream.method_mut() = parts.method.clone();
-            *upstream.uri_mut() = uri;
-            *upstream.headers_mut() = parts.headers.clone();
             instance.requests.inc();
             let per_try = self.limits.per_try.min(remaining);
-            match tokio::time::timeout(per_try, self.client.request(upstream)).await {
+            match tokio::time::timeout(per_try, self.try_once(&instance, &request)).await {
                 Ok(Ok(response)) => {
                     if matches!(response.status().as_u16(), 502..=504) {
                         route.pool.record_failure(&instance);
@@ -230,7 +225,7 @@ impl Proxy {
                     }
                     let (mut head, body) = response.into_parts();
                     strip_hop_by_hop(&mut head.headers);
-                    return Response::from_parts(head, Either::Left(body));
+                    return Response::from_parts(head, Full::new(body));
                 }
                 Ok(Err(error)) => {
                     route.pool.record_failure(&instance);
@@ -240,8 +235,8 @@ impl Proxy {
                         failure = Failure::Connect;
                         continue;
                     }
-                    tracing::warn!(request_id, instance = %instance.addr, error = %error_chain(&error), "upstream try failed");
-                    failure = Failure::Transport(error_chain(&error));
+                    tracing::warn!(request_id, instance = %instance.addr, %error, "upstream try failed");
+                    failure = Failure::Transport(error.to_string());
                 }
                 Err(_) => {
                     route.pool.record_failure(&instance);
@@ -264,6 +259,34 @@ impl Proxy {
                 Problem::bad_gateway(format!("{name} failed to answer: {error}"))
             }
         })
+    }
+
+    /// One try on `instance` over a pooled connection (a new one when none is idle). A
+    /// pooled connection that turns out closed before any response byte (the upstream
+    /// dropped it while idle) is replaced by a new one once, when the request may be re-sent.
+    async fn try_once(
+        &self,
+        instance: &Instance,
+        request: &UpstreamRequest<'_>,
+    ) -> Result<Response<Bytes>, ExchangeError> {
+        let (mut conn, reused) = self.conns.checkout(instance.addr).await?;
+        let mut result = request
+            .send(&mut conn, instance, self.limits.max_response_bytes)
+            .await;
+        if reused
+            && request.redo_stale
+            && result.as_ref().is_err_and(ExchangeError::nothing_received)
+        {
+            conn = self.conns.connect(instance.addr).await?;
+            result = request
+                .send(&mut conn, instance, self.limits.max_response_bytes)
+                .await;
+        }
+        let exchanged = result?;
+        if exchanged.reusable {
+            self.conns.checkin(conn);
+        }
+        Ok(exchanged.response)
     }
 }
 
@@ -308,24 +331,41 @@ async fn read_body(
     }
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
+/// The parts of a client request sent to an upstream, the same for every try.
+struct UpstreamRequest<'a> {
+    method: &'a Method,
+    path: &'a http::uri::PathAndQuery,
+    headers: &'a http::HeaderMap,
+    body: &'a Bytes,
+    /// Whether a request lost on a stale pooled connection may be re-sent.
+    redo_stale: bool,
+}
+
+impl UpstreamRequest<'_> {
+    async fn send(
+        &self,
+        conn: &mut super::upstream_conn::UpstreamConn,
+        instance: &Instance,
+        max_response: usize,
+    ) -> Result<Exchanged, ExchangeError> {
+        conn.exchange(
+            self.method,
+            self.path,
+            self.headers,
+            &instance.authority,
+            self.body,
+            max_response,
+        )
+        .await
     }
-    text
 }
 
 fn problem(problem: &Problem) -> Response<GatewayBody> {
-    let response: Response<Full<Bytes>> = problem.to_response();
-    response.map(Either::Right)
+    problem.to_response()
 }
 
 fn json(status: StatusCode, body: Bytes) -> Response<GatewayBody> {
-    let mut response = Response::new(Either::Right(Full::new(body)));
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

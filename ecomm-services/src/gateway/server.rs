@@ -13,28 +13,29 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use super::proxy::{Proxy, UpstreamClient};
+use super::conn_pool::ConnPool;
+use super::proxy::Proxy;
 use crate::http::Shutdown;
 
 /// Runs `threads` proxy threads on `listener` until `shutdown`; returns when all drained.
 pub async fn serve_proxy_threads<F>(
     listener: std::net::TcpListener,
     proxy: Proxy,
-    make_client: F,
+    make_pool: F,
     threads: usize,
     shutdown: Shutdown,
     drain: Duration,
 ) -> std::io::Result<()>
 where
-    F: Fn() -> UpstreamClient + Send + Sync + 'static,
+    F: Fn() -> ConnPool + Send + Sync + 'static,
 {
     listener.set_nonblocking(true)?;
-    let make_client = Arc::new(make_client);
+    let make_pool = Arc::new(make_pool);
     let mut handles = Vec::new();
     for index in 0..threads.max(1) {
         let listener = listener.try_clone()?;
         let proxy = proxy.clone();
-        let make_client = make_client.clone();
+        let make_pool = make_pool.clone();
         let shutdown = shutdown.clone();
         let handle = std::thread::Builder::new()
             .name(format!("proxy-{index}"))
@@ -44,7 +45,7 @@ where
                     .build()?;
                 runtime.block_on(async move {
                     let listener = TcpListener::from_std(listener)?;
-                    let proxy = Arc::new(proxy.with_client(make_client()));
+                    let proxy = Arc::new(proxy.with_conn_pool(make_pool()));
                     serve_proxy(listener, proxy, shutdown, drain).await
                 })
             })?;

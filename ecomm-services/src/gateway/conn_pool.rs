@@ -1,0 +1,213 @@
+//! One proxy thread's idle upstream connections, per instance address: last in, first out
+//! (the warmest connection is reused), at most `max_idle` per instance, none older than
+//! `idle_timeout`. Each proxy thread owns one, so the lock is never contended.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::upstream_conn::{ExchangeError, UpstreamConn};
+use crate::http::Counter;
+
+/// Pool settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnPoolLimits {
+    /// TCP connect timeout (default 1 s).
+    pub connect_timeout: Duration,
+    /// Idle connections kept per instance (default 512).
+    pub max_idle: usize,
+    /// How long an idle connection is kept (default 90 s).
+    pub idle_timeout: Duration,
+}
+
+/// Idle keep-alive connections of one proxy thread.
+pub struct ConnPool {
+    idle: Mutex<HashMap<SocketAddr, Vec<UpstreamConn>>>,
+    limits: ConnPoolLimits,
+    opened: Counter,
+}
+
+impl ConnPool {
+    /// An empty pool; `opened` counts new upstream connections.
+    pub fn new(limits: ConnPoolLimits, opened: Counter) -> Self {
+        Self {
+            idle: Mutex::new(HashMap::new()),
+            limits,
+            opened,
+        }
+    }
+
+    /// An idle connection to `addr` that still looks alive, if any.
+    pub fn take_idle(&self, addr: SocketAddr) -> Option<UpstreamConn> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let stack = idle.get_mut(&addr)?;
+        let now = Instant::now();
+        while let Some(conn) = stack.pop() {
+            if now.duration_since(conn.idle_since()) < self.limits.idle_timeout
+                && conn.looks_alive()
+            {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Opens a new connection to `addr`.
+    pub async fn connect(&self, addr: SocketAddr) -> Result<UpstreamConn, ExchangeError> {
+        let conn = UpstreamConn::connect(addr, self.limits.connect_timeout).await?;
+        self.opened.inc();
+        Ok(conn)
+    }
+
+    /// An idle connection to `addr` (true: reused) or a new one (false).
+    pub async fn checkout(&self, addr: SocketAddr) -> Result<(UpstreamConn, bool), ExchangeError> {
+        match self.take_idle(addr) {
+            Some(conn) => Ok((conn, true)),
+            None => Ok((self.connect(addr).await?, false)),
+        }
+    }
+
+    /// Returns a connection that finished a clean exchange; dropped (closed) when the
+    /// instance already has `max_idle` idle ones. The oldest idle one is closed once it
+    /// outlives the idle timeout.
+    pub fn checkin(&self, conn: UpstreamConn) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let stack = idle.entry(conn.addr()).or_default();
+        if stack
+            .first()
+            .is_some_and(|oldest| oldest.idle_since().elapsed() >= self.limits.idle_timeout)
+        {
+            stack.remove(0);
+        }
+        if stack.len() < self.limits.max_idle {
+            stack.push(conn);
+        }
+    }
+
+    /// Idle connections currently kept for `addr`.
+    pub fn idle_count(&self, addr: SocketAddr) -> usize {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&addr)
+            .map_or(0, Vec::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use http::{HeaderMap, Method};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::http::Metrics;
+
+    /// A real upstream on loopback answering `answers` requests per connection with a
+    /// 2-byte body, then closing the connection (without saying so); counts accepts.
+    async fn upstream(answers: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    for _ in 0..answers {
+                        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                            let n = stream.read(&mut buf).await.unwrap();
+                            if n == 0 {
+                                return;
+                            }
+                            seen.extend_from_slice(&buf[..n]);
+                        }
+                        seen.clear();
+                        stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn pool(max_idle: usize) -> ConnPool {
+        let metrics = Metrics::new("test");
+        ConnPool::new(
+            ConnPoolLimits {
+                connect_timeout: Duration::from_secs(1),
+                max_idle,
+                idle_timeout: Duration::from_secs(60),
+            },
+            metrics.counter("opened_total", "Opened.", &[]),
+        )
+    }
+
+    async fn get(pool: &ConnPool, addr: SocketAddr) -> (bool, bool) {
+        let (mut conn, reused) = pool.checkout(addr).await.unwrap();
+        let authority = addr.to_string().parse().unwrap();
+        let exchanged = conn
+            .exchange(
+                &Method::GET,
+                &"/x".parse().unwrap(),
+                &HeaderMap::new(),
+                &authority,
+                b"",
+                1024,
+            )
+            .await
+            .unwrap();
+        assert_eq!(exchanged.response.body().as_ref(), b"ok");
+        let reusable = exchanged.reusable;
+        if reusable {
+            pool.checkin(conn);
+        }
+        (reused, reusable)
+    }
+
+    #[tokio::test]
+    async fn a_returned_connection_carries_the_next_request() {
+        let (addr, accepted) = upstream(100).await;
+        let pool = pool(8);
+        assert_eq!(get(&pool, addr).await, (false, true));
+        assert_eq!(get(&pool, addr).await, (true, true));
+        assert_eq!(get(&pool, addr).await, (true, true));
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(pool.opened.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_is_dropped_not_reused() {
+        let (addr, accepted) = upstream(1).await;
+        let pool = pool(8);
+        assert_eq!(get(&pool, addr).await, (false, true));
+        // The upstream closes after one answer; let its FIN arrive.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(get(&pool, addr).await, (false, true));
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn at_most_max_idle_connections_are_kept_per_instance() {
+        let (addr, _) = upstream(100).await;
+        let pool = pool(2);
+        let mut conns = Vec::new();
+        for _ in 0..3 {
+            conns.push(pool.checkout(addr).await.unwrap().0);
+        }
+        for conn in conns {
+            pool.checkin(conn);
+        }
+        assert_eq!(pool.idle_count(addr), 2);
+    }
+}
