@@ -6,7 +6,12 @@ mod privileged_support;
 
 use netns_kit::error::Error;
 use netns_kit::firewall::apply as nft;
-use netns_kit::firewall::netlink::Batch;
+use netns_kit::firewall::netlink::uapi::{
+    NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_TABLE,
+    NFTA_SET_NAME, NFTA_SET_TABLE, NFT_MSG_GETCHAIN, NFT_MSG_GETRULE, NFT_MSG_GETSET,
+    NFT_MSG_GETSETELEM,
+};
+use netns_kit::firewall::netlink::{Batch, NfSocket};
 use netns_kit::firewall::{Action, CtState, Hook, Policy, PortRange, Proto, Rule, Ruleset};
 use netns_kit::netns::Netns;
 use netns_kit::runid::RunId;
@@ -154,8 +159,64 @@ fn rule_count(ns: &Netns, table: &str) -> usize {
         .count()
 }
 
+/// The string value of attribute `kind` in a run of netlink attributes.
+fn attr_str(attrs: &[u8], kind: u16) -> Option<String> {
+    let mut p = 0;
+    while p + 4 <= attrs.len() {
+        let len = u16::from_ne_bytes([attrs[p], attrs[p + 1]]) as usize;
+        let t = u16::from_ne_bytes([attrs[p + 2], attrs[p + 3]]) & 0x3fff;
+        if len < 4 || p + len > attrs.len() {
+            return None;
+        }
+        if t == kind {
+            let v = &attrs[p + 4..p + len];
+            let v = v.split(|b| *b == 0).next().unwrap_or(v);
+            return Some(String::from_utf8_lossy(v).into_owned());
+        }
+        p += (len + 3) & !3;
+    }
+    None
+}
+
+/// The table's chains, rules, sets (anonymous ones included, with their flags, key types and
+/// user data) and set elements exactly as the kernel holds them: what `nft list` shows and
+/// everything it does not.
+fn kernel_state(ns: &Netns, table: &str) -> Vec<(String, Vec<u8>)> {
+    let mut sock = NfSocket::open_in(ns).unwrap();
+    let mut state = Vec::new();
+    for (what, msg, attr) in [
+        ("chain", NFT_MSG_GETCHAIN, NFTA_CHAIN_TABLE),
+        ("rule", NFT_MSG_GETRULE, NFTA_RULE_TABLE),
+        ("set", NFT_MSG_GETSET, NFTA_SET_TABLE),
+    ] {
+        for raw in sock.dump_raw(msg, &[(attr, table)]).unwrap() {
+            state.push((what.to_string(), raw));
+        }
+    }
+    let sets: Vec<String> = state
+        .iter()
+        .filter(|(what, _)| what == "set")
+        .map(|(_, raw)| attr_str(raw, NFTA_SET_NAME).expect("a set has a name"))
+        .collect();
+    for set in sets {
+        let filter = [
+            (NFTA_SET_ELEM_LIST_TABLE, table),
+            (NFTA_SET_ELEM_LIST_SET, set.as_str()),
+        ];
+        for raw in sock.dump_raw(NFT_MSG_GETSETELEM, &filter).unwrap() {
+            state.push((format!("elements of {set}"), raw));
+        }
+    }
+    state
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// Load `ruleset` over netlink into one fresh namespace and through `nft -j -f -` into
-/// another, and require identical listings (rule by rule, so a difference is easy to read).
+/// another, and require identical listings (rule by rule, so a difference is easy to read)
+/// and identical kernel state, byte for byte.
 fn assert_loads_identically(ruleset: &Ruleset) {
     let by_netlink = Netns::new_anonymous().unwrap();
     let by_nft = Netns::new_anonymous().unwrap();
@@ -178,6 +239,27 @@ fn assert_loads_identically(ruleset: &Ruleset) {
         ours.len(),
         reference.len(),
         "item count of table {}",
+        ruleset.table
+    );
+
+    let ours = kernel_state(&by_netlink, &ruleset.table);
+    let reference = kernel_state(&by_nft, &ruleset.table);
+    assert!(
+        ours.iter().any(|(what, _)| what == "set"),
+        "the sets were dumped"
+    );
+    for (i, (a, b)) in ours.iter().zip(reference.iter()).enumerate() {
+        assert_eq!(
+            (&a.0, hex(&a.1)),
+            (&b.0, hex(&b.1)),
+            "kernel object {i} of table {} differs (left: netlink, right: nft)",
+            ruleset.table
+        );
+    }
+    assert_eq!(
+        ours.len(),
+        reference.len(),
+        "kernel object count of table {}",
         ruleset.table
     );
 }

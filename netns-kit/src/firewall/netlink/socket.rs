@@ -200,6 +200,67 @@ impl NfSocket {
         }
     }
 
+    /// Dump every object of kind `msg` (an NFT_MSG_GET* type) matching the string attributes
+    /// `filter` (e.g. NFTA_RULE_TABLE = "netns_kit"), as the kernel encodes them: the
+    /// attribute bytes of each answer (after the netlink and nfgenmsg headers). For tests
+    /// and debugging: comparing these compares kernel state byte for byte.
+    pub fn dump_raw(&mut self, msg: u8, filter: &[(u16, &str)]) -> Result<Vec<Vec<u8>>> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let mut w = MessageWriter::default();
+        let m = w.begin_message(
+            (NFNL_SUBSYS_NFTABLES << 8) | u16::from(msg),
+            NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            NFPROTO_INET,
+            0,
+        );
+        for (kind, value) in filter {
+            w.put_str(*kind, value);
+        }
+        w.end_message(m);
+        self.sock
+            .send(w.bytes(), 0)
+            .map_err(|e| self.io("send nf_tables dump request on", e))?;
+        let mut out = Vec::new();
+        loop {
+            if !self.recv(false)? {
+                return Ok(out);
+            }
+            let mut p = 0usize;
+            let buf = &self.inbuf;
+            while p + 16 <= buf.len() {
+                let len = u32::from_ne_bytes([buf[p], buf[p + 1], buf[p + 2], buf[p + 3]]) as usize;
+                if len < 16 || p + len > buf.len() {
+                    break;
+                }
+                let kind = u16::from_ne_bytes([buf[p + 4], buf[p + 5]]);
+                let this = u32::from_ne_bytes([buf[p + 8], buf[p + 9], buf[p + 10], buf[p + 11]]);
+                if this == seq {
+                    match kind {
+                        NLMSG_DONE => return Ok(out),
+                        NLMSG_ERROR => {
+                            if let Some(a) = errors_in(&buf[p..p + len]).into_iter().next() {
+                                if a.errno != 0 {
+                                    return Err(Error::Netlink {
+                                        op: format!("dump nf_tables objects (message {msg})"),
+                                        ns: self.ns.clone(),
+                                        source: io::Error::from_raw_os_error(a.errno),
+                                        detail: kernel_text(&a.detail),
+                                    });
+                                }
+                            }
+                            return Ok(out);
+                        }
+                        _ if len >= 20 => out.push(buf[p + 20..p + len].to_vec()),
+                        _ => {}
+                    }
+                }
+                p += (len + 3) & !3;
+            }
+        }
+    }
+
     /// Read one datagram into `inbuf`; false when `nonblocking` and nothing is left.
     fn recv(&mut self, nonblocking: bool) -> Result<bool> {
         let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };

@@ -8,6 +8,10 @@
 // -- netlink / nfnetlink (linux/netlink.h, linux/netfilter/nfnetlink.h) -------------------
 /// NLMSG_ERROR: an error or acknowledgement.
 pub const NLMSG_ERROR: u16 = 2;
+/// NLMSG_DONE: the end of a dump.
+pub const NLMSG_DONE: u16 = 3;
+/// NLM_F_DUMP (NLM_F_ROOT | NLM_F_MATCH): every object, not one.
+pub const NLM_F_DUMP: u16 = 0x300;
 /// NLM_F_REQUEST.
 pub const NLM_F_REQUEST: u16 = 0x1;
 /// NLM_F_ACK: ask for an acknowledgement.
@@ -68,12 +72,20 @@ pub const NFT_MSG_GETTABLE: u8 = 1;
 pub const NFT_MSG_DELTABLE: u8 = 2;
 /// NFT_MSG_NEWCHAIN.
 pub const NFT_MSG_NEWCHAIN: u8 = 3;
+/// NFT_MSG_GETCHAIN.
+pub const NFT_MSG_GETCHAIN: u8 = 4;
 /// NFT_MSG_NEWRULE.
 pub const NFT_MSG_NEWRULE: u8 = 6;
+/// NFT_MSG_GETRULE.
+pub const NFT_MSG_GETRULE: u8 = 7;
 /// NFT_MSG_NEWSET.
 pub const NFT_MSG_NEWSET: u8 = 9;
+/// NFT_MSG_GETSET.
+pub const NFT_MSG_GETSET: u8 = 10;
 /// NFT_MSG_NEWSETELEM.
 pub const NFT_MSG_NEWSETELEM: u8 = 12;
+/// NFT_MSG_GETSETELEM.
+pub const NFT_MSG_GETSETELEM: u8 = 13;
 
 // -- attributes -------------------------------------------------------------------------------
 /// NFTA_TABLE_NAME.
