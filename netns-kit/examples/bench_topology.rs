@@ -120,9 +120,16 @@ fn netns_kit(topology: &Topology, named: bool, n: usize) -> Vec<(Duration, Durat
             let live = LiveTopology::apply(&plan, opts).expect("apply");
             let applied = t.elapsed();
             if std::env::var_os("BENCH_STEPS").is_some() {
+                let mut in_steps = Duration::ZERO;
                 for (step, d) in live.apply_timings() {
                     eprintln!("  {step:<40} {:>10.2} ms", ms(*d));
+                    in_steps += *d;
                 }
+                eprintln!(
+                    "  = apply {:.2} ms ({:.2} ms outside the steps)",
+                    ms(applied),
+                    ms(applied.saturating_sub(in_steps))
+                );
             }
             let t = Instant::now();
             live.destroy().expect("destroy");

@@ -381,3 +381,34 @@ fn delete_table_is_idempotent_and_table_exists_sees_it() {
     assert!(!nft::table_exists(&ns, &rs.table).unwrap());
     assert_eq!(nft::table_json(&ns, &rs.table).unwrap(), None);
 }
+
+#[test]
+fn creating_in_a_new_namespace_builds_the_same_table_and_never_overwrites_one() {
+    if !privileged("netlink create table") {
+        return;
+    }
+    let rs = every_feature(Policy::Drop, Policy::Drop, Policy::Accept);
+    let created = Netns::new_anonymous().unwrap();
+    let by_nft = Netns::new_anonymous().unwrap();
+    let mut sock = NfSocket::open_in(&created).unwrap();
+    nft::create_via(&mut sock, &rs).unwrap();
+    nft::load_with_nft(&by_nft, &rs).unwrap();
+    assert_eq!(listing(&created, &rs.table), listing(&by_nft, &rs.table));
+
+    // A second create finds the table and changes nothing.
+    let raw_before = nft::table_json(&created, &rs.table).unwrap().unwrap();
+    let smaller = Ruleset {
+        table: rs.table.clone(),
+        ..Ruleset::default()
+    };
+    let err = nft::create_via(&mut sock, &smaller).unwrap_err();
+    assert_eq!(err.errno(), Some(libc::EEXIST), "{err}");
+    assert!(
+        err.to_string().contains(&rs.table),
+        "the error names the table: {err}"
+    );
+    assert_eq!(
+        nft::table_json(&created, &rs.table).unwrap().unwrap(),
+        raw_before
+    );
+}

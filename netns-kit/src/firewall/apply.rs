@@ -24,19 +24,25 @@ pub fn load(ns: &Netns, ruleset: &Ruleset) -> Result<()> {
     commit(ns, batch)
 }
 
-/// [`load`] on a socket already opened inside the target namespace (saves entering the
-/// namespace again; the topology executor opens it while creating the namespace).
-pub fn load_via(socket: &mut NfSocket, ruleset: &Ruleset) -> Result<()> {
-    let batch = replacement(ruleset)?;
+/// Create `ruleset.table` with `ruleset` in a namespace that does not have it yet (one just
+/// created), on a socket already opened inside it (the topology executor opens it while
+/// creating the namespace). Nothing is deleted, so nothing is left for the kernel to free
+/// when the socket closes; a table that exists is an error (EEXIST), never merged into.
+pub fn create_via(socket: &mut NfSocket, ruleset: &Ruleset) -> Result<()> {
+    let batch = Batch::create_table(ruleset).map_err(invalid)?;
     socket.commit(batch.finish())
 }
 
 fn replacement(ruleset: &Ruleset) -> Result<Batch> {
-    Batch::replace_table(ruleset).map_err(|e| Error::Invalid {
+    Batch::replace_table(ruleset).map_err(invalid)
+}
+
+fn invalid(e: super::RulesetError) -> Error {
+    Error::Invalid {
         kind: "firewall ruleset",
         value: e.to_string(),
         expected: "a ruleset that passes Ruleset::validate",
-    })
+    }
 }
 
 /// Send one nf_tables transaction into `ns`: all of it is applied or, if the kernel rejects

@@ -763,7 +763,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
                 RunError::Plan(format!("firewall for undeclared namespace {}", f.ns))
             })?;
             match nf_sockets.get_mut(&f.ns) {
-                Some(sock) => nft::load_via(sock, &f.ruleset)?,
+                Some(sock) => nft::create_via(sock, &f.ruleset)?,
                 None => nft::load(ns, &f.ruleset)?,
             }
         }

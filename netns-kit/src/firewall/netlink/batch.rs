@@ -89,11 +89,37 @@ impl Batch {
     /// steps as [`Ruleset::to_nft_json`]. Fails if the ruleset does not validate.
     pub fn replace_table(ruleset: &Ruleset) -> Result<Batch, RulesetError> {
         ruleset.validate()?;
-        let table = ruleset.table.as_str();
         let mut b = Batch::new();
-        b.add_table(table);
-        b.delete_table(table);
-        b.add_table(table);
+        b.add_table(&ruleset.table);
+        b.delete_table(&ruleset.table);
+        b.add_table(&ruleset.table);
+        b.add_contents(ruleset);
+        Ok(b)
+    }
+
+    /// The transaction that creates `ruleset.table` with `ruleset`, for a namespace known not
+    /// to have it (e.g. one just created); fails with EEXIST if it does. Unlike
+    /// [`Batch::replace_table`] it deletes nothing, so closing the socket afterwards does not
+    /// wait for the kernel to free a deleted table (an RCU grace period).
+    pub fn create_table(ruleset: &Ruleset) -> Result<Batch, RulesetError> {
+        ruleset.validate()?;
+        let mut b = Batch::new();
+        let m = b.open(
+            NFT_MSG_NEWTABLE,
+            NLM_F_CREATE | NLM_F_EXCL,
+            format!("create table inet {}", ruleset.table),
+        );
+        b.w.put_str(NFTA_TABLE_NAME, &ruleset.table);
+        b.w.put_be32(NFTA_TABLE_FLAGS, 0);
+        b.w.end_message(m);
+        b.add_contents(ruleset);
+        Ok(b)
+    }
+
+    /// The base chains and rules of `ruleset`, into its (new) table.
+    fn add_contents(&mut self, ruleset: &Ruleset) {
+        let table = ruleset.table.as_str();
+        let b = self;
         for (hook, policy) in [
             (Hook::Input, ruleset.input),
             (Hook::Forward, ruleset.forward),
@@ -123,7 +149,6 @@ impl Batch {
         for rule in &ruleset.rules {
             b.add_rule(table, chain_name(rule.hook), rule);
         }
-        Ok(b)
     }
 
     /// Add table `table` (family inet); adding one that exists changes nothing.
@@ -339,6 +364,18 @@ mod tests {
         assert!(messages(&enc.bytes)[1..12]
             .iter()
             .all(|(_, flags)| flags & NLM_F_ACK != 0));
+    }
+
+    #[test]
+    fn a_creation_adds_the_table_exclusively_and_deletes_nothing() {
+        let enc = Batch::create_table(&Ruleset::default()).unwrap().finish();
+        let msgs = messages(&enc.bytes);
+        let newtable = (NFNL_SUBSYS_NFTABLES << 8) | u16::from(NFT_MSG_NEWTABLE);
+        let deltable = (NFNL_SUBSYS_NFTABLES << 8) | u16::from(NFT_MSG_DELTABLE);
+        assert_eq!(msgs[1].0, newtable);
+        assert_eq!(msgs[1].1 & NLM_F_EXCL, NLM_F_EXCL);
+        assert!(msgs.iter().all(|(kind, _)| *kind != deltable));
+        assert_eq!(msgs.len(), 2 + 1 + 3, "begin, table, three chains, end");
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub const NLM_F_DUMP: u16 = 0x300;
 pub const NLM_F_REQUEST: u16 = 0x1;
 /// NLM_F_ACK: ask for an acknowledgement.
 pub const NLM_F_ACK: u16 = 0x4;
+/// NLM_F_EXCL: fail if the object exists.
+pub const NLM_F_EXCL: u16 = 0x200;
 /// NLM_F_CREATE: create the object if it does not exist.
 pub const NLM_F_CREATE: u16 = 0x400;
 /// NLM_F_APPEND: add a rule at the end of its chain.
