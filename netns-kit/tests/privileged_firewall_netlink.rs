@@ -412,3 +412,25 @@ fn creating_in_a_new_namespace_builds_the_same_table_and_never_overwrites_one() 
         raw_before
     );
 }
+
+#[test]
+fn port_sets_too_big_for_one_message_load_exactly_as_nft_loads_them() {
+    if !privileged("big port sets over netlink") {
+        return;
+    }
+    let ranges: Vec<PortRange> = (0..2000u16)
+        .map(|i| range(10 + 20 * i, 15 + 20 * i))
+        .collect();
+    let singles: Vec<PortRange> = (0..3000u16)
+        .map(|i| PortRange::single(10 + 3 * i))
+        .collect();
+    let rs = Ruleset {
+        table: "nk_big_sets".to_string(),
+        rules: vec![
+            Rule::new(Hook::Input, Action::Accept).proto(Proto::Tcp, ranges),
+            Rule::new(Hook::Input, Action::Drop).proto(Proto::Udp, singles),
+        ],
+        ..Ruleset::default()
+    };
+    assert_loads_identically(&rs);
+}

@@ -5,6 +5,7 @@
 
 use super::expr::{rule_exprs, Expr};
 use super::message::{MessageWriter, UserData};
+use super::set::ELEMENTS_PER_MESSAGE;
 use super::uapi::*;
 use crate::firewall::render::{chain_name, truncate_comment};
 use crate::firewall::rule::{Hook, Policy, Rule, RulesetError};
@@ -53,6 +54,8 @@ pub struct Encoded {
     pub begin_seq: u32,
     /// (sequence number, description) of each message that asks for an ack.
     pub ops: Vec<(u32, String)>,
+    /// An attribute outgrew 64 KiB: the bytes are invalid and are never sent.
+    pub oversized: bool,
 }
 
 impl Default for Batch {
@@ -232,13 +235,15 @@ impl Batch {
                 );
                 set.write_set(&mut self.w, table, id);
                 self.w.end_message(m);
-                let m = self.open(
-                    NFT_MSG_NEWSETELEM,
-                    NLM_F_CREATE,
-                    format!("add the set elements of {what}"),
-                );
-                set.write_elements(&mut self.w, table, id);
-                self.w.end_message(m);
+                for chunk in set.elements().chunks(ELEMENTS_PER_MESSAGE) {
+                    let m = self.open(
+                        NFT_MSG_NEWSETELEM,
+                        NLM_F_CREATE,
+                        format!("add the set elements of {what}"),
+                    );
+                    set.write_elements(&mut self.w, table, id, chunk);
+                    self.w.end_message(m);
+                }
             }
         }
         let m = self.open(
@@ -290,6 +295,7 @@ impl Batch {
         );
         self.w.end_message(m);
         Encoded {
+            oversized: self.w.oversized(),
             bytes: self.w.into_bytes(),
             begin_seq: self.begin_seq,
             ops: self.ops,

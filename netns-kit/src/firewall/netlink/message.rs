@@ -11,6 +11,7 @@ const HEADERS_LEN: usize = 20;
 #[derive(Debug, Default, Clone)]
 pub struct MessageWriter {
     buf: Vec<u8>,
+    oversized: bool,
 }
 
 /// Where an open message or nested attribute starts (to patch its length on close).
@@ -50,6 +51,7 @@ impl MessageWriter {
     /// An attribute holding `data` (padded to 4 bytes).
     pub fn put(&mut self, kind: u16, data: &[u8]) {
         let len = 4 + data.len();
+        self.oversized |= len > usize::from(u16::MAX);
         self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
         self.buf.extend_from_slice(&kind.to_ne_bytes());
         self.buf.extend_from_slice(data);
@@ -81,6 +83,7 @@ impl MessageWriter {
     /// Close a nested attribute.
     pub fn end_nested(&mut self, open: Open) {
         let len = self.buf.len() - open.0;
+        self.oversized |= len > usize::from(u16::MAX);
         self.buf[open.0..open.0 + 2].copy_from_slice(&(len as u16).to_ne_bytes());
     }
 
@@ -89,6 +92,12 @@ impl MessageWriter {
         let open = self.begin_nested(kind);
         f(self);
         self.end_nested(open);
+    }
+
+    /// Whether an attribute outgrew the 16-bit netlink attribute length (the bytes are then
+    /// not a valid message and must not be sent).
+    pub fn oversized(&self) -> bool {
+        self.oversized
     }
 
     /// The bytes written so far.
@@ -165,5 +174,13 @@ mod tests {
         // The nested attribute: 4 + an 8-byte u32 attribute, flagged nested.
         assert_eq!(&b[28..32], &[12, 0, 4, 0x80]);
         assert_eq!(&b[32..40], &[8, 0, 1, 0, 0, 0, 0, 2]);
+        assert!(!w.oversized());
+    }
+
+    #[test]
+    fn an_attribute_over_64_kib_is_flagged() {
+        let mut w = MessageWriter::default();
+        w.nested(3, |w| w.put(1, &vec![0u8; 70_000]));
+        assert!(w.oversized());
     }
 }

@@ -10,6 +10,10 @@ use crate::firewall::rule::PortRange;
 /// Name the kernel turns into `__set<N>` (nft's template for anonymous sets).
 pub const ANONYMOUS_SET_NAME: &str = "__set%d";
 
+/// Elements per NEWSETELEM message (at most ~28 bytes each: the element list is one netlink
+/// attribute, whose length must stay below 64 KiB).
+pub const ELEMENTS_PER_MESSAGE: usize = 1024;
+
 /// One set element: its key and, for interval sets, whether it closes an interval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
@@ -134,13 +138,20 @@ impl AnonymousSet {
         w.put(NFTA_SET_USERDATA, self.userdata.bytes());
     }
 
-    /// The NEWSETELEM attributes: every element of the set `id` in `table`.
-    pub fn write_elements(&self, w: &mut MessageWriter, table: &str, id: u32) {
+    /// The NEWSETELEM attributes for `elements` (at most [`ELEMENTS_PER_MESSAGE`] of this
+    /// set's elements) of the set `id` in `table`.
+    pub fn write_elements(
+        &self,
+        w: &mut MessageWriter,
+        table: &str,
+        id: u32,
+        elements: &[Element],
+    ) {
         w.put_str(NFTA_SET_ELEM_LIST_TABLE, table);
         w.put_str(NFTA_SET_ELEM_LIST_SET, ANONYMOUS_SET_NAME);
         w.put_be32(NFTA_SET_ELEM_LIST_SET_ID, id);
         w.nested(NFTA_SET_ELEM_LIST_ELEMENTS, |w| {
-            for (i, e) in self.elements.iter().enumerate() {
+            for (i, e) in elements.iter().enumerate() {
                 // libnftnl numbers the list entries 1, 2, ...; the kernel ignores the type.
                 w.nested(i as u16 + 1, |w| {
                     if e.interval_end {

@@ -83,6 +83,13 @@ impl NfSocket {
         if batch.ops.is_empty() {
             return Ok(());
         }
+        if batch.oversized {
+            return Err(Error::Invalid {
+                kind: "nf_tables transaction",
+                value: describe(&batch.ops),
+                expected: "every netlink attribute under 64 KiB",
+            });
+        }
         if batch.bytes.len() + 4096 > SEND_BUFFER_DEFAULT {
             let size = batch.bytes.len() + 64 * 1024;
             setsockopt(&self.sock, sockopt::SndBufForce, &size)
