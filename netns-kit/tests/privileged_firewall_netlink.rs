@@ -421,7 +421,7 @@ fn port_sets_too_big_for_one_message_load_exactly_as_nft_loads_them() {
     let ranges: Vec<PortRange> = (0..2000u16)
         .map(|i| range(10 + 20 * i, 15 + 20 * i))
         .collect();
-    let singles: Vec<PortRange> = (0..3000u16)
+    let singles: Vec<PortRange> = (0..12000u16)
         .map(|i| PortRange::single(10 + 3 * i))
         .collect();
     let rs = Ruleset {
@@ -432,5 +432,10 @@ fn port_sets_too_big_for_one_message_load_exactly_as_nft_loads_them() {
         ],
         ..Ruleset::default()
     };
+    let bytes = Batch::replace_table(&rs).unwrap().finish().bytes.len();
+    assert!(
+        bytes > 256 * 1024,
+        "the batch ({bytes} bytes) outgrows the default send buffer"
+    );
     assert_loads_identically(&rs);
 }
