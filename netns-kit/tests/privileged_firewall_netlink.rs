@@ -439,3 +439,26 @@ fn port_sets_too_big_for_one_message_load_exactly_as_nft_loads_them() {
     );
     assert_loads_identically(&rs);
 }
+
+#[test]
+fn thousands_of_rules_are_one_transaction_and_every_answer_is_read() {
+    if !privileged("many rules over netlink") {
+        return;
+    }
+    let ns = Netns::new_anonymous().unwrap();
+    let rules: Vec<Rule> = (0..6000u32)
+        .map(|i| {
+            Rule::new(Hook::Forward, Action::Accept)
+                .to(net(&format!("10.{}.{}.0/24", i / 256, i % 256)))
+                .proto(Proto::Tcp, vec![PortRange::single(8000)])
+        })
+        .collect();
+    let rs = Ruleset {
+        table: "nk_many_rules".to_string(),
+        rules,
+        ..Ruleset::default()
+    };
+    nft::load(&ns, &rs).unwrap();
+    nft::load(&ns, &rs).unwrap();
+    assert_eq!(rule_count(&ns, &rs.table), 6000);
+}

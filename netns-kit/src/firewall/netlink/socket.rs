@@ -5,6 +5,7 @@
 //! queues one acknowledgement or error per message before returning, so every answer is
 //! already waiting when we read.
 
+use std::collections::HashMap;
 use std::io;
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ use crate::netns::Netns;
 /// Receive buffer of the socket: each acknowledgement costs about 1 KiB of receive-buffer
 /// accounting, so this holds a few thousand (bytes; root may exceed rmem_max).
 const RECV_BUFFER: usize = 4 * 1024 * 1024;
+/// Receive-buffer accounting of one acknowledgement (an skb of its own), in bytes.
+const ACK_TRUESIZE: usize = 1024;
 /// Largest single datagram read.
 const RECV_CHUNK: usize = 64 * 1024;
 /// How long to wait for an answer that has not arrived (it always has; this only guards
@@ -95,13 +98,27 @@ impl NfSocket {
             setsockopt(&self.sock, sockopt::SndBufForce, &size)
                 .map_err(|e| self.io("raise the send buffer of", e.into()))?;
         }
+        // All answers arrive at once: make room for them (ENOBUFS would lose the verdict).
+        let room = batch.ops.len() * ACK_TRUESIZE;
+        if room > RECV_BUFFER {
+            setsockopt(&self.sock, sockopt::RcvBufForce, &(2 * room))
+                .map_err(|e| self.io("raise the receive buffer of", e.into()))?;
+        }
+        // Answers left over from an earlier exchange must not be taken for this batch's.
+        while self.recv(true)? {}
         self.sock
             .send(&batch.bytes, 0)
             .map_err(|e| self.io("send nf_tables batch on", e))?;
 
-        let mut answers: Vec<Answer> = Vec::with_capacity(batch.ops.len());
+        // The answer to each acknowledged message, by its index in `batch.ops`.
+        let index: HashMap<u32, usize> = batch
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(i, (seq, _))| (*seq, i))
+            .collect();
+        let mut answers: Vec<Option<Answer>> = batch.ops.iter().map(|_| None).collect();
         let mut batch_error: Option<Answer> = None;
-        let wanted = |seq: u32| batch.ops.iter().any(|(s, _)| *s == seq);
         let mut pending = batch.ops.len();
         // Everything is queued already; read it all. A failed commit is reported against
         // BATCH_BEGIN (possibly followed by the per-message answers), a malformed batch only
@@ -112,35 +129,34 @@ impl NfSocket {
                 break;
             }
             for a in errors_in(&self.inbuf) {
-                if wanted(a.seq) {
-                    if !answers.iter().any(|b| b.seq == a.seq) {
+                match index.get(&a.seq) {
+                    Some(&i) if answers[i].is_none() => {
                         pending -= 1;
-                        answers.push(a);
+                        answers[i] = Some(a);
                     }
-                } else if a.seq == batch.begin_seq && a.errno != 0 {
-                    batch_error.get_or_insert(a);
+                    Some(_) => {}
+                    None if a.seq == batch.begin_seq && a.errno != 0 => {
+                        batch_error.get_or_insert(a);
+                    }
+                    None => {}
                 }
             }
         }
 
-        let mut failed: Vec<&Answer> = answers.iter().filter(|a| a.errno != 0).collect();
-        failed.sort_by_key(|a| a.seq);
-        let op_of = |seq: u32| {
-            batch
-                .ops
-                .iter()
-                .find(|(s, _)| *s == seq)
-                .map(|(_, op)| op.clone())
-                .unwrap_or_default()
-        };
+        // The first rejected message (in batch order) is the cause; later ones often follow
+        // from it (e.g. a rule in a chain that failed).
+        let mut failed = answers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| a.as_ref().filter(|a| a.errno != 0).map(|a| (i, a)));
         let aborted = "; the transaction was aborted, nothing was applied";
-        if let Some(first) = failed.first() {
-            let more = match failed.len() {
-                1 => String::new(),
-                n => format!("; {} more message(s) of the batch were rejected", n - 1),
+        if let Some((i, first)) = failed.next() {
+            let more = match failed.count() {
+                0 => String::new(),
+                n => format!("; {n} more message(s) of the batch were rejected"),
             };
             return Err(Error::Netlink {
-                op: op_of(first.seq),
+                op: batch.ops[i].1.clone(),
                 ns: self.ns.clone(),
                 source: io::Error::from_raw_os_error(first.errno),
                 detail: format!("{}{more}{aborted}", kernel_text(&first.detail)),
