@@ -38,11 +38,10 @@ impl ConnPool {
         }
     }
 
-    /// An idle connection to `addr` that still looks alive, if any.
-    pub fn take_idle(&self, addr: SocketAddr) -> Option<UpstreamConn> {
+    /// An idle connection to `addr` that still looks alive at `now`, if any.
+    pub fn take_idle(&self, addr: SocketAddr, now: Instant) -> Option<UpstreamConn> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let stack = idle.get_mut(&addr)?;
-        let now = Instant::now();
         while let Some(conn) = stack.pop() {
             if now.duration_since(conn.idle_since()) < self.limits.idle_timeout
                 && conn.looks_alive()
@@ -60,24 +59,29 @@ impl ConnPool {
         Ok(conn)
     }
 
-    /// An idle connection to `addr` (true: reused) or a new one (false).
-    pub async fn checkout(&self, addr: SocketAddr) -> Result<(UpstreamConn, bool), ExchangeError> {
-        match self.take_idle(addr) {
+    /// An idle connection to `addr` (true: reused) or a new one (false); `now` is the
+    /// caller's clock reading.
+    pub async fn checkout(
+        &self,
+        addr: SocketAddr,
+        now: Instant,
+    ) -> Result<(UpstreamConn, bool), ExchangeError> {
+        match self.take_idle(addr, now) {
             Some(conn) => Ok((conn, true)),
             None => Ok((self.connect(addr).await?, false)),
         }
     }
 
-    /// Returns a connection that finished a clean exchange; dropped (closed) when the
-    /// instance already has `max_idle` idle ones. The oldest idle one is closed once it
-    /// outlives the idle timeout.
-    pub fn checkin(&self, conn: UpstreamConn) {
+    /// Returns a connection that finished a clean exchange (idle from `now`); dropped
+    /// (closed) when the instance already has `max_idle` idle ones. The oldest idle one is
+    /// closed once it outlives the idle timeout.
+    pub fn checkin(&self, mut conn: UpstreamConn, now: Instant) {
+        conn.set_idle_since(now);
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let stack = idle.entry(conn.addr()).or_default();
-        if stack
-            .first()
-            .is_some_and(|oldest| oldest.idle_since().elapsed() >= self.limits.idle_timeout)
-        {
+        if stack.first().is_some_and(|oldest| {
+            now.saturating_duration_since(oldest.idle_since()) >= self.limits.idle_timeout
+        }) {
             stack.remove(0);
         }
         if stack.len() < self.limits.max_idle {
@@ -105,6 +109,7 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
+    use crate::gateway::upstream_conn::OutgoingRequest;
     use crate::http::Metrics;
 
     /// A real upstream on loopback answering `answers` requests per connection with a
@@ -154,23 +159,21 @@ mod tests {
     }
 
     async fn get(pool: &ConnPool, addr: SocketAddr) -> (bool, bool) {
-        let (mut conn, reused) = pool.checkout(addr).await.unwrap();
+        let (mut conn, reused) = pool.checkout(addr, Instant::now()).await.unwrap();
         let authority = addr.to_string().parse().unwrap();
-        let exchanged = conn
-            .exchange(
-                &Method::GET,
-                &"/x".parse().unwrap(),
-                &HeaderMap::new(),
-                &authority,
-                b"",
-                1024,
-            )
-            .await
-            .unwrap();
+        let request = OutgoingRequest {
+            method: &Method::GET,
+            path: &"/x".parse().unwrap(),
+            headers: &HeaderMap::new(),
+            body: b"",
+            client: [127, 0, 0, 1].into(),
+            request_id: &http::HeaderValue::from_static("test"),
+        };
+        let exchanged = conn.exchange(&request, &authority, 1024).await.unwrap();
         assert_eq!(exchanged.response.body().as_ref(), b"ok");
         let reusable = exchanged.reusable;
         if reusable {
-            pool.checkin(conn);
+            pool.checkin(conn, Instant::now());
         }
         (reused, reusable)
     }
@@ -203,10 +206,10 @@ mod tests {
         let pool = pool(2);
         let mut conns = Vec::new();
         for _ in 0..3 {
-            conns.push(pool.checkout(addr).await.unwrap().0);
+            conns.push(pool.checkout(addr, Instant::now()).await.unwrap().0);
         }
         for conn in conns {
-            pool.checkin(conn);
+            pool.checkin(conn, Instant::now());
         }
         assert_eq!(pool.idle_count(addr), 2);
     }

@@ -9,11 +9,17 @@ use http::uri::Authority;
 
 use crate::http::Counter;
 
+static START: OnceLock<Instant> = OnceLock::new();
+
 /// Milliseconds since the first call (a cheap monotonic clock for atomics).
 pub fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
+    ms_at(Instant::now())
+}
+
+/// `at` on the [`now_ms`] scale (for callers that already read the clock).
+pub fn ms_at(at: Instant) -> u64 {
     let start = START.get_or_init(Instant::now);
-    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    u64::try_from(at.saturating_duration_since(*start).as_millis()).unwrap_or(u64::MAX)
 }
 
 /// An upstream instance shared by the pool, the proxy and the health checker.

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::instance::{now_ms, Instance};
+use super::instance::{ms_at, now_ms, Instance};
 use super::outlier::EjectionPolicy;
 use crate::http::{Counter, Metrics};
+use std::time::Instant;
 
 /// The instances behind one route (e.g. every product instance).
 pub struct Pool {
@@ -91,12 +92,17 @@ impl Pool {
 
     /// The next selectable instance in round-robin order, skipping those in `tried`.
     pub fn pick(&self, tried: &[SocketAddr]) -> Option<Arc<Instance>> {
+        self.pick_at(tried, Instant::now())
+    }
+
+    /// [`Pool::pick`] with the clock already read (`now`).
+    pub fn pick_at(&self, tried: &[SocketAddr], now: Instant) -> Option<Arc<Instance>> {
         let list = self.instances.load();
         let n = list.len();
         if n == 0 {
             return None;
         }
-        let now = now_ms();
+        let now = ms_at(now);
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         (0..n)
             .map(|i| &list[(start + i) % n])

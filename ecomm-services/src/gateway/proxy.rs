@@ -15,10 +15,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 
 use super::conn_pool::ConnPool;
-use super::headers::{append_forwarded_for, strip_hop_by_hop};
+
 use super::instance::Instance;
 use super::pool::Pool;
-use super::upstream_conn::{ExchangeError, Exchanged};
+use super::upstream_conn::{ExchangeError, Exchanged, OutgoingRequest};
 use crate::http::{request_id_from, Counter, Metrics, Problem, RouteStats, REQUEST_ID};
 
 /// Body of every gateway response: an upstream's (buffered whole), or generated here.
@@ -110,10 +110,21 @@ impl Proxy {
         }
     }
 
-    /// The same proxy forwarding over another connection pool (one per proxy thread).
+    /// The same proxy for another proxy thread: its own connection pool and its own shards
+    /// of the request metrics (no counter shared between cores on the hot path).
     pub fn with_conn_pool(&self, conns: ConnPool) -> Self {
+        let routes = self
+            .routes
+            .iter()
+            .map(|route| Route {
+                stats: self.metrics.route_shard(route.prefix),
+                ..route.clone()
+            })
+            .collect();
         Self {
+            routes,
             conns: Arc::new(conns),
+            local: self.metrics.route_shard("local"),
             ..self.clone()
         }
     }
@@ -175,14 +186,11 @@ impl Proxy {
         id: &HeaderValue,
         started: Instant,
     ) -> Response<GatewayBody> {
-        let (mut parts, body) = req.into_parts();
+        let (parts, body) = req.into_parts();
         let body = match read_body(&parts.headers, body, self.limits.max_body_bytes).await {
             Ok(body) => body,
             Err(p) => return problem(&p),
         };
-        strip_hop_by_hop(&mut parts.headers);
-        append_forwarded_for(&mut parts.headers, peer.ip());
-        parts.headers.insert(REQUEST_ID.clone(), id.clone());
         let retry_after_send =
             is_idempotent(&parts.method) || parts.headers.contains_key("idempotency-key");
         let path_and_query = parts
@@ -195,18 +203,28 @@ impl Proxy {
         let mut failure = Failure::NoInstance;
         let tries = self.limits.max_tries.clamp(1, MAX_TRIES_LIMIT);
         let request = UpstreamRequest {
-            method: &parts.method,
-            path: &path_and_query,
-            headers: &parts.headers,
-            body: &body,
+            outgoing: OutgoingRequest {
+                method: &parts.method,
+                path: &path_and_query,
+                headers: &parts.headers,
+                body: &body,
+                client: peer.ip(),
+                request_id: id,
+            },
             redo_stale: retry_after_send,
         };
         for attempt in 0..tries {
-            let Some(instance) = route.pool.pick(&tried[..attempt]) else {
+            // The first try reuses the clock reading taken when the request arrived.
+            let now = if attempt == 0 {
+                started
+            } else {
+                Instant::now()
+            };
+            let Some(instance) = route.pool.pick_at(&tried[..attempt], now) else {
                 break;
             };
             tried[attempt] = instance.addr;
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let remaining = deadline.saturating_duration_since(now);
             if remaining.is_zero() {
                 failure = Failure::Timeout;
                 break;
@@ -216,15 +234,15 @@ impl Proxy {
             }
             instance.requests.inc();
             let per_try = self.limits.per_try.min(remaining);
-            match tokio::time::timeout(per_try, self.try_once(&instance, &request)).await {
+            match tokio::time::timeout(per_try, self.try_once(&instance, &request, now)).await {
                 Ok(Ok(response)) => {
                     if matches!(response.status().as_u16(), 502..=504) {
                         route.pool.record_failure(&instance);
                     } else {
                         instance.record_success();
                     }
-                    let (mut head, body) = response.into_parts();
-                    strip_hop_by_hop(&mut head.headers);
+                    // Hop-by-hop headers were left out when the response was read.
+                    let (head, body) = response.into_parts();
                     return Response::from_parts(head, Full::new(body));
                 }
                 Ok(Err(error)) => {
@@ -268,8 +286,9 @@ impl Proxy {
         &self,
         instance: &Instance,
         request: &UpstreamRequest<'_>,
+        now: Instant,
     ) -> Result<Response<Bytes>, ExchangeError> {
-        let (mut conn, reused) = self.conns.checkout(instance.addr).await?;
+        let (mut conn, reused) = self.conns.checkout(instance.addr, now).await?;
         let mut result = request
             .send(&mut conn, instance, self.limits.max_response_bytes)
             .await;
@@ -284,7 +303,7 @@ impl Proxy {
         }
         let exchanged = result?;
         if exchanged.reusable {
-            self.conns.checkin(conn);
+            self.conns.checkin(conn, now);
         }
         Ok(exchanged.response)
     }
@@ -333,10 +352,7 @@ async fn read_body(
 
 /// The parts of a client request sent to an upstream, the same for every try.
 struct UpstreamRequest<'a> {
-    method: &'a Method,
-    path: &'a http::uri::PathAndQuery,
-    headers: &'a http::HeaderMap,
-    body: &'a Bytes,
+    outgoing: OutgoingRequest<'a>,
     /// Whether a request lost on a stale pooled connection may be re-sent.
     redo_stale: bool,
 }
@@ -348,15 +364,8 @@ impl UpstreamRequest<'_> {
         instance: &Instance,
         max_response: usize,
     ) -> Result<Exchanged, ExchangeError> {
-        conn.exchange(
-            self.method,
-            self.path,
-            self.headers,
-            &instance.authority,
-            self.body,
-            max_response,
-        )
-        .await
+        conn.exchange(&self.outgoing, &instance.authority, max_response)
+            .await
     }
 }
 

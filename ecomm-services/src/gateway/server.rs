@@ -1,9 +1,13 @@
 //! The gateway's serving threads: N proxy threads, each a single-threaded tokio runtime
-//! accepting on the shared listening socket and owning its own upstream connection pool, so
-//! a request never crosses threads (nginx's worker model). HTTP/1.1 keep-alive by hyper,
-//! with graceful drain (stop accepting, finish in-flight requests, close idle connections).
+//! owning its own upstream connection pool, so a request never crosses threads (nginx's
+//! worker model). One acceptor hands every new client connection to the proxy thread with
+//! the fewest open connections, so keep-alive clients spread evenly (a shared listening
+//! socket lets whichever thread wakes first take a burst of connections). HTTP/1.1
+//! keep-alive by hyper, with graceful drain (stop accepting, finish in-flight requests,
+//! close idle connections).
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,13 +15,21 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 
 use super::conn_pool::ConnPool;
 use super::proxy::Proxy;
 use crate::http::Shutdown;
 
-/// Runs `threads` proxy threads on `listener` until `shutdown`; returns when all drained.
+/// One proxy thread as the acceptor sees it: where to send connections, how many it has.
+struct Worker {
+    connections: mpsc::UnboundedSender<(std::net::TcpStream, std::net::SocketAddr)>,
+    open: Arc<AtomicUsize>,
+}
+
+/// Runs `threads` proxy threads behind an acceptor on `listener` until `shutdown`; returns
+/// when all drained.
 pub async fn serve_proxy_threads<F>(
     listener: std::net::TcpListener,
     proxy: Proxy,
@@ -30,10 +42,17 @@ where
     F: Fn() -> ConnPool + Send + Sync + 'static,
 {
     listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(listener)?;
     let make_pool = Arc::new(make_pool);
     let mut handles = Vec::new();
+    let mut workers = Vec::new();
     for index in 0..threads.max(1) {
-        let listener = listener.try_clone()?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let open = Arc::new(AtomicUsize::new(0));
+        workers.push(Worker {
+            connections: sender,
+            open: open.clone(),
+        });
         let proxy = proxy.clone();
         let make_pool = make_pool.clone();
         let shutdown = shutdown.clone();
@@ -44,14 +63,15 @@ where
                     .enable_all()
                     .build()?;
                 runtime.block_on(async move {
-                    let listener = TcpListener::from_std(listener)?;
                     let proxy = Arc::new(proxy.with_conn_pool(make_pool()));
-                    serve_proxy(listener, proxy, shutdown, drain).await
+                    serve_connections(receiver, open, proxy, shutdown, drain).await
                 })
             })?;
         handles.push(handle);
     }
+    accept(&listener, &workers, &shutdown).await;
     drop(listener);
+    drop(workers);
     tokio::task::spawn_blocking(move || {
         for handle in handles {
             match handle.join() {
@@ -65,20 +85,8 @@ where
     .map_err(std::io::Error::other)?
 }
 
-/// Serves `proxy` on `listener` in the current runtime until `shutdown`, then drains for at
-/// most `drain`.
-pub async fn serve_proxy(
-    listener: TcpListener,
-    proxy: Arc<Proxy>,
-    shutdown: Shutdown,
-    drain: Duration,
-) -> std::io::Result<()> {
-    let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .keep_alive(true);
+/// Accepts until `shutdown`, giving each connection to the least loaded worker.
+async fn accept(listener: &TcpListener, workers: &[Worker], shutdown: &Shutdown) {
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -91,22 +99,135 @@ pub async fn serve_proxy(
                     continue;
                 }
             },
+            () = shutdown.wait() => return,
+        };
+        let Some(worker) = workers
+            .iter()
+            .filter(|w| !w.connections.is_closed())
+            .min_by_key(|w| w.open.load(Ordering::Relaxed))
+        else {
+            return;
+        };
+        // Deregistered from this runtime; the proxy thread registers it with its own.
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        worker.open.fetch_add(1, Ordering::Relaxed);
+        if worker.connections.send((stream, peer)).is_err() {
+            worker.open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Serves the connections arriving on `connections` in the current runtime until
+/// `shutdown` (or the acceptor stops), then drains for at most `drain`.
+async fn serve_connections(
+    mut connections: mpsc::UnboundedReceiver<(std::net::TcpStream, std::net::SocketAddr)>,
+    open: Arc<AtomicUsize>,
+    proxy: Arc<Proxy>,
+    shutdown: Shutdown,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let builder = builder();
+    loop {
+        let (stream, peer) = tokio::select! {
+            received = connections.recv() => match received {
+                Some(connection) => connection,
+                None => break,
+            },
             () = shutdown.wait() => break,
         };
-        let _ = stream.set_nodelay(true);
-        let proxy = proxy.clone();
-        let service = service_fn(move |req| {
-            let proxy = proxy.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
-        });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "client connection ended with an error");
+        let stream = match TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(error) => {
+                open.fetch_sub(1, Ordering::Relaxed);
+                tracing::warn!(%peer, %error, "cannot register a client connection");
+                continue;
             }
-        });
+        };
+        serve_one(
+            &builder,
+            &graceful,
+            stream,
+            peer,
+            &proxy,
+            Some(open.clone()),
+        );
+    }
+    drop(connections);
+    drain_all(graceful, drain).await;
+    Ok(())
+}
+
+/// Serves `proxy` on `listener` in the current runtime until `shutdown`, then drains for at
+/// most `drain` (one thread, no acceptor: for embedding and tests).
+pub async fn serve_proxy(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    shutdown: Shutdown,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let builder = builder();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = shutdown.wait() => break,
+        };
+        serve_one(&builder, &graceful, stream, peer, &proxy, None);
     }
     drop(listener);
+    drain_all(graceful, drain).await;
+    Ok(())
+}
+
+fn builder() -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        // Head and (already whole) body copied into one buffer: one send, no iovec queue.
+        .writev(false)
+        .keep_alive(true);
+    builder
+}
+
+/// Spawns the task serving one client connection; `open` is decremented when it ends.
+fn serve_one(
+    builder: &http1::Builder,
+    graceful: &GracefulShutdown,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    proxy: &Arc<Proxy>,
+    open: Option<Arc<AtomicUsize>>,
+) {
+    let _ = stream.set_nodelay(true);
+    let proxy = proxy.clone();
+    let service = service_fn(move |req| {
+        let proxy = proxy.clone();
+        async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+    });
+    let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%peer, %error, "client connection ended with an error");
+        }
+        if let Some(open) = open {
+            open.fetch_sub(1, Ordering::Relaxed);
+        }
+    });
+}
+
+async fn drain_all(graceful: GracefulShutdown, drain: Duration) {
     tracing::debug!(connections = graceful.count(), "draining");
     if tokio::time::timeout(drain, graceful.shutdown())
         .await
@@ -117,5 +238,4 @@ pub async fn serve_proxy(
             "drain deadline passed; closing remaining connections"
         );
     }
-    Ok(())
 }

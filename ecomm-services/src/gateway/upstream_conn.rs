@@ -4,7 +4,8 @@
 //! `proxy_buffering on`) and tell whether the connection may be reused.
 
 use std::io;
-use std::net::SocketAddr;
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, SocketAddr};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::chunked::{decode_chunked, Chunked};
+use super::headers::{is_hop_by_hop, write_upstream_headers};
+use crate::http::REQUEST_ID;
 
 /// Most header lines accepted in an upstream response.
 const MAX_HEADERS: usize = 96;
@@ -108,6 +111,23 @@ struct Head {
     keep_alive: bool,
 }
 
+/// What one request sends upstream (the same for every try).
+#[derive(Clone, Copy)]
+pub struct OutgoingRequest<'a> {
+    /// Request method.
+    pub method: &'a Method,
+    /// Request target.
+    pub path: &'a PathAndQuery,
+    /// The client's headers, as received.
+    pub headers: &'a HeaderMap,
+    /// The whole request body.
+    pub body: &'a [u8],
+    /// The client's address, appended to `X-Forwarded-For`.
+    pub client: IpAddr,
+    /// The request id sent as `X-Request-Id`.
+    pub request_id: &'a HeaderValue,
+}
+
 /// One open connection to an upstream instance.
 pub struct UpstreamConn {
     addr: SocketAddr,
@@ -140,9 +160,14 @@ impl UpstreamConn {
         self.addr
     }
 
-    /// When the connection last finished an exchange.
+    /// When the connection last became idle.
     pub fn idle_since(&self) -> Instant {
         self.idle_since
+    }
+
+    /// Marks the connection idle since `at` (when it goes back to a pool).
+    pub fn set_idle_since(&mut self, at: Instant) {
+        self.idle_since = at;
     }
 
     /// Whether an idle connection still looks usable: nothing readable (no EOF, no stray
@@ -160,18 +185,17 @@ impl UpstreamConn {
     }
 
     /// Sends one request and reads the whole response; the body is buffered up to
-    /// `max_body` bytes. `headers` must already be stripped of hop-by-hop headers; the
-    /// `Host` header defaults to `authority`, and `Content-Length` is set from `body`.
+    /// `max_body` bytes. The client's headers go through [`write_upstream_headers`]
+    /// (hop-by-hop left out, `X-Forwarded-For` and `X-Request-Id` set); the `Host` header
+    /// defaults to `authority`, and `Content-Length` is set from the body.
     pub async fn exchange(
         &mut self,
-        method: &Method,
-        path: &PathAndQuery,
-        headers: &HeaderMap,
+        request: &OutgoingRequest<'_>,
         authority: &Authority,
-        body: &[u8],
         max_body: usize,
     ) -> Result<Exchanged, ExchangeError> {
-        self.encode(method, path, headers, authority, body);
+        self.encode(request, authority);
+        let method = request.method;
         self.stream
             .write_all(&self.write)
             .await
@@ -179,21 +203,18 @@ impl UpstreamConn {
                 source,
                 received: false,
             })?;
-        let exchanged = self
-            .read_response(*method == Method::HEAD, max_body)
-            .await?;
-        self.idle_since = Instant::now();
-        Ok(exchanged)
+        self.read_response(*method == Method::HEAD, max_body).await
     }
 
-    fn encode(
-        &mut self,
-        method: &Method,
-        path: &PathAndQuery,
-        headers: &HeaderMap,
-        authority: &Authority,
-        body: &[u8],
-    ) {
+    fn encode(&mut self, request: &OutgoingRequest<'_>, authority: &Authority) {
+        let OutgoingRequest {
+            method,
+            path,
+            headers,
+            body,
+            client,
+            request_id,
+        } = *request;
         let out = &mut self.write;
         out.clear();
         out.extend_from_slice(method.as_str().as_bytes());
@@ -205,16 +226,8 @@ impl UpstreamConn {
             out.extend_from_slice(authority.as_str().as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        for (name, value) in headers {
-            // The body is sent whole, right away: framing is ours, and no 100-continue.
-            if name == header::CONTENT_LENGTH || name == header::EXPECT {
-                continue;
-            }
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
+        // The body is sent whole, right away: framing is ours, and no 100-continue.
+        write_upstream_headers(out, headers, client, request_id);
         let expects_body = matches!(*method, Method::POST | Method::PUT | Method::PATCH);
         if !body.is_empty() || expects_body {
             out.extend_from_slice(b"content-length: ");
@@ -324,9 +337,14 @@ impl UpstreamConn {
 
 /// Parses the response head at the start of `buf` (None: incomplete).
 fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, ExchangeError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let len = match response.parse(buf) {
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut headers,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(error) => return Err(ExchangeError::Malformed(error.to_string())),
@@ -385,29 +403,36 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, ExchangeEr
 }
 
 /// Builds the response from the frozen `message` (head of `head_len` bytes), sharing its
-/// bytes for header values; framing headers are dropped (the body is whole now) except on
-/// responses without a body, where Content-Length describes the resource.
+/// bytes for header values; hop-by-hop headers are left out, and so is the framing (the body
+/// is whole now) except on responses without a body, where Content-Length describes the
+/// resource.
 fn build_response(
     message: &Bytes,
     head_len: usize,
     body: Bytes,
 ) -> Result<Response<Bytes>, ExchangeError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut headers);
-    parsed
-        .parse(&message[..head_len])
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut parsed, &message[..head_len], &mut headers)
         .map_err(|e| ExchangeError::Malformed(e.to_string()))?;
     let status = StatusCode::from_u16(parsed.code.unwrap_or(0))
         .map_err(|_| ExchangeError::Malformed("invalid status code".into()))?;
     let keep_length = body.is_empty() && matches!(status.as_u16(), 200..=299 | 304);
+    let connection = parsed
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("connection"))
+        .map(|h| h.value);
     let mut map = HeaderMap::with_capacity(parsed.headers.len());
     let base = message.as_ptr() as usize;
     for h in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| ExchangeError::Malformed(format!("invalid header name {:?}", h.name)))?;
-        if name == header::TRANSFER_ENCODING || (name == header::CONTENT_LENGTH && !keep_length) {
+        if (!keep_length && h.name.eq_ignore_ascii_case("content-length"))
+            || is_hop_by_hop(h.name, connection)
+        {
             continue;
         }
+        let name = header_name(h.name)?;
         let start = h.value.as_ptr() as usize - base;
         let value = HeaderValue::from_maybe_shared(message.slice(start..start + h.value.len()))
             .map_err(|_| ExchangeError::Malformed(format!("invalid value of header {name}")))?;
@@ -417,6 +442,18 @@ fn build_response(
     *response.status_mut() = status;
     *response.headers_mut() = map;
     Ok(response)
+}
+
+/// The header name, without allocating for the custom names the services always send.
+fn header_name(name: &str) -> Result<HeaderName, ExchangeError> {
+    if name.eq_ignore_ascii_case("x-request-id") {
+        return Ok(REQUEST_ID.clone());
+    }
+    if name.eq_ignore_ascii_case("x-cache") {
+        return Ok(HeaderName::from_static("x-cache"));
+    }
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| ExchangeError::Malformed(format!("invalid header name {name:?}")))
 }
 
 #[cfg(test)]

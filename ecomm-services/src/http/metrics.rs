@@ -31,7 +31,8 @@ pub struct Metrics {
 
 struct Inner {
     service: String,
-    routes: RwLock<BTreeMap<String, Arc<RouteStats>>>,
+    /// Per route, one or more shards (one per proxy thread avoids cross-core contention).
+    routes: RwLock<BTreeMap<String, Vec<Arc<RouteStats>>>>,
     series: RwLock<BTreeMap<String, Family>>,
 }
 
@@ -132,13 +133,26 @@ impl Metrics {
 
     /// The stats of `route` (a route template like `/api/products/{id}`), created on first use.
     pub fn route(&self, route: &str) -> Arc<RouteStats> {
-        if let Some(stats) = read(&self.inner.routes).get(route) {
+        if let Some(stats) = read(&self.inner.routes).get(route).and_then(|s| s.first()) {
             return stats.clone();
         }
+        let mut routes = write(&self.inner.routes);
+        let shards = routes.entry(route.to_owned()).or_default();
+        if shards.is_empty() {
+            shards.push(Arc::new(RouteStats::new()));
+        }
+        shards[0].clone()
+    }
+
+    /// A new shard of `route`'s stats for one thread's exclusive recording; rendering sums
+    /// all shards, so the exposition is the same as with one shared [`Metrics::route`].
+    pub fn route_shard(&self, route: &str) -> Arc<RouteStats> {
+        let shard = Arc::new(RouteStats::new());
         write(&self.inner.routes)
             .entry(route.to_owned())
-            .or_insert_with(|| Arc::new(RouteStats::new()))
-            .clone()
+            .or_default()
+            .push(shard.clone());
+        shard
     }
 
     /// A counter `name{labels}` (name should end in `_total`); the same series returns the same handle.
@@ -175,10 +189,13 @@ impl Metrics {
         let routes = read(&self.inner.routes);
         out.push_str("# HELP http_requests_total HTTP requests served, by route and status.\n");
         out.push_str("# TYPE http_requests_total counter\n");
-        for (route, stats) in routes.iter() {
+        for (route, shards) in routes.iter() {
             let route = escape(route);
-            for (slot, n) in stats.statuses.iter().enumerate() {
-                let n = n.load(Ordering::Relaxed);
+            for slot in 0..STATUS_SLOTS {
+                let n: u64 = shards
+                    .iter()
+                    .map(|s| s.statuses[slot].load(Ordering::Relaxed))
+                    .sum();
                 if n > 0 {
                     let status = slot + 100;
                     let _ = writeln!(
@@ -192,18 +209,25 @@ impl Metrics {
             "# HELP http_request_duration_seconds Time from request to response headers.\n",
         );
         out.push_str("# TYPE http_request_duration_seconds histogram\n");
-        for (route, stats) in routes.iter() {
+        for (route, shards) in routes.iter() {
             let route = escape(route);
             let mut cumulative = 0;
-            for (bound, n) in LATENCY_BUCKETS_SECONDS.iter().zip(stats.buckets.iter()) {
-                cumulative += n.load(Ordering::Relaxed);
+            for (i, bound) in LATENCY_BUCKETS_SECONDS.iter().enumerate() {
+                cumulative += shards
+                    .iter()
+                    .map(|s| s.buckets[i].load(Ordering::Relaxed))
+                    .sum::<u64>();
                 let _ = writeln!(
                     out,
                     "http_request_duration_seconds_bucket{{service=\"{service}\",route=\"{route}\",le=\"{bound}\"}} {cumulative}"
                 );
             }
-            let count = stats.count.load(Ordering::Relaxed);
-            let sum = stats.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let count: u64 = shards.iter().map(|s| s.count.load(Ordering::Relaxed)).sum();
+            let sum = shards
+                .iter()
+                .map(|s| s.sum_micros.load(Ordering::Relaxed))
+                .sum::<u64>() as f64
+                / 1e6;
             let _ = writeln!(
                 out,
                 "http_request_duration_seconds_bucket{{service=\"{service}\",route=\"{route}\",le=\"+Inf\"}} {count}"
@@ -319,5 +343,28 @@ mod tests {
         assert!(text.contains("le=\"0.0025\"} 0"));
         assert!(text.contains("cache_hits_total{cache=\"redis\"} 2"));
         assert!(text.contains("leases_active 4"));
+    }
+
+    #[test]
+    fn shards_of_a_route_render_as_one_series() {
+        let metrics = Metrics::new("gateway");
+        metrics
+            .route_shard("/api/products")
+            .record(200, Duration::from_millis(1));
+        metrics
+            .route_shard("/api/products")
+            .record(200, Duration::from_millis(30));
+        metrics
+            .route("/api/products")
+            .record(503, Duration::from_millis(1));
+        let text = metrics.render();
+        assert!(text.contains(
+            "http_requests_total{service=\"gateway\",route=\"/api/products\",status=\"200\"} 2"
+        ));
+        assert!(text.contains("route=\"/api/products\",status=\"503\"} 1"));
+        assert!(text.contains(
+            "http_request_duration_seconds_count{service=\"gateway\",route=\"/api/products\"} 3"
+        ));
+        assert!(text.contains("route=\"/api/products\",le=\"0.025\"} 2"));
     }
 }
