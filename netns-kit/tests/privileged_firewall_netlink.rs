@@ -355,6 +355,7 @@ fn a_transaction_the_kernel_rejects_leaves_the_previous_table_exactly_as_it_was(
                 "the error names the chain: {err}"
             );
             assert!(op.contains("misplaced"), "the error names the rule: {err}");
+            assert!(op.contains("rules[1]"), "the error numbers the rule: {err}");
             assert_eq!(source.raw_os_error(), Some(libc::ENOENT), "{err}");
         }
         other => panic!("expected a netlink error, got {other}"),

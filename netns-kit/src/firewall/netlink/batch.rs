@@ -213,13 +213,12 @@ impl Batch {
     /// Append `rule` to chain `chain` of `table`, preceded by the anonymous sets it uses.
     /// The rule should have passed [`Ruleset::validate`].
     pub fn add_rule(&mut self, table: &str, chain: &str, rule: &Rule) {
+        // Numbered like the ruleset's `rules[i]` (RulesetError does the same).
+        let index = self.rules;
         self.rules += 1;
         let what = match &rule.comment {
-            Some(c) => format!(
-                "rule {} ({c:?}) in chain {chain} of table inet {table}",
-                self.rules
-            ),
-            None => format!("rule {} in chain {chain} of table inet {table}", self.rules),
+            Some(c) => format!("rules[{index}] ({c:?}) in chain {chain} of table inet {table}"),
+            None => format!("rules[{index}] in chain {chain} of table inet {table}"),
         };
         let exprs = rule_exprs(rule);
         let mut set_ids = Vec::new();
