@@ -239,3 +239,49 @@ async fn drain_all(graceful: GracefulShutdown, drain: Duration) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_acceptor_gives_each_connection_to_the_least_loaded_thread() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut receivers = Vec::new();
+        let mut workers = Vec::new();
+        for _ in 0..2 {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            receivers.push(receiver);
+            workers.push(Worker {
+                connections: sender,
+                open: Arc::new(AtomicUsize::new(0)),
+            });
+        }
+        // The first worker already serves three connections.
+        workers[0].open.store(3, Ordering::Relaxed);
+        let shutdown = Shutdown::new();
+        let acceptor = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { accept(&listener, &workers, &shutdown).await })
+        };
+        let mut clients = Vec::new();
+        for _ in 0..5 {
+            clients.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        let mut got = [0usize; 2];
+        let [first, second] = &mut receivers[..] else {
+            unreachable!("two workers")
+        };
+        while got.iter().sum::<usize>() < 5 {
+            tokio::select! {
+                Some(_) = first.recv() => got[0] += 1,
+                Some(_) = second.recv() => got[1] += 1,
+            }
+        }
+        shutdown.trigger();
+        acceptor.await.unwrap();
+        // 3+1 vs 0+4 after the fifth connection.
+        assert_eq!(got, [1, 4]);
+    }
+}
