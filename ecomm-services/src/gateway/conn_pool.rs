@@ -1,6 +1,7 @@
 //! One proxy thread's idle upstream connections, per instance address: last in, first out
 //! (the warmest connection is reused), at most `max_idle` per instance, none older than
-//! `idle_timeout`. Each proxy thread owns one, so the lock is never contended.
+//! `idle_timeout` (also for instances that left discovery: every [`SWEEP_EVERY`] check-ins
+//! the whole pool is swept). Each proxy thread owns one, so the lock is never contended.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,9 +22,19 @@ pub struct ConnPoolLimits {
     pub idle_timeout: Duration,
 }
 
+/// Check-ins between two sweeps of every instance's idle connections.
+pub const SWEEP_EVERY: u32 = 1024;
+
+/// The idle connections by instance, and check-ins since the last sweep.
+#[derive(Default)]
+struct Idle {
+    by_addr: HashMap<SocketAddr, Vec<UpstreamConn>>,
+    checkins: u32,
+}
+
 /// Idle keep-alive connections of one proxy thread.
 pub struct ConnPool {
-    idle: Mutex<HashMap<SocketAddr, Vec<UpstreamConn>>>,
+    idle: Mutex<Idle>,
     limits: ConnPoolLimits,
     opened: Counter,
 }
@@ -32,7 +43,7 @@ impl ConnPool {
     /// An empty pool; `opened` counts new upstream connections.
     pub fn new(limits: ConnPoolLimits, opened: Counter) -> Self {
         Self {
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(Idle::default()),
             limits,
             opened,
         }
@@ -41,7 +52,7 @@ impl ConnPool {
     /// An idle connection to `addr` that still looks alive at `now`, if any.
     pub fn take_idle(&self, addr: SocketAddr, now: Instant) -> Option<UpstreamConn> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let stack = idle.get_mut(&addr)?;
+        let stack = idle.by_addr.get_mut(&addr)?;
         while let Some(conn) = stack.pop() {
             if now.duration_since(conn.idle_since()) < self.limits.idle_timeout
                 && conn.looks_alive()
@@ -78,7 +89,12 @@ impl ConnPool {
     pub fn checkin(&self, mut conn: UpstreamConn, now: Instant) {
         conn.set_idle_since(now);
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let stack = idle.entry(conn.addr()).or_default();
+        idle.checkins += 1;
+        if idle.checkins >= SWEEP_EVERY {
+            idle.checkins = 0;
+            self.sweep_locked(&mut idle, now);
+        }
+        let stack = idle.by_addr.entry(conn.addr()).or_default();
         if stack.first().is_some_and(|oldest| {
             now.saturating_duration_since(oldest.idle_since()) >= self.limits.idle_timeout
         }) {
@@ -89,11 +105,27 @@ impl ConnPool {
         }
     }
 
+    /// Closes every idle connection older than the idle timeout at `now`, whatever its
+    /// instance (those of instances no longer in rotation are never checked out again).
+    pub fn sweep(&self, now: Instant) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        self.sweep_locked(&mut idle, now);
+    }
+
+    fn sweep_locked(&self, idle: &mut Idle, now: Instant) {
+        let timeout = self.limits.idle_timeout;
+        idle.by_addr.retain(|_, stack| {
+            stack.retain(|conn| now.saturating_duration_since(conn.idle_since()) < timeout);
+            !stack.is_empty()
+        });
+    }
+
     /// Idle connections currently kept for `addr`.
     pub fn idle_count(&self, addr: SocketAddr) -> usize {
         self.idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .by_addr
             .get(&addr)
             .map_or(0, Vec::len)
     }
@@ -147,12 +179,16 @@ mod tests {
     }
 
     fn pool(max_idle: usize) -> ConnPool {
+        pool_with_timeout(max_idle, Duration::from_secs(60))
+    }
+
+    fn pool_with_timeout(max_idle: usize, idle_timeout: Duration) -> ConnPool {
         let metrics = Metrics::new("test");
         ConnPool::new(
             ConnPoolLimits {
                 connect_timeout: Duration::from_secs(1),
                 max_idle,
-                idle_timeout: Duration::from_secs(60),
+                idle_timeout,
             },
             metrics.counter("opened_total", "Opened.", &[]),
         )
@@ -212,5 +248,19 @@ mod tests {
             pool.checkin(conn, Instant::now());
         }
         assert_eq!(pool.idle_count(addr), 2);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_past_the_timeout_are_closed_by_the_sweep() {
+        let (addr, _) = upstream(100).await;
+        let pool = pool_with_timeout(8, Duration::from_secs(30));
+        let conn = pool.checkout(addr, Instant::now()).await.unwrap().0;
+        let idle_from = Instant::now();
+        pool.checkin(conn, idle_from);
+        pool.sweep(idle_from + Duration::from_secs(29));
+        assert_eq!(pool.idle_count(addr), 1, "still within the idle timeout");
+        pool.sweep(idle_from + Duration::from_secs(31));
+        assert_eq!(pool.idle_count(addr), 0);
+        assert!(pool.take_idle(addr, idle_from).is_none());
     }
 }

@@ -281,7 +281,8 @@ impl Proxy {
 
     /// One try on `instance` over a pooled connection (a new one when none is idle). A
     /// pooled connection that turns out closed before any response byte (the upstream
-    /// dropped it while idle) is replaced by a new one once, when the request may be re-sent.
+    /// dropped it while idle) is replaced by a new one once, when the request may be re-sent;
+    /// if that one closes unanswered too, the instance counts as refusing connections.
     async fn try_once(
         &self,
         instance: &Instance,
@@ -300,6 +301,12 @@ impl Proxy {
             result = request
                 .send(&mut conn, instance, self.limits.max_response_bytes)
                 .await;
+            if result.as_ref().is_err_and(ExchangeError::nothing_received) {
+                // Old and new connection both closed unanswered: the instance is going away.
+                return Err(ExchangeError::ClosedOnArrival {
+                    addr: instance.addr,
+                });
+            }
         }
         let exchanged = result?;
         if exchanged.reusable {

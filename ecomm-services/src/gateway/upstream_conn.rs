@@ -46,6 +46,13 @@ pub enum ExchangeError {
         /// The connect timeout.
         timeout: Duration,
     },
+    /// A pooled connection was found closed and a new one closed too before a single
+    /// response byte: the instance is going away, as good as refusing connections.
+    #[error("{addr} closed a new connection without answering (shutting down?)")]
+    ClosedOnArrival {
+        /// Upstream address.
+        addr: SocketAddr,
+    },
     /// Writing the request or reading the response failed.
     #[error("i/o error: {source}")]
     Io {
@@ -71,7 +78,10 @@ pub enum ExchangeError {
 impl ExchangeError {
     /// Whether the connection never opened (safe to retry for any method).
     pub fn is_connect(&self) -> bool {
-        matches!(self, Self::Connect { .. } | Self::ConnectTimeout { .. })
+        matches!(
+            self,
+            Self::Connect { .. } | Self::ConnectTimeout { .. } | Self::ClosedOnArrival { .. }
+        )
     }
 
     /// Whether the connection broke before a single response byte arrived (what an idle
