@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::error::{Error, Result};
@@ -39,6 +39,12 @@ impl Address {
         msg.header.family = family_of(self.ip);
         msg.header.prefix_len = self.prefix;
         msg.header.index = self.link;
+        if self.ip.is_ipv6() {
+            // No duplicate address detection: addresses are declared (validation rejects
+            // duplicates), and DAD would keep a fresh address unusable for a second or two
+            // (bind fails with EADDRNOTAVAIL while it is tentative). Docker does the same.
+            msg.header.flags |= AddressHeaderFlags::Nodad;
+        }
         msg.attributes.push(AddressAttribute::Local(self.ip));
         msg.attributes.push(AddressAttribute::Address(self.ip));
         msg

@@ -11,7 +11,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, LinkAttribute, LinkFlags,
+    LinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -218,6 +219,7 @@ pub struct LinkChange {
     mac: Option<[u8; 6]>,
     master: Option<u32>,
     alias: Option<String>,
+    ipv6_link_local: Option<bool>,
 }
 
 impl LinkChange {
@@ -265,6 +267,15 @@ impl LinkChange {
         self
     }
 
+    /// Whether the kernel generates an IPv6 link-local address when the link gets carrier
+    /// (`false`: addrgenmode none, so no DAD, MLD or router solicitation is ever sent). The
+    /// kernel applies this after any up/down in the same message, and a link that already
+    /// has carrier keeps the address it got: send it in a change of its own, before `up`.
+    pub fn ipv6_link_local(mut self, generate: bool) -> Self {
+        self.ipv6_link_local = Some(generate);
+        self
+    }
+
     fn build(&self) -> LinkMessage {
         let mut msg = LinkMessage::default();
         msg.header.index = self.index;
@@ -285,6 +296,17 @@ impl LinkChange {
         }
         if let Some(a) = &self.alias {
             msg.attributes.push(LinkAttribute::IfAlias(a.clone()));
+        }
+        if let Some(generate) = self.ipv6_link_local {
+            let mode = if generate {
+                In6AddrGenMode::Eui64
+            } else {
+                In6AddrGenMode::None
+            };
+            msg.attributes
+                .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                    vec![AfSpecInet6::AddrGenMode(mode)],
+                )]));
         }
         msg
     }

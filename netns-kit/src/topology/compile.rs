@@ -79,6 +79,7 @@ pub(crate) fn compile(t: &Topology, run_id: &str, naming: Naming) -> Result<Plan
             ifname: n.bridge.clone(),
             network: n.name.clone(),
             mtu: n.mtu,
+            ipv6: n.subnet.addr().is_ipv6(),
         });
     }
 
@@ -99,6 +100,7 @@ pub(crate) fn compile(t: &Topology, run_id: &str, naming: Naming) -> Result<Plan
                 master: Some(bridge),
             },
             mtu,
+            ipv6: subnet.addr().is_ipv6(),
         });
         plan.addresses.push(AddressPlan {
             ns: owner.to_string(),

@@ -562,15 +562,23 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
     let mut phase2: HashMap<String, Vec<LinkChange>> = HashMap::new();
     for b in &plan.bridges {
         let i = idx.assign(&b.ns, &b.ifname)?;
-        let mut l = link::bridge(&b.ifname).index(i).up();
+        let mut l = link::bridge(&b.ifname).index(i);
+        if b.ipv6 {
+            l = l.up();
+        }
         if let Some(m) = b.mtu {
             l = l.mtu(m);
         }
         l.queue(netlink_of(&mut sockets, &b.ns)?)?;
-        phase2
-            .entry(b.ns.clone())
-            .or_default()
-            .push(LinkChange::of(i).alias(&alias));
+        // A bridge has carrier as soon as it is up: on an IPv4 network it comes up in
+        // phase 2, after its addrgenmode is none.
+        let changes = phase2.entry(b.ns.clone()).or_default();
+        if b.ipv6 {
+            changes.push(LinkChange::of(i).alias(&alias));
+        } else {
+            changes.push(LinkChange::of(i).alias(&alias).ipv6_link_local(false));
+            changes.push(LinkChange::of(i).up());
+        }
     }
     for v in &plan.veths {
         let bi = idx.assign(&v.b.ns, &v.b.ifname)?;
@@ -581,11 +589,16 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
                 v.a.ifname, v.a.ns
             ))
         })?;
+        // On an IPv4 network both ends come up only after their addrgenmode is none (in
+        // phase 2, each end in a change of its own before its `up`): carrier needs both ends
+        // up, so neither ever gets a link-local address.
         let mut l = link::veth(&v.b.ifname, &v.a.ifname)
             .index(bi)
-            .up()
             .peer_index(ai)
             .peer_netns(peer_ns.fd());
+        if v.ipv6 {
+            l = l.up();
+        }
         if let Some(m) = v.mtu {
             l = l.mtu(m).peer_mtu(m);
         }
@@ -593,15 +606,24 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             l = l.master(idx.get(&v.b.ns, master)?);
         }
         l.queue(netlink_of(&mut sockets, &v.b.ns)?)?;
-        phase2
-            .entry(v.b.ns.clone())
-            .or_default()
-            .push(LinkChange::of(bi).alias(&alias));
-        let mut change = LinkChange::of(ai).up().alias(&alias);
+        let fabric_side = phase2.entry(v.b.ns.clone()).or_default();
+        if v.ipv6 {
+            fabric_side.push(LinkChange::of(bi).alias(&alias));
+        } else {
+            fabric_side.push(LinkChange::of(bi).alias(&alias).ipv6_link_local(false));
+            fabric_side.push(LinkChange::of(bi).up());
+        }
+        let node_side = phase2.entry(v.a.ns.clone()).or_default();
+        let mut change = LinkChange::of(ai).up();
+        if v.ipv6 {
+            change = change.alias(&alias);
+        } else {
+            node_side.push(LinkChange::of(ai).alias(&alias).ipv6_link_local(false));
+        }
         if let Some(master) = &v.a.master {
             change = change.master(idx.get(&v.a.ns, master)?);
         }
-        phase2.entry(v.a.ns.clone()).or_default().push(change);
+        node_side.push(change);
     }
     // The lab's host link: the router end is created (with its index) in the router, the
     // host end directly in the root namespace, in the same message.

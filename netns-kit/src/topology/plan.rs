@@ -96,6 +96,10 @@ pub struct BridgePlan {
     pub network: String,
     /// MTU in bytes; `None` = kernel default.
     pub mtu: Option<u32>,
+    /// Whether the network is IPv6. On an IPv4 network no interface gets an IPv6
+    /// link-local address (addrgenmode none, as Docker does on IPv4-only networks): no
+    /// DAD, MLD or router solicitations flooded to every port of the bridge.
+    pub ipv6: bool,
 }
 
 /// One end of a veth pair.
@@ -118,6 +122,8 @@ pub struct VethPlan {
     pub b: Endpoint,
     /// MTU in bytes for both ends; `None` = kernel default.
     pub mtu: Option<u32>,
+    /// Whether the network is IPv6 (see [`BridgePlan::ipv6`]).
+    pub ipv6: bool,
 }
 
 /// Where a VXLAN sends its frames.
