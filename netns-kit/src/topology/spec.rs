@@ -9,6 +9,8 @@
 //! [[networks]]                      # one bridge + one subnet (a "tier")
 //! name = "frontend"
 //! subnet = "172.20.0.0/24"          # IPv4 or IPv6 CIDR; must not overlap another network
+//!                                   # (an IPv4 network's interfaces get no IPv6 link-local address;
+//!                                   #  IPv6 addresses are added without duplicate address detection)
 //! bridge = "br-frontend"            # optional; default "br-<name>" (shortened if needed), <= 15 bytes
 //! mtu = 1500                        # optional; bytes, default: kernel default (1500)
 //!
