@@ -279,8 +279,9 @@ fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
-/// The kernel's extended-ack error text in an NLMSG_ERROR message (capped ack), if any.
-fn ext_ack_text(msg: &[u8]) -> Option<String> {
+/// The kernel's extended-ack error text in an NLMSG_ERROR message (capped ack), if any
+/// (route and nf_tables sockets alike).
+pub(crate) fn ext_ack_text(msg: &[u8]) -> Option<String> {
     // nlmsghdr(16) + error code(4) + the request's nlmsghdr(16), then attributes.
     let mut p = 36usize;
     while p + 4 <= msg.len() {

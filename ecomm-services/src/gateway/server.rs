@@ -85,22 +85,30 @@ where
     .map_err(std::io::Error::other)?
 }
 
-/// Accepts until `shutdown`, giving each connection to the least loaded worker.
-async fn accept(listener: &TcpListener, workers: &[Worker], shutdown: &Shutdown) {
+/// The next client connection, or None once `shutdown` fires. Accept errors (typically
+/// EMFILE) are logged and retried after a short back-off instead of spinning.
+async fn next_client(
+    listener: &TcpListener,
+    shutdown: &Shutdown,
+) -> Option<(TcpStream, std::net::SocketAddr)> {
     loop {
-        let (stream, peer) = tokio::select! {
+        tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Ok(accepted) => return Some(accepted),
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(error) => {
-                    // Typically EMFILE: back off briefly instead of spinning.
                     tracing::warn!(%error, "accept failed");
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
                 }
             },
-            () = shutdown.wait() => return,
-        };
+            () = shutdown.wait() => return None,
+        }
+    }
+}
+
+/// Accepts until `shutdown`, giving each connection to the least loaded worker.
+async fn accept(listener: &TcpListener, workers: &[Worker], shutdown: &Shutdown) {
+    while let Some((stream, peer)) = next_client(listener, shutdown).await {
         let Some(worker) = workers
             .iter()
             .filter(|w| !w.connections.is_closed())
@@ -170,19 +178,7 @@ pub async fn serve_proxy(
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let builder = builder();
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-            () = shutdown.wait() => break,
-        };
+    while let Some((stream, peer)) = next_client(&listener, &shutdown).await {
         serve_one(&builder, &graceful, stream, peer, &proxy, None);
     }
     drop(listener);

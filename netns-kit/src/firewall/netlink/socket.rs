@@ -16,6 +16,7 @@ use super::batch::Encoded;
 use super::message::MessageWriter;
 use super::uapi::*;
 use crate::error::{Error, Result};
+use crate::netlink::ext_ack_text;
 use crate::netns::Netns;
 
 /// Receive buffer of the socket: each acknowledgement costs about 1 KiB of receive-buffer
@@ -340,24 +341,4 @@ fn errors_in(buf: &[u8]) -> Vec<Answer> {
         p += (len + 3) & !3;
     }
     out
-}
-
-/// The kernel's extended-ack text in an NLMSG_ERROR message (capped ack), if any.
-fn ext_ack_text(msg: &[u8]) -> Option<String> {
-    // nlmsghdr(16) + error code(4) + the request's nlmsghdr(16), then attributes.
-    let mut p = 36usize;
-    while p + 4 <= msg.len() {
-        let len = u16::from_ne_bytes([msg[p], msg[p + 1]]) as usize;
-        let kind = u16::from_ne_bytes([msg[p + 2], msg[p + 3]]) & 0x3fff;
-        if len < 4 || p + len > msg.len() {
-            break;
-        }
-        if kind == NLMSGERR_ATTR_MSG {
-            let raw = &msg[p + 4..p + len];
-            let text = raw.split(|b| *b == 0).next().unwrap_or(raw);
-            return Some(String::from_utf8_lossy(text).into_owned());
-        }
-        p += (len + 3) & !3;
-    }
-    None
 }

@@ -24,8 +24,6 @@ pub const NLM_F_CREATE: u16 = 0x400;
 pub const NLM_F_APPEND: u16 = 0x800;
 /// NLA_F_NESTED: the attribute holds attributes.
 pub const NLA_F_NESTED: u16 = 0x8000;
-/// NLMSGERR_ATTR_MSG: extended-ack error text.
-pub const NLMSGERR_ATTR_MSG: u16 = 1;
 /// NFNL_MSG_BATCH_BEGIN (NLMSG_MIN_TYPE): opens a transaction.
 pub const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 /// NFNL_MSG_BATCH_END (NLMSG_MIN_TYPE + 1): commits it.
