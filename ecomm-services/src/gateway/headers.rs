@@ -66,16 +66,16 @@ pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
 
 /// Whether `name` is hop-by-hop: listed in RFC 9110 §7.6.1, `proxy-connection`, or named
 /// by the message's `Connection` header (`connection`: its value, if any).
-pub fn is_hop_by_hop(name: &str, connection: Option<&[u8]>) -> bool {
+pub fn is_hop_by_hop(name: &[u8], connection: Option<&[u8]>) -> bool {
     let listed = HOP_BY_HOP
         .iter()
-        .any(|hop| hop.as_str().eq_ignore_ascii_case(name))
-        || name.eq_ignore_ascii_case("proxy-connection");
+        .any(|hop| hop.as_str().as_bytes().eq_ignore_ascii_case(name))
+        || name.eq_ignore_ascii_case(b"proxy-connection");
     listed
         || connection.is_some_and(|value| {
             value
                 .split(|b| *b == b',')
-                .any(|token| token.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+                .any(|token| token.trim_ascii().eq_ignore_ascii_case(name))
         })
 }
 
@@ -90,7 +90,6 @@ pub fn write_upstream_headers(
     client: IpAddr,
     request_id: &HeaderValue,
 ) {
-    use std::io::Write as _;
     let connection = headers.get(header::CONNECTION).map(HeaderValue::as_bytes);
     let mut forwarded: Option<&HeaderValue> = None;
     let mut extra_forwarded = false;
@@ -106,7 +105,7 @@ pub fn write_upstream_headers(
         if *name == REQUEST_ID
             || *name == header::CONTENT_LENGTH
             || *name == header::EXPECT
-            || is_hop_by_hop(name.as_str(), connection)
+            || is_hop_by_hop(name.as_str().as_bytes(), connection)
         {
             continue;
         }
@@ -127,14 +126,51 @@ pub fn write_upstream_headers(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b", ");
     }
-    let _ = write!(out, "{client}\r\nx-request-id: ");
+    push_ip(out, client);
+    out.extend_from_slice(b"\r\nx-request-id: ");
     out.extend_from_slice(request_id.as_bytes());
     out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `ip` in its usual text form (IPv4 without `fmt`: this runs once per request).
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(digits.format(octet).as_bytes());
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write as _;
+            let _ = write!(out, "{v6}");
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for text in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.255.9",
+            "255.255.255.255",
+            "::1",
+            "fd00::7:1",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            let mut out = Vec::new();
+            push_ip(&mut out, ip);
+            assert_eq!(out, ip.to_string().into_bytes(), "{text}");
+        }
+    }
 
     #[test]
     fn strips_listed_and_named_headers() {
@@ -185,8 +221,8 @@ mod tests {
 
     #[test]
     fn hop_by_hop_names_include_those_the_connection_header_lists() {
-        assert!(is_hop_by_hop("Keep-Alive", None));
-        assert!(is_hop_by_hop("x-hop", Some(b"close, X-Hop")));
-        assert!(!is_hop_by_hop("x-end-to-end", Some(b"close, x-hop")));
+        assert!(is_hop_by_hop(b"Keep-Alive", None));
+        assert!(is_hop_by_hop(b"x-hop", Some(b"close, X-Hop")));
+        assert!(!is_hop_by_hop(b"x-end-to-end", Some(b"close, x-hop")));
     }
 }

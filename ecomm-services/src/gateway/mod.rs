@@ -3,6 +3,7 @@
 //! and timeouts.
 
 mod chunked;
+mod client_watch;
 mod conn_pool;
 mod discovery;
 mod error;
@@ -26,6 +27,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+pub use client_watch::Watchlist;
 pub use conn_pool::{ConnPool, ConnPoolLimits};
 pub use discovery::Discovery;
 pub use error::GatewayError;
@@ -35,7 +37,7 @@ pub use instance::Instance;
 pub use outlier::EjectionPolicy;
 pub use pool::Pool;
 pub use proxy::{GatewayBody, Proxy, ProxyLimits, Route, UpstreamClient, MAX_TRIES_LIMIT};
-pub use server::{serve_proxy, serve_proxy_threads};
+pub use server::{serve_proxy, serve_proxy_threads, ServeTimeouts};
 pub use upstream_conn::{ExchangeError, Exchanged, UpstreamConn};
 
 use crate::http::{Metrics, Shutdown};
@@ -128,6 +130,11 @@ pub struct GatewayArgs {
     /// How long in-flight requests may finish after SIGTERM, in milliseconds (default 10000).
     #[arg(long, env = "ECOMM_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub drain_timeout_ms: u64,
+    /// Close a client connection that has not sent a complete request head for this many
+    /// seconds (slowloris, or idle keep-alive between requests), or whose response made no
+    /// write progress for as long (default 30).
+    #[arg(long, env = "ECOMM_GATEWAY_CLIENT_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub client_timeout_secs: u64,
     /// Registry settings: the gateway registers itself as `gateway` and, when given, watches
     /// product/order there unless static or DNS upstreams are set.
     #[command(flatten)]
@@ -280,7 +287,10 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         make_pool,
         threads,
         shutdown,
-        Duration::from_millis(args.drain_timeout_ms),
+        ServeTimeouts {
+            drain: Duration::from_millis(args.drain_timeout_ms),
+            client: Duration::from_secs(args.client_timeout_secs),
+        },
     )
     .await
     .context("serving")?;

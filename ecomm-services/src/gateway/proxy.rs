@@ -234,7 +234,11 @@ impl Proxy {
             }
             instance.requests.inc();
             let per_try = self.limits.per_try.min(remaining);
-            match tokio::time::timeout(per_try, self.try_once(&instance, &request, now)).await {
+            // The deadline from the clock reading at hand (no second read for the timer).
+            let try_deadline = tokio::time::Instant::from_std(now + per_try);
+            match tokio::time::timeout_at(try_deadline, self.try_once(&instance, &request, now))
+                .await
+            {
                 Ok(Ok(response)) => {
                     if matches!(response.status().as_u16(), 502..=504) {
                         route.pool.record_failure(&instance);

@@ -4,7 +4,7 @@
 //! the fewest open connections, so keep-alive clients spread evenly (a shared listening
 //! socket lets whichever thread wakes first take a burst of connections). HTTP/1.1
 //! keep-alive by hyper, with graceful drain (stop accepting, finish in-flight requests,
-//! close idle connections).
+//! close idle connections); stalled clients are closed by each thread's [`Watchlist`].
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +14,8 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+
+use super::client_watch::Watchlist;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -28,6 +30,16 @@ struct Worker {
     open: Arc<AtomicUsize>,
 }
 
+/// How long connections may take.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeTimeouts {
+    /// How long in-flight requests may finish after shutdown.
+    pub drain: Duration,
+    /// How long a client may take to send a request head, sit idle between requests, or
+    /// make no progress reading a response.
+    pub client: Duration,
+}
+
 /// Runs `threads` proxy threads behind an acceptor on `listener` until `shutdown`; returns
 /// when all drained.
 pub async fn serve_proxy_threads<F>(
@@ -36,7 +48,7 @@ pub async fn serve_proxy_threads<F>(
     make_pool: F,
     threads: usize,
     shutdown: Shutdown,
-    drain: Duration,
+    timeouts: ServeTimeouts,
 ) -> std::io::Result<()>
 where
     F: Fn() -> ConnPool + Send + Sync + 'static,
@@ -64,7 +76,7 @@ where
                     .build()?;
                 runtime.block_on(async move {
                     let proxy = Arc::new(proxy.with_conn_pool(make_pool()));
-                    serve_connections(receiver, open, proxy, shutdown, drain).await
+                    serve_connections(receiver, open, proxy, shutdown, timeouts).await
                 })
             })?;
         handles.push(handle);
@@ -134,10 +146,12 @@ async fn serve_connections(
     open: Arc<AtomicUsize>,
     proxy: Arc<Proxy>,
     shutdown: Shutdown,
-    drain: Duration,
+    timeouts: ServeTimeouts,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let builder = builder();
+    let watchlist = Watchlist::new(timeouts.client);
+    let sweeper = tokio::spawn(watchlist.clone().run());
     loop {
         let (stream, peer) = tokio::select! {
             received = connections.recv() => match received {
@@ -157,14 +171,18 @@ async fn serve_connections(
         serve_one(
             &builder,
             &graceful,
-            stream,
-            peer,
+            Client {
+                stream,
+                peer,
+                open: Some(open.clone()),
+            },
             &proxy,
-            Some(open.clone()),
+            &watchlist,
         );
     }
     drop(connections);
-    drain_all(graceful, drain).await;
+    drain_all(graceful, timeouts.drain).await;
+    sweeper.abort();
     Ok(())
 }
 
@@ -174,15 +192,23 @@ pub async fn serve_proxy(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     shutdown: Shutdown,
-    drain: Duration,
+    timeouts: ServeTimeouts,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let builder = builder();
+    let watchlist = Watchlist::new(timeouts.client);
+    let sweeper = tokio::spawn(watchlist.clone().run());
     while let Some((stream, peer)) = next_client(&listener, &shutdown).await {
-        serve_one(&builder, &graceful, stream, peer, &proxy, None);
+        let client = Client {
+            stream,
+            peer,
+            open: None,
+        };
+        serve_one(&builder, &graceful, client, &proxy, &watchlist);
     }
     drop(listener);
-    drain_all(graceful, drain).await;
+    drain_all(graceful, timeouts.drain).await;
+    sweeper.abort();
     Ok(())
 }
 
@@ -190,27 +216,53 @@ fn builder() -> http1::Builder {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        // Stalled clients are the Watchlist's: no boxed timer per request head.
+        .header_read_timeout(None)
         // Head and (already whole) body copied into one buffer: one send, no iovec queue.
         .writev(false)
         .keep_alive(true);
     builder
 }
 
-/// Spawns the task serving one client connection; `open` is decremented when it ends.
+/// A client connection handed to a proxy thread; `open` (the thread's connection count) is
+/// decremented when it ends.
+struct Client {
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    open: Option<Arc<AtomicUsize>>,
+}
+
+/// What every request of one connection needs (one Arc clone per request).
+struct ConnCtx {
+    proxy: Arc<Proxy>,
+    watch: Arc<super::client_watch::Watch>,
+    peer: std::net::SocketAddr,
+}
+
+/// Spawns the task serving one client connection, watched by `watchlist`.
 fn serve_one(
     builder: &http1::Builder,
     graceful: &GracefulShutdown,
-    stream: TcpStream,
-    peer: std::net::SocketAddr,
+    client: Client,
     proxy: &Arc<Proxy>,
-    open: Option<Arc<AtomicUsize>>,
+    watchlist: &Watchlist,
 ) {
+    let Client { stream, peer, open } = client;
     let _ = stream.set_nodelay(true);
-    let proxy = proxy.clone();
+    let (stream, watch) = watchlist.watch(stream);
+    let ctx = Arc::new(ConnCtx {
+        proxy: proxy.clone(),
+        watch,
+        peer,
+    });
     let service = service_fn(move |req| {
-        let proxy = proxy.clone();
-        async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+        let ctx = ctx.clone();
+        async move {
+            ctx.watch.request_started();
+            let response = ctx.proxy.handle(req, ctx.peer).await;
+            ctx.watch.request_done();
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
     tokio::spawn(async move {

@@ -113,7 +113,24 @@ enum Framing {
     UntilClose,
 }
 
-/// What the first parse of a response head tells.
+/// Where one header line of a parsed response head lies (byte offsets into the head).
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+impl Span {
+    fn name<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
+        &buf[self.name.0 as usize..self.name.1 as usize]
+    }
+
+    fn value<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
+        &buf[self.value.0 as usize..self.value.1 as usize]
+    }
+}
+
+/// What the parse of a response head tells (its header lines are in the caller's spans).
 struct Head {
     len: usize,
     status: u16,
@@ -144,6 +161,8 @@ pub struct UpstreamConn {
     stream: TcpStream,
     read: BytesMut,
     write: Vec<u8>,
+    /// Header lines of the last response head parsed (reused: no allocation per exchange).
+    spans: Vec<Span>,
     idle_since: Instant,
 }
 
@@ -161,6 +180,7 @@ impl UpstreamConn {
             stream,
             read: BytesMut::new(),
             write: Vec::with_capacity(1024),
+            spans: Vec::with_capacity(16),
             idle_since: Instant::now(),
         })
     }
@@ -268,7 +288,7 @@ impl UpstreamConn {
         self.read.clear();
         let mut received = false;
         let head = loop {
-            match parse_head(&self.read, head_request)? {
+            match parse_head(&self.read, head_request, &mut self.spans)? {
                 Some(head) if (100..200).contains(&head.status) => {
                     if head.status == 101 {
                         return Err(ExchangeError::Malformed(
@@ -340,13 +360,18 @@ impl UpstreamConn {
             // Bytes after the response: the stream is out of step, never reuse it.
             reusable = false;
         }
-        let response = build_response(&message, head.len, body)?;
+        let response = build_response(&message, &self.spans, head.status, body)?;
         Ok(Exchanged { response, reusable })
     }
 }
 
-/// Parses the response head at the start of `buf` (None: incomplete).
-fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, ExchangeError> {
+/// Parses the response head at the start of `buf` (None: incomplete); its header lines are
+/// left in `spans`.
+fn parse_head(
+    buf: &[u8],
+    head_request: bool,
+    spans: &mut Vec<Span>,
+) -> Result<Option<Head>, ExchangeError> {
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut []);
     let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
@@ -360,6 +385,19 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, ExchangeEr
         Err(error) => return Err(ExchangeError::Malformed(error.to_string())),
     };
     let status = response.code.unwrap_or(0);
+    // Offsets fit in u32: the head is at most MAX_HEAD_BYTES (checked by the caller before
+    // reading more), and httparse's slices point into `buf`.
+    let base = buf.as_ptr() as usize;
+    let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u32;
+    spans.clear();
+    spans.extend(response.headers.iter().map(|h| {
+        let name = offset(h.name.as_bytes());
+        let value = offset(h.value);
+        Span {
+            name: (name, name + h.name.len() as u32),
+            value: (value, value + h.value.len() as u32),
+        }
+    }));
     let mut keep_alive = response.version == Some(1);
     let mut length = None;
     let mut chunked = false;
@@ -412,40 +450,35 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>, ExchangeEr
     }))
 }
 
-/// Builds the response from the frozen `message` (head of `head_len` bytes), sharing its
-/// bytes for header values; hop-by-hop headers are left out, and so is the framing (the body
-/// is whole now) except on responses without a body, where Content-Length describes the
-/// resource.
+/// Builds the response from the frozen `message` (its head described by `spans`, as parsed
+/// by [`parse_head`]), sharing its bytes for header values; hop-by-hop headers are left out,
+/// and so is the framing (the body is whole now) except on responses without a body, where
+/// Content-Length describes the resource.
 fn build_response(
     message: &Bytes,
-    head_len: usize,
+    spans: &[Span],
+    status: u16,
     body: Bytes,
 ) -> Result<Response<Bytes>, ExchangeError> {
-    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut []);
-    httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut parsed, &message[..head_len], &mut headers)
-        .map_err(|e| ExchangeError::Malformed(e.to_string()))?;
-    let status = StatusCode::from_u16(parsed.code.unwrap_or(0))
+    let status = StatusCode::from_u16(status)
         .map_err(|_| ExchangeError::Malformed("invalid status code".into()))?;
     let keep_length = body.is_empty() && matches!(status.as_u16(), 200..=299 | 304);
-    let connection = parsed
-        .headers
+    let connection = spans
         .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("connection"))
-        .map(|h| h.value);
-    let mut map = HeaderMap::with_capacity(parsed.headers.len());
-    let base = message.as_ptr() as usize;
-    for h in parsed.headers.iter() {
-        if (!keep_length && h.name.eq_ignore_ascii_case("content-length"))
-            || is_hop_by_hop(h.name, connection)
+        .find(|h| h.name(message).eq_ignore_ascii_case(b"connection"))
+        .map(|h| h.value(message));
+    let mut map = HeaderMap::with_capacity(spans.len());
+    for h in spans {
+        let raw_name = h.name(message);
+        if (!keep_length && raw_name.eq_ignore_ascii_case(b"content-length"))
+            || is_hop_by_hop(raw_name, connection)
         {
             continue;
         }
-        let name = header_name(h.name)?;
-        let start = h.value.as_ptr() as usize - base;
-        let value = HeaderValue::from_maybe_shared(message.slice(start..start + h.value.len()))
-            .map_err(|_| ExchangeError::Malformed(format!("invalid value of header {name}")))?;
+        let name = header_name(raw_name)?;
+        let value =
+            HeaderValue::from_maybe_shared(message.slice(h.value.0 as usize..h.value.1 as usize))
+                .map_err(|_| ExchangeError::Malformed(format!("invalid value of header {name}")))?;
         map.append(name, value);
     }
     let mut response = Response::new(body);
@@ -455,15 +488,19 @@ fn build_response(
 }
 
 /// The header name, without allocating for the custom names the services always send.
-fn header_name(name: &str) -> Result<HeaderName, ExchangeError> {
-    if name.eq_ignore_ascii_case("x-request-id") {
+fn header_name(name: &[u8]) -> Result<HeaderName, ExchangeError> {
+    if name.eq_ignore_ascii_case(b"x-request-id") {
         return Ok(REQUEST_ID.clone());
     }
-    if name.eq_ignore_ascii_case("x-cache") {
+    if name.eq_ignore_ascii_case(b"x-cache") {
         return Ok(HeaderName::from_static("x-cache"));
     }
-    HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| ExchangeError::Malformed(format!("invalid header name {name:?}")))
+    HeaderName::from_bytes(name).map_err(|_| {
+        ExchangeError::Malformed(format!(
+            "invalid header name {:?}",
+            String::from_utf8_lossy(name)
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -471,7 +508,9 @@ mod tests {
     use super::*;
 
     fn head(text: &str) -> Head {
-        parse_head(text.as_bytes(), false).unwrap().unwrap()
+        parse_head(text.as_bytes(), false, &mut Vec::new())
+            .unwrap()
+            .unwrap()
     }
 
     #[test]
@@ -502,9 +541,13 @@ mod tests {
 
     #[test]
     fn a_head_request_has_no_body_whatever_the_length_says() {
-        let head = parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: 99\r\n\r\n", true)
-            .unwrap()
-            .unwrap();
+        let head = parse_head(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 99\r\n\r\n",
+            true,
+            &mut Vec::new(),
+        )
+        .unwrap()
+        .unwrap();
         assert!(matches!(head.framing, Framing::Empty));
     }
 
@@ -513,6 +556,7 @@ mod tests {
         let result = parse_head(
             b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
             false,
+            &mut Vec::new(),
         );
         assert!(matches!(result, Err(ExchangeError::Malformed(_))));
     }
@@ -523,7 +567,11 @@ mod tests {
             "HTTP/1.1 201 Created\r\ncontent-length: 2\r\nx-cache: hit\r\nlocation: /a\r\n\r\nok";
         let message = Bytes::from(text);
         let head_len = text.len() - 2;
-        let response = build_response(&message, head_len, message.slice(head_len..)).unwrap();
+        let mut spans = Vec::new();
+        let head = parse_head(&message, false, &mut spans).unwrap().unwrap();
+        assert_eq!(head.len, head_len);
+        let response =
+            build_response(&message, &spans, head.status, message.slice(head_len..)).unwrap();
         assert_eq!(response.status(), 201);
         assert_eq!(response.headers()["x-cache"], "hit");
         assert_eq!(response.headers()["location"], "/a");
