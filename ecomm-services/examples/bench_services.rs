@@ -8,8 +8,11 @@
 //! - order creation through the gateway (wrk + Lua, a unique Idempotency-Key per request);
 //! - each service's RSS under load (VmRSS sampled during load, VmHWM after).
 //!
-//! The gateway and nginx read runs are interleaved in `BENCH_ROUNDS` (default 3) slices so
-//! both see the same machine load; p50/p99 are the medians of the slices.
+//! The gateway and nginx read runs are interleaved in `BENCH_ROUNDS` (default 6) slices,
+//! alternating which goes first, so both see the same machine load; p50/p99 are the medians
+//! of the slices. The ratio is given overall and as the median of the per-round ratios, and
+//! each proxy's own CPU time per request (user + system, from /proc) is counted over its
+//! slices: the part of the cost that is the proxy's, whatever the shared backends cost.
 //! Environment: `BENCH_DURATION_S` (default 30, per proxy) for the wrk read runs, `BENCH_ORDER_DURATION_S`
 //! (default 15), `ECOMM_BIN` (default: the `ecomm` next to this example's directory),
 //! `BENCH_HOLD_S` (default 0: keep the stack up this long before measuring, to profile by hand).
@@ -298,6 +301,54 @@ fn run_ab(url: &str) -> Ab {
     ab
 }
 
+/// `pid` and its children (nginx: the master and its workers).
+fn with_children(pid: u32) -> Vec<u32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    std::iter::once(pid)
+        .chain(children.split_whitespace().filter_map(|c| c.parse().ok()))
+        .collect()
+}
+
+/// User + system CPU time of `pids` (all threads), in clock ticks.
+fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Fields after the command name (which may hold spaces) end with ')'.
+            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
+            let field = |i: usize| {
+                fields
+                    .get(i - 3)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            field(14) + field(15)
+        })
+        .sum()
+}
+
+/// CPU microseconds per request; /proc counts in USER_HZ ticks, 100 per second on Linux.
+fn cpu_us_per_request(ticks: u64, runs: &[Wrk]) -> f64 {
+    let requests: u64 = runs.iter().map(|r| r.requests).sum();
+    if requests == 0 {
+        return f64::NAN;
+    }
+    ticks as f64 * 10_000.0 / requests as f64
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
 /// (VmRSS, VmHWM) of `pid` in MiB.
 fn rss_mib(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -481,15 +532,37 @@ fn main() {
     pids.push(("order".into(), order.pid()));
     pids.push(("gateway".into(), gateway.pid()));
 
-    // Interleave gateway and nginx slices so both see the same machine load.
-    let rounds = env_u64("BENCH_ROUNDS", 3).max(1);
+    // Interleave gateway and nginx slices so both see the same machine load, alternating
+    // which goes first; CPU time of each proxy's processes is counted over its slices.
+    let rounds = env_u64("BENCH_ROUNDS", 6).max(1);
     let slice_s = (read_s / rounds).max(1);
     let mut gateway_rounds = Vec::new();
     let mut nginx_rounds = Vec::new();
     let mut peaks_read: Vec<(String, f64)> = Vec::new();
+    let gateway_pids = vec![gateway.pid()];
+    let nginx_pids = with_children(nginx.pid());
+    let (mut gateway_ticks, mut nginx_ticks) = (0u64, 0u64);
     for round in 1..=rounds {
-        eprintln!("round {round}/{rounds}: wrk -c50 -d{slice_s}s via gateway, then via nginx…");
+        let gateway_first = round % 2 == 1;
+        eprintln!(
+            "round {round}/{rounds}: wrk -c50 -d{slice_s}s via {}…",
+            if gateway_first {
+                "gateway, then nginx"
+            } else {
+                "nginx, then gateway"
+            }
+        );
+        let mut via_nginx_slice = |ticks: &mut u64| {
+            let before = cpu_ticks(&nginx_pids);
+            nginx_rounds.push(run_wrk(&via_nginx, slice_s, None));
+            *ticks += cpu_ticks(&nginx_pids).saturating_sub(before);
+        };
+        if !gateway_first {
+            via_nginx_slice(&mut nginx_ticks);
+        }
+        let before = cpu_ticks(&gateway_pids);
         let (run, peaks) = sampling_rss(&pids, || run_wrk(&via_gateway, slice_s, None));
+        gateway_ticks += cpu_ticks(&gateway_pids).saturating_sub(before);
         gateway_rounds.push(run);
         for (name, peak) in peaks {
             match peaks_read.iter_mut().find(|(n, _)| *n == name) {
@@ -497,8 +570,16 @@ fn main() {
                 None => peaks_read.push((name, peak)),
             }
         }
-        nginx_rounds.push(run_wrk(&via_nginx, slice_s, None));
+        if gateway_first {
+            via_nginx_slice(&mut nginx_ticks);
+        }
     }
+    let round_ratios: Vec<f64> = gateway_rounds
+        .iter()
+        .zip(&nginx_rounds)
+        .map(|(g, n)| g.requests_per_sec / n.requests_per_sec)
+        .collect();
+    let median_ratio = median(&round_ratios);
     let gateway_read = combine(&gateway_rounds);
     let nginx_read = combine(&nginx_rounds);
     eprintln!("ab -n 1000 -c 50 via gateway…");
@@ -542,7 +623,10 @@ fn main() {
         "| nginx round-robin, same instances | {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms | — |",
         nginx_read.requests_per_sec, nginx_read.p50_ms, nginx_read.p99_ms
     );
-    println!("| ratio gateway / nginx | {ratio:.2} | ≥ 1.0 |");
+    println!("| ratio gateway / nginx | {ratio:.2} overall; median of {rounds} rounds {median_ratio:.2} | ≥ 1.0 |");
+    let gateway_cpu_us = cpu_us_per_request(gateway_ticks, &gateway_rounds);
+    let nginx_cpu_us = cpu_us_per_request(nginx_ticks, &nginx_rounds);
+    println!("| proxy CPU per request (user + system) | gateway {gateway_cpu_us:.1} µs, nginx {nginx_cpu_us:.1} µs | — |");
     println!("| ab -n 1000 -c 50 via gateway | {:.0} req/s, {} failed, {} non-2xx | ≥ 5400 req/s, 0 failed |", ab.requests_per_sec, ab.failed, ab.non_2xx);
     println!("| order creation via gateway ({order_s}s) | {orders_per_sec:.0} orders/s ({} non-2xx, {} socket errors, p99 {:.2} ms) | ≥ 1500/s |", orders.non_2xx, orders.socket_errors, orders.p99_ms);
     for entry in &rss {
@@ -564,6 +648,9 @@ fn main() {
         "gateway_read_rounds": gateway_rounds,
         "nginx_read_rounds": nginx_rounds,
         "ratio_vs_nginx": ratio,
+        "ratio_vs_nginx_rounds": round_ratios,
+        "ratio_vs_nginx_median": median_ratio,
+        "cpu_us_per_request": { "gateway": gateway_cpu_us, "nginx": nginx_cpu_us },
         "ab_gateway": ab,
         "orders": { "wrk": orders, "created": created, "orders_per_sec": orders_per_sec },
         "rss": rss,
