@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ecomm_services::fixtures::{free_loopback_port, Postgres, Redis};
+use ecomm_services::fixtures::{free_loopback_port, spawn_tied_to_process, Postgres, Redis};
 use serde_json::json;
 
 /// A child process killed (and reaped) on drop.
@@ -33,12 +33,14 @@ struct Proc {
 }
 
 impl Proc {
+    /// Spawns the built `command` so that it dies with the bench, even when the bench is
+    /// killed (no service or nginx outlives an interrupted run).
     fn spawn(name: &str, command: &mut Command) -> Self {
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        command.stdout(Stdio::null()).stderr(Stdio::inherit());
+        // The spawner thread needs the command by value; the builder left behind is unused.
+        let owned = std::mem::replace(command, Command::new("true"));
+        let child =
+            spawn_tied_to_process(owned).unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         Self {
             name: name.to_owned(),
             child,
@@ -301,13 +303,22 @@ fn run_ab(url: &str) -> Ab {
     ab
 }
 
-/// `pid` and its children (nginx: the master and its workers).
+/// `pid` and all its descendants (nginx: unshare, the master and its workers).
 fn with_children(pid: u32) -> Vec<u32> {
-    let children =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    std::iter::once(pid)
-        .chain(children.split_whitespace().filter_map(|c| c.parse().ok()))
-        .collect()
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        let p = all[i];
+        let children =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        all.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
+        i += 1;
+    }
+    all
 }
 
 /// User + system CPU time of `pids` (all threads), in clock ticks.
@@ -496,9 +507,13 @@ fn main() {
         nginx_conf(&nginx_dir, loopback(nginx_port), &product_list),
     )
     .expect("write nginx.conf");
+    // nginx's workers outlive a killed master; in a PID namespace of its own the master is
+    // init, and the kernel kills every worker when it dies (unshare dies with the bench and
+    // takes the master with it).
     let nginx = Proc::spawn(
         "nginx",
-        Command::new("nginx")
+        Command::new("unshare")
+            .args(["--pid", "--fork", "--kill-child", "nginx"])
             .arg("-p")
             .arg(&nginx_dir)
             .arg("-c")
@@ -521,7 +536,7 @@ fn main() {
     let hold_s = env_u64("BENCH_HOLD_S", 0);
     if hold_s > 0 {
         eprintln!(
-            "holding {hold_s}s: gateway {via_gateway} (pid {}), nginx {via_nginx} (master pid {})",
+            "holding {hold_s}s: gateway {via_gateway} (pid {}), nginx {via_nginx} (pid {}, its own PID namespace)",
             gateway.pid(),
             nginx.pid()
         );
