@@ -176,6 +176,26 @@ impl Watch {
         }
     }
 
+    /// A write's outcome as the client stream reports it: bytes written count as progress;
+    /// Pending parks (see [`Watch::park`]).
+    fn after_write(
+        &self,
+        cx: &Context<'_>,
+        polled: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match polled {
+            Poll::Pending => {
+                self.park(cx)?;
+                Poll::Pending
+            }
+            Poll::Ready(Ok(n)) => {
+                self.progress();
+                Poll::Ready(Ok(n))
+            }
+            error => error,
+        }
+    }
+
     /// After a Pending poll: be woken by [`Watch::kill`] too, and fail at once if it came
     /// first.
     fn park(&self, cx: &Context<'_>) -> io::Result<()> {
@@ -214,17 +234,8 @@ impl AsyncWrite for Watched {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.watch.check()?;
-        match Pin::new(&mut self.stream).poll_write(cx, buf) {
-            Poll::Pending => {
-                self.watch.park(cx)?;
-                Poll::Pending
-            }
-            Poll::Ready(Ok(n)) => {
-                self.watch.progress();
-                Poll::Ready(Ok(n))
-            }
-            error => error,
-        }
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.watch.after_write(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -233,17 +244,8 @@ impl AsyncWrite for Watched {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.watch.check()?;
-        match Pin::new(&mut self.stream).poll_write_vectored(cx, bufs) {
-            Poll::Pending => {
-                self.watch.park(cx)?;
-                Poll::Pending
-            }
-            Poll::Ready(Ok(n)) => {
-                self.watch.progress();
-                Poll::Ready(Ok(n))
-            }
-            error => error,
-        }
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.watch.after_write(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
