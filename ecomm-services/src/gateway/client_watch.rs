@@ -124,12 +124,14 @@ impl Watchlist {
     }
 
     /// Connections being watched (alive or not yet swept).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.watches.lock().map(|w| w.len()).unwrap_or(0)
     }
 
     /// Whether no connection is being watched.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

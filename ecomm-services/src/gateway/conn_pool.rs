@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxBuildHasher;
+
 use super::upstream_conn::{ExchangeError, UpstreamConn};
 use crate::http::Counter;
 
@@ -25,67 +27,12 @@ pub struct ConnPoolLimits {
 /// Check-ins between two sweeps of every instance's idle connections.
 pub const SWEEP_EVERY: u32 = 1024;
 
-/// Hashes upstream addresses with one multiply per word instead of SipHash: the keys come
-/// from discovery (not from clients), so flooding resistance buys nothing on this path,
-/// which runs twice per proxied request.
-#[derive(Default, Clone, Copy)]
-struct AddrHash;
-
-impl std::hash::BuildHasher for AddrHash {
-    type Hasher = AddrHasher;
-
-    fn build_hasher(&self) -> AddrHasher {
-        AddrHasher(0)
-    }
-}
-
-/// The hasher of [`AddrHash`] (FxHash's mixing step).
-struct AddrHasher(u64);
-
-impl std::hash::Hasher for AddrHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl AddrHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
 /// The idle connections by instance, and check-ins since the last sweep.
 #[derive(Default)]
 struct Idle {
-    by_addr: HashMap<SocketAddr, Vec<UpstreamConn>, AddrHash>,
+    /// FxHash, not SipHash: the keys come from discovery (not from clients), so flooding
+    /// resistance buys nothing on a path that runs twice per proxied request.
+    by_addr: HashMap<SocketAddr, Vec<UpstreamConn>, FxBuildHasher>,
     checkins: u32,
 }
 

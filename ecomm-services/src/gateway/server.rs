@@ -14,11 +14,11 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-
-use super::client_watch::Watchlist;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+
+use super::client_watch::{Watch, Watchlist};
 
 use super::conn_pool::ConnPool;
 use super::proxy::Proxy;
@@ -235,7 +235,7 @@ struct Client {
 /// What every request of one connection needs (one Arc clone per request).
 struct ConnCtx {
     proxy: Arc<Proxy>,
-    watch: Arc<super::client_watch::Watch>,
+    watch: Arc<Watch>,
     peer: std::net::SocketAddr,
 }
 

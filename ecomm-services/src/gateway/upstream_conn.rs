@@ -125,8 +125,12 @@ impl Span {
         &buf[self.name.0 as usize..self.name.1 as usize]
     }
 
+    fn value_range(&self) -> std::ops::Range<usize> {
+        self.value.0 as usize..self.value.1 as usize
+    }
+
     fn value<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
-        &buf[self.value.0 as usize..self.value.1 as usize]
+        &buf[self.value_range()]
     }
 }
 
@@ -476,9 +480,8 @@ fn build_response(
             continue;
         }
         let name = header_name(raw_name)?;
-        let value =
-            HeaderValue::from_maybe_shared(message.slice(h.value.0 as usize..h.value.1 as usize))
-                .map_err(|_| ExchangeError::Malformed(format!("invalid value of header {name}")))?;
+        let value = HeaderValue::from_maybe_shared(message.slice(h.value_range()))
+            .map_err(|_| ExchangeError::Malformed(format!("invalid value of header {name}")))?;
         map.append(name, value);
     }
     let mut response = Response::new(body);

@@ -572,13 +572,14 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
         l.queue(netlink_of(&mut sockets, &b.ns)?)?;
         // A bridge has carrier as soon as it is up: on an IPv4 network it comes up in
         // phase 2, after its addrgenmode is none.
-        let changes = phase2.entry(b.ns.clone()).or_default();
-        if b.ipv6 {
-            changes.push(LinkChange::of(i).alias(&alias));
-        } else {
-            changes.push(LinkChange::of(i).alias(&alias).ipv6_link_local(false));
-            changes.push(LinkChange::of(i).up());
-        }
+        let up = (!b.ipv6).then(|| LinkChange::of(i).up());
+        tag_then(
+            phase2.entry(b.ns.clone()).or_default(),
+            i,
+            &alias,
+            b.ipv6,
+            up,
+        );
     }
     for v in &plan.veths {
         let bi = idx.assign(&v.b.ns, &v.b.ifname)?;
@@ -606,24 +607,25 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             l = l.master(idx.get(&v.b.ns, master)?);
         }
         l.queue(netlink_of(&mut sockets, &v.b.ns)?)?;
-        let fabric_side = phase2.entry(v.b.ns.clone()).or_default();
-        if v.ipv6 {
-            fabric_side.push(LinkChange::of(bi).alias(&alias));
-        } else {
-            fabric_side.push(LinkChange::of(bi).alias(&alias).ipv6_link_local(false));
-            fabric_side.push(LinkChange::of(bi).up());
-        }
-        let node_side = phase2.entry(v.a.ns.clone()).or_default();
-        let mut change = LinkChange::of(ai).up();
-        if v.ipv6 {
-            change = change.alias(&alias);
-        } else {
-            node_side.push(LinkChange::of(ai).alias(&alias).ipv6_link_local(false));
-        }
+        let up = (!v.ipv6).then(|| LinkChange::of(bi).up());
+        tag_then(
+            phase2.entry(v.b.ns.clone()).or_default(),
+            bi,
+            &alias,
+            v.ipv6,
+            up,
+        );
+        let mut up = LinkChange::of(ai).up();
         if let Some(master) = &v.a.master {
-            change = change.master(idx.get(&v.a.ns, master)?);
+            up = up.master(idx.get(&v.a.ns, master)?);
         }
-        node_side.push(change);
+        tag_then(
+            phase2.entry(v.a.ns.clone()).or_default(),
+            ai,
+            &alias,
+            v.ipv6,
+            Some(up),
+        );
     }
     // The lab's host link: the router end is created (with its index) in the router, the
     // host end directly in the root namespace, in the same message.
@@ -939,6 +941,25 @@ fn raise_fd_limit(needed: u64) {
             let _ = setrlimit(Resource::RLIMIT_NOFILE, needed.min(hard), hard);
         }
     }
+}
+
+/// Queues a link's phase-2 changes: tagged with the run's `alias` (on an IPv4 network with
+/// addrgenmode none too), then `then` (typically `up`) in a change of its own, since the
+/// kernel applies addrgenmode after any up in the same message.
+fn tag_then(
+    changes: &mut Vec<LinkChange>,
+    index: u32,
+    alias: &str,
+    ipv6: bool,
+    then: Option<LinkChange>,
+) {
+    let tag = LinkChange::of(index).alias(alias);
+    changes.push(if ipv6 {
+        tag
+    } else {
+        tag.ipv6_link_local(false)
+    });
+    changes.extend(then);
 }
 
 fn is_per_interface(key: &str) -> bool {
