@@ -13,3 +13,10 @@ pub mod route;
 pub mod runid;
 pub mod sysctl;
 pub mod topology;
+
+pub use error::{Error, Result};
+pub use firewall::{Ruleset, RulesetError};
+pub use netns::Netns;
+pub use probe::TcpProbe;
+pub use topology::live::{ApplyError, ApplyOptions, LiveTopology};
+pub use topology::{Topology, TopologyError};
