@@ -100,8 +100,8 @@ pub fn check_ifname(name: &str) -> Result<()> {
     }
 }
 
-/// A link to create: common settings plus the kind-specific part. Built by [`bridge`],
-/// [`veth`], [`vxlan`], [`dummy`].
+/// A link to create: common settings plus the kind-specific part. Built by [`bridge()`],
+/// [`veth()`], [`vxlan()`], [`dummy()`].
 #[derive(Debug, Clone)]
 pub struct NewLink {
     settings: LinkSettings,
