@@ -22,8 +22,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let right = Netns::new_anonymous()?;
 
     // One message from `left`: "veth-l" (index 10) stays here, "veth-r" (index 11) is born
-    // in `right`. Two different indexes: the kernel defers the carrier of a veth whose
-    // index equals its peer's by up to a second.
+    // in `right`. Two different indexes: with equal ones the kernel brings the pair up to
+    // operational state up to a second later (see `link::wait_oper_up`).
     let mut nl_left = left.netlink()?;
     link::veth("veth-l", "veth-r")
         .index(10)
@@ -40,7 +40,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     Address::new(11, right_ip, 24)?.queue_add(&mut nl_right);
     LinkChange::of(11).up().queue(&mut nl_right);
     nl_right.flush()?;
-    // Both ends up: wait until the kernel has activated them (packets sent before are lost).
+    // Both ends up: wait until the kernel has made them operational (until then a packet
+    // can be lost, and a first ping or SYN would wait a second for its retry).
     link::wait_oper_up(&mut nl_left, 10, Duration::from_secs(2))?;
     link::wait_oper_up(&mut nl_right, 11, Duration::from_secs(2))?;
 

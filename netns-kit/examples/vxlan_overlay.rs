@@ -33,8 +33,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let over_a: IpAddr = "192.0.2.1".parse()?;
     let over_node: IpAddr = "192.0.2.20".parse()?;
 
-    // The underlay: one veth between the two hosts (the ends' indexes differ: the kernel
-    // defers the carrier of a veth whose index equals its peer's).
+    // The underlay: one veth between the two hosts (the ends' indexes differ, so the
+    // kernel makes them operational at once; see `link::wait_oper_up`).
     let mut nl_a = host_a.netlink()?;
     link::veth("under", "under")
         .index(UNDERLAY)

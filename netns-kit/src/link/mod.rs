@@ -363,9 +363,10 @@ pub struct LinkState {
     pub kind: Option<String>,
     /// MTU in bytes.
     pub mtu: Option<u32>,
-    /// Operationally up (IFLA_OPERSTATE `UP`): the kernel's link watcher has seen the
-    /// carrier and activated the link's queue; until then what it sends is dropped. Links
-    /// without carrier detection (`lo`, dummy, VXLAN) stay `UNKNOWN`, so false here.
+    /// Operationally up (IFLA_OPERSTATE `UP`): the kernel's link-watch work has processed
+    /// the carrier change and activated the link's queues. Before that, a packet sent on a
+    /// fresh veth can be lost (a first ping or SYN then waits for its 1 s retry). Links
+    /// without carrier detection (`lo`, dummy, VXLAN) report `UNKNOWN`: false here.
     pub oper_up: bool,
 }
 
@@ -390,10 +391,10 @@ pub fn by_name(nl: &mut Netlink, name: &str) -> Result<Option<LinkState>> {
 }
 
 /// Wait (polling every millisecond, up to `timeout`) until the link with this index is
-/// [operationally up](LinkState::oper_up). A veth end gets there a few milliseconds after
-/// both ends are up, on the kernel's link-watch work; packets sent in between are dropped
-/// (a TCP SYN is then retried after 1 s). Give the two ends of a veth different indexes:
-/// the kernel defers the carrier change of a link whose index equals its peer's by up to 1 s.
+/// [operationally up](LinkState::oper_up). A veth end gets there within milliseconds of both
+/// ends being up — unless both ends have the same index: the kernel then takes the carrier
+/// change for not urgent and processes it up to 1 s later. Give the two ends different
+/// indexes.
 pub fn wait_oper_up(nl: &mut Netlink, index: u32, timeout: Duration) -> Result<LinkState> {
     let started = Instant::now();
     loop {
