@@ -49,7 +49,7 @@ _lab-build:
     @cargo build --release -q -p xtests -p ecomm-services --bin lab --bin ecomm
 
 # Run every test: unit, property, privileged netns, services against real PostgreSQL/Redis.
-test: setup docker-ensure
+test: setup docker-ensure examples
     scripts/as-root.sh cargo test --workspace --all-targets
 
 # Run the multi-VM suite under QEMU.
@@ -99,3 +99,7 @@ docker-up: setup docker-ensure
 # Stop the Compose stack; remove its containers, networks and volumes.
 docker-down:
     @scripts/docker-down.sh
+
+# Build and run every netns-kit example as root; each asserts what it shows (not root: skip).
+examples:
+    @scripts/as-root.sh scripts/netns-kit-examples.sh
