@@ -63,6 +63,7 @@ pub fn run(args: Args, state_dir: &Path) -> Outcome {
     };
     let live = LiveTopology::apply(&plan, opts).map_err(|e| match e {
         ApplyError::Topology(t) => CliError::BadInput(t.to_string()),
+        ApplyError::NameInUse { .. } => CliError::BadInput(e.to_string()),
         ApplyError::Failed { ref source, .. } if matches!(**source, Error::NotPrivileged(_)) => {
             CliError::BadInput(e.to_string())
         }

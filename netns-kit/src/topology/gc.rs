@@ -1,17 +1,26 @@
-//! `gc`: remove the leftovers of dead runs — runs whose owner process is gone and that are
-//! not persistent — and nothing else. A namespace is removed only if a state file lists it
-//! AND it is provably that run's (same inode as recorded, or its `lo` carries the run's
-//! alias); a look-alike name is never enough.
+//! `gc`: remove the leftovers of dead runs and nothing else.
+//!
+//! Which runs are dead is decided by [`RunState::phase`] — the same function `list` shows —
+//! so `list` marks a run "dead" exactly when `gc` removes it: an apply or destroy whose
+//! process died, or a complete non-persistent run whose owner exited. A complete persistent
+//! run is a live lab, whether or not the process that applied it still runs.
+//!
+//! Within a dead run, an object is removed only if it is provably that run's: a namespace
+//! at a recorded name whose inode is the recorded one or whose `lo` carries the run's
+//! alias; a mount point under /run/netns never mounted but tagged with the run id (or
+//! still under its temporary name, which carries the run id); a host link with the run's
+//! alias. A look-alike name is never enough. Each run is collected under its lock, so a
+//! concurrent `apply` or `destroy` of the same name is never raced.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::netns::Netns;
+use crate::netns::{self, NamedEntry};
 use crate::runid::RunId;
 use crate::topology::live::{host_link_is_ours, namespace_is_ours, remove_recorded};
-use crate::topology::state::{RunState, STATE_DIR};
+use crate::topology::state::{self, RunLock, RunState, STATE_DIR};
 
 /// Something gc found (and removed unless dry-running).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,20 +35,44 @@ pub enum Leftover {
         /// Name under /run/netns.
         name: String,
     },
-    /// The host link of a dead run.
+    /// A file under /run/netns a dead run created but never mounted a namespace on.
+    MountPoint {
+        /// The run's name.
+        run: String,
+        /// Its path.
+        path: PathBuf,
+    },
+    /// The host link of a dead run (its host routes go with it).
     HostLink {
         /// The run's name.
         run: String,
         /// Interface name in the root namespace.
         ifname: String,
     },
-    /// The state file of a dead run.
+    /// The state file (and lock file) of a dead run.
     StateFile {
         /// The run's name.
         run: String,
         /// Its path.
         path: PathBuf,
     },
+}
+
+impl std::fmt::Display for Leftover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Leftover::Namespace { run, run_id, name } => {
+                write!(f, "namespace {name} (run {run}, id {run_id})")
+            }
+            Leftover::MountPoint { run, path } => {
+                write!(f, "unmounted namespace file {} (run {run})", path.display())
+            }
+            Leftover::HostLink { run, ifname } => write!(f, "host link {ifname} (run {run})"),
+            Leftover::StateFile { run, path } => {
+                write!(f, "state file {} (run {run})", path.display())
+            }
+        }
+    }
 }
 
 /// Find (and unless `dry_run`, remove) the leftovers of dead runs under /run/netns-kit.
@@ -50,46 +83,96 @@ pub fn gc(dry_run: bool) -> Result<Vec<Leftover>> {
 /// [`gc`] with state files under `dir`.
 pub fn gc_in(dir: &Path, dry_run: bool) -> Result<Vec<Leftover>> {
     let mut found = Vec::new();
-    for (path, st) in RunState::all(dir)? {
+    for entry in state::runs(dir)? {
         // An unreadable state file is not proof of anything: leave it alone.
-        let Ok(st) = st else { continue };
-        if st.persistent || st.owner.is_alive() {
+        if !entry.phase.is_some_and(|p| p.is_garbage()) {
             continue;
         }
-        let Ok(run_id) = RunId::parse(&st.run_id) else {
-            continue;
+        let name = entry.name;
+        // Collect under the run's lock; a run someone holds is being applied or destroyed.
+        let lock = if dry_run {
+            None
+        } else {
+            match RunLock::try_acquire(dir, &name)? {
+                Some(l) => Some(l),
+                None => continue,
+            }
         };
-        for rec in &st.namespaces {
-            if let Ok(ns) = Netns::open(&rec.name) {
-                if namespace_is_ours(&ns, rec, &run_id) {
-                    found.push(Leftover::Namespace {
-                        run: st.name.clone(),
-                        run_id: st.run_id.clone(),
-                        name: rec.name.clone(),
-                    });
+        // Re-read under the lock: the run may have changed since it was listed.
+        let st = match RunState::load(dir, &name) {
+            Ok(st) if st.phase().is_garbage() => Some(st),
+            Ok(_) => continue,
+            Err(_) if RunState::path(dir, &name).exists() => continue,
+            Err(_) => None,
+        };
+        let path = RunState::path(dir, &name);
+        match st {
+            None => {
+                // Died before its state file was first written: nothing else exists.
+                found.push(Leftover::StateFile {
+                    run: name.clone(),
+                    path,
+                });
+                if let Some(lock) = lock {
+                    state::remove_files(dir, &name, lock)?;
                 }
             }
-        }
-        if let Some(h) = st
-            .host_link
-            .as_ref()
-            .filter(|h| host_link_is_ours(h, &run_id))
-        {
-            found.push(Leftover::HostLink {
-                run: st.name.clone(),
-                ifname: h.clone(),
-            });
-        }
-        found.push(Leftover::StateFile {
-            run: st.name.clone(),
-            path: path.clone(),
-        });
-        if !dry_run {
-            let leftovers = remove_recorded(&st);
-            if leftovers.is_empty() {
-                st.remove(dir)?;
+            Some(st) => {
+                found.extend(leftovers_of(&st));
+                found.push(Leftover::StateFile {
+                    run: name.clone(),
+                    path,
+                });
+                if let Some(lock) = lock {
+                    if remove_recorded(&st, |_| {}).is_empty() {
+                        st.remove(dir, lock)?;
+                    }
+                }
             }
         }
     }
     Ok(found)
+}
+
+/// What of a dead run's recorded objects still exists and is provably its own.
+fn leftovers_of(st: &RunState) -> Vec<Leftover> {
+    let mut found = Vec::new();
+    let Ok(run_id) = RunId::parse(&st.run_id) else {
+        return found;
+    };
+    for rec in &st.namespaces {
+        match netns::inspect_named(&rec.name) {
+            Ok(NamedEntry::Mounted(ns)) if namespace_is_ours(&ns, rec, &run_id) => {
+                found.push(Leftover::Namespace {
+                    run: st.name.clone(),
+                    run_id: st.run_id.clone(),
+                    name: rec.name.clone(),
+                })
+            }
+            Ok(NamedEntry::Unmounted { tag: Some(t) }) if t == run_id => {
+                found.push(Leftover::MountPoint {
+                    run: st.name.clone(),
+                    path: Path::new(netns::NETNS_RUN_DIR).join(&rec.name),
+                })
+            }
+            _ => {}
+        }
+    }
+    for f in netns::mount_point_temps(&run_id) {
+        found.push(Leftover::MountPoint {
+            run: st.name.clone(),
+            path: Path::new(netns::NETNS_RUN_DIR).join(f),
+        });
+    }
+    if let Some(h) = st
+        .host_link
+        .as_ref()
+        .filter(|h| host_link_is_ours(h, &run_id))
+    {
+        found.push(Leftover::HostLink {
+            run: st.name.clone(),
+            ifname: h.clone(),
+        });
+    }
+    found
 }

@@ -28,8 +28,8 @@ use crate::route::Route;
 use crate::runid::RunId;
 use crate::topology::plan::{Naming, Plan, VxlanPeer, VxlanUnderlay};
 use crate::topology::state::{
-    AddrRecord, Declared, LinkRecord, NsRecord, Owner, RouteRecord, RunState, TableRecord,
-    STATE_DIR,
+    AddrRecord, Declared, LinkRecord, NsRecord, Owner, Phase, RouteRecord, RunLock, RunState,
+    TableRecord, STATE_DIR,
 };
 use crate::topology::{Topology, TopologyError};
 
@@ -38,6 +38,75 @@ pub use crate::topology::status::{status, status_in, Difference};
 /// First interface index netns-kit assigns in a namespace it created (below are `lo` and
 /// any fallback tunnel devices the kernel adds to new namespaces).
 const FIRST_IFINDEX: u32 = 100;
+
+/// How long a teardown or `destroy` waits for another process (an `apply` of the same
+/// name) to release the run's lock before giving up: 60 s.
+pub const LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Take the lock of a new named run: refused when another process holds it or a run of
+/// that name is already recorded.
+fn lock_new_run(dir: &Path, name: &str) -> std::result::Result<RunLock, ApplyError> {
+    let lock = RunLock::try_acquire(dir, name).map_err(|source| ApplyError::Failed {
+        step: "locking the run".to_string(),
+        source: Box::new(source),
+    })?;
+    let Some(lock) = lock else {
+        return Err(ApplyError::NameInUse {
+            name: name.to_string(),
+            detail: busy_detail(dir, name),
+        });
+    };
+    if RunState::path(dir, name).exists() {
+        // Not ours to remove: dropping the lock just releases it.
+        drop(lock);
+        return Err(ApplyError::NameInUse {
+            name: name.to_string(),
+            detail: format!(
+                "a topology is already applied under this name (`netns-kit destroy {name}` first, or pick another name)"
+            ),
+        });
+    }
+    Ok(lock)
+}
+
+/// "being applied by pid N" (or destroyed), for a run whose lock another process holds.
+pub fn busy_detail(dir: &Path, name: &str) -> String {
+    let pid = crate::topology::state::RunLock::holder(dir, name)
+        .filter(Owner::is_alive)
+        .map(|o| format!(" (pid {})", o.pid))
+        .unwrap_or_default();
+    format!("another process{pid} is applying or destroying it right now")
+}
+
+/// Testing hook for crash consistency: the points where `apply` and `destroy` may die.
+///
+/// With `NETNS_KIT_FAULT_AFTER_STEP=N` in the environment the process SIGKILLs itself as
+/// it passes its N-th crash point (counted from 1, across threads, in the order passed).
+/// The steps are those of [`LiveTopology::apply`] (state recorded, each namespace with its
+/// mount point reserved and then mounted, links, configuration, host link, firewalls, …)
+/// and of [`destroy_by_name`] (intent recorded, processes and host link, namespaces in two
+/// halves). Tests use it to prove `gc` and `destroy` clean up whatever the moment of
+/// death; never set it otherwise.
+pub mod fault {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::OnceLock;
+
+    /// The environment variable.
+    pub const ENV: &str = "NETNS_KIT_FAULT_AFTER_STEP";
+
+    static LIMIT: OnceLock<Option<usize>> = OnceLock::new();
+    static PASSED: AtomicUsize = AtomicUsize::new(0);
+
+    /// Pass a crash point named `label`; dies here if it is the N-th.
+    pub fn point(label: &str) {
+        let limit = LIMIT.get_or_init(|| std::env::var(ENV).ok()?.parse().ok());
+        let Some(limit) = *limit else { return };
+        if PASSED.fetch_add(1, Ordering::SeqCst) + 1 == limit {
+            eprintln!("netns-kit: {ENV}={limit}: SIGKILL after step {limit}: {label}");
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
 
 /// How to apply a plan.
 #[derive(Debug, Clone)]
@@ -96,6 +165,15 @@ pub enum ApplyError {
         #[source]
         source: Box<Error>,
     },
+    /// The run name is taken: already applied, or another process is applying or
+    /// destroying a run of that name right now. Nothing was touched.
+    #[error("run name {name:?} is in use: {detail}")]
+    NameInUse {
+        /// The run name.
+        name: String,
+        /// By what.
+        detail: String,
+    },
     /// A step failed and the undo left things behind (listed; `netns-kit gc` may help).
     #[error("apply failed while {step}: {source}; undo incomplete: {}", leftovers.join("; "))]
     UndoIncomplete {
@@ -121,6 +199,8 @@ pub struct LiveTopology {
     host_link: Option<String>,
     state_dir: PathBuf,
     state: Option<RunState>,
+    /// The run's lock, held while applying (named runs).
+    lock: Option<RunLock>,
     torn_down: bool,
     timings: Vec<(String, Duration)>,
 }
@@ -179,6 +259,7 @@ impl Apply<'_> {
         self.live.timings.push((label.to_string(), now - self.last));
         self.last = now;
         self.steps += 1;
+        fault::point(label);
         match self.opts.fail_after {
             Some(limit) if self.steps >= limit => Err(Error::Injected(limit)),
             _ => Ok(()),
@@ -234,13 +315,21 @@ impl LiveTopology {
                 host_link: None,
                 state_dir: opts.state_dir.clone(),
                 state: None,
+                lock: None,
                 torn_down: false,
                 timings: Vec::new(),
             },
         };
+        if let Some(name) = a.live.name.clone() {
+            a.live.lock = Some(lock_new_run(&opts.state_dir, &name)?);
+        }
         let mut step = String::from("starting");
         match run(&mut a, &mut step) {
-            Ok(()) => Ok(a.live),
+            Ok(()) => {
+                // Released: the run is complete and recorded; destroy and gc may take it.
+                a.live.lock = None;
+                Ok(a.live)
+            }
             Err(RunError::Plan(msg)) => {
                 let leftovers = a.live.teardown();
                 if leftovers.is_empty() {
@@ -383,6 +472,30 @@ impl LiveTopology {
         }
         self.torn_down = true;
         let mut leftovers = Vec::new();
+        // A named run: under its lock, record who is tearing it down before removing
+        // anything, so a crash from here on leaves garbage `gc` collects.
+        let mut lock = None;
+        if let Some(st) = self.state.as_mut() {
+            lock = match self.lock.take() {
+                Some(l) => Some(l),
+                None => RunLock::acquire_within(&self.state_dir, &st.name, LOCK_WAIT)
+                    .ok()
+                    .flatten(),
+            };
+            match (&lock, Owner::current()) {
+                (Some(_), Ok(me)) => {
+                    st.destroying = Some(me);
+                    if let Err(e) = st.write(&self.state_dir) {
+                        leftovers.push(format!("state file: {e}"));
+                    }
+                }
+                (None, _) => leftovers.push(format!(
+                    "state file: run {:?} is locked by another process",
+                    st.name
+                )),
+                (_, Err(e)) => leftovers.push(format!("state file: {e}")),
+            }
+        }
         let inodes: HashSet<u64> = self.namespaces.iter().map(|(_, n)| n.inode()).collect();
         netns::kill_processes_in(&inodes);
         if let Some(host) = self.host_link.take() {
@@ -394,12 +507,24 @@ impl LiveTopology {
         for (label, e) in Netns::delete_all(all) {
             leftovers.push(format!("namespace {label}: {e}"));
         }
-        if let Some(st) = self.state.take() {
-            if leftovers.is_empty() {
-                if let Err(e) = st.remove(&self.state_dir) {
-                    leftovers.push(format!("state file: {e}"));
+        if self.name.is_some() {
+            for f in netns::mount_point_temps(&self.run_id) {
+                if let Err(e) = netns::remove_mount_point_temp(&f) {
+                    leftovers.push(format!("mount point {f}: {e}"));
                 }
             }
+        }
+        let removed = match (self.state.take(), lock.or_else(|| self.lock.take())) {
+            (Some(st), Some(lock)) if leftovers.is_empty() => st.remove(&self.state_dir, lock),
+            // Died before the state file was written: only the lock file exists.
+            (None, Some(lock)) => match &self.name {
+                Some(n) => crate::topology::state::remove_files(&self.state_dir, n, lock),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        };
+        if let Err(e) = removed {
+            leftovers.push(format!("state file: {e}"));
         }
         leftovers
     }
@@ -455,6 +580,8 @@ struct NsJob {
     key: String,
     name: Option<String>,
     sysctls: Vec<(PathBuf, String)>,
+    /// Tags the mount point of a named namespace.
+    run_id: String,
     alias: String,
     /// Whether the namespace gets a firewall (then an nfnetlink socket is opened too).
     firewall: bool,
@@ -474,6 +601,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             owner: Owner::current()?,
             persistent: a.opts.persist,
             complete: false,
+            destroying: None,
             created_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -494,13 +622,6 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
                 name: n.clone(),
                 inode: None,
             });
-        }
-        if RunState::path(&a.live.state_dir, &name).exists() {
-            return Err(RunError::Kernel(Error::Invalid {
-                kind: "run name",
-                value: name,
-                expected: "a name not already in use (see `netns-kit list`)",
-            }));
         }
         st.write(&a.live.state_dir)?;
         a.live.state = Some(st);
@@ -529,6 +650,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             key: n.key.clone(),
             name: n.name.clone(),
             sysctls: sysctls.remove(n.key.as_str()).unwrap_or_default(),
+            run_id: a.run_id.to_string(),
             alias: alias.clone(),
             firewall: plan.firewalls.iter().any(|f| f.ns == n.key),
         })
@@ -547,6 +669,18 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
     }
     if let Some(e) = failure {
         return Err(e.into());
+    }
+    // Their inodes, recorded as soon as they exist (the tagged `lo` proves them anyway).
+    if let Some(st) = a.live.state.as_mut() {
+        for rec in &mut st.namespaces {
+            rec.inode = a
+                .live
+                .namespaces
+                .iter()
+                .find(|(k, _)| *k == rec.key)
+                .map(|(_, n)| n.inode());
+        }
+        st.write(&a.live.state_dir)?;
     }
     a.step(step)?;
     let fds: HashMap<String, Netns> = a
@@ -627,23 +761,23 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             Some(up),
         );
     }
-    // The lab's host link: the router end is created (with its index) in the router, the
-    // host end directly in the root namespace, in the same message.
+    // The lab's host link: both ends are born in the router; in phase 2 the host end is
+    // tagged with the run's alias and only then moved into the root namespace (the move
+    // keeps the alias). So the root namespace never holds an untagged link of ours: until
+    // the move, a crash takes the host end down with the router namespace; after it,
+    // `gc` proves it ours by its alias.
     let root = match &plan.host_link {
         Some(h) => {
             let root = Netns::current_process()?;
             let ri = idx.assign(&h.peer_ns, &h.peer_ifname)?;
+            let hi = idx.assign(&h.peer_ns, &h.host_ifname)?;
             link::veth(&h.peer_ifname, &h.host_ifname)
                 .index(ri)
+                .peer_index(hi)
                 .up()
-                .peer_netns(root.fd())
                 .queue(netlink_of(&mut sockets, &h.peer_ns)?)?;
-            phase2
-                .entry(h.peer_ns.clone())
-                .or_default()
-                .push(LinkChange::of(ri).alias(&alias));
             a.live.host_link = Some(h.host_ifname.clone());
-            Some(root)
+            Some((root, ri, hi))
         }
         None => None,
     };
@@ -726,6 +860,12 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
 
     // -- Phase 2: per namespace, links up + tagged, addresses, routes. -------------------
     *step = "configuring links, addresses and routes".to_string();
+    if let (Some(h), Some((root, ri, hi))) = (&plan.host_link, &root) {
+        let changes = phase2.entry(h.peer_ns.clone()).or_default();
+        changes.push(LinkChange::of(*ri).alias(&alias));
+        changes.push(LinkChange::of(*hi).alias(&alias));
+        changes.push(LinkChange::of(*hi).move_to(root.fd()));
+    }
     for (ns, changes) in phase2 {
         let nl = netlink_of(&mut sockets, &ns)?;
         for c in changes {
@@ -773,7 +913,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
     }
 
     // -- Host link (lab mode): the only object configured in the root namespace. ---------
-    if let (Some(h), Some(root)) = (&plan.host_link, &root) {
+    if let (Some(h), Some((root, _, _))) = (&plan.host_link, &root) {
         *step = format!("configuring the host link {}", h.host_ifname);
         configure_host_link(&alias, h, root)?;
         a.step(step)?;
@@ -893,7 +1033,8 @@ fn create_namespaces(jobs: Vec<NsJob>, workers: usize) -> (Vec<Created>, Option<
             std::thread::spawn(move || {
                 let mut done = Vec::with_capacity(chunk.len());
                 for job in chunk {
-                    let r = netns::create_here(job.name.as_deref(), |ns| {
+                    let named = job.name.as_deref().map(|n| (n, Some(job.run_id.as_str())));
+                    let r = netns::create_here(named, |ns| {
                         for (path, value) in &job.sysctls {
                             crate::sysctl::write_here(path, value)?;
                         }
@@ -904,10 +1045,19 @@ fn create_namespaces(jobs: Vec<NsJob>, workers: usize) -> (Vec<Created>, Option<
                         } else {
                             None
                         };
+                        if named.is_some() {
+                            fault::point(&format!(
+                                "namespace {}: mount point reserved, not yet mounted",
+                                job.key
+                            ));
+                        }
                         Ok((nl, nf))
                     });
                     match r {
-                        Ok((ns, (nl, nf))) => done.push((job.key, ns, nl, nf)),
+                        Ok((ns, (nl, nf))) => {
+                            fault::point(&format!("namespace {} created", job.key));
+                            done.push((job.key, ns, nl, nf))
+                        }
                         Err(e) => return (done, Some(e)),
                     }
                 }
@@ -1089,11 +1239,11 @@ fn delete_host_link(name: &str, run_id: &RunId) -> Result<()> {
 pub struct RunSummary {
     /// The run's name.
     pub name: String,
-    /// Its run id.
+    /// Its run id (empty when nothing was recorded).
     pub run_id: String,
-    /// The topology's name.
+    /// The topology's name (empty when nothing was recorded).
     pub topology: String,
-    /// Owner pid.
+    /// Owner pid (0 when nothing was recorded).
     pub owner_pid: u32,
     /// Whether the owner is still running.
     pub owner_alive: bool,
@@ -1105,6 +1255,8 @@ pub struct RunSummary {
     pub namespaces: usize,
     /// Seconds since the Unix epoch when it was applied.
     pub created_unix: u64,
+    /// What it is doing; [`Phase::Dead`] exactly when `gc` removes it.
+    pub phase: Phase,
 }
 
 /// Every run recorded under /run/netns-kit.
@@ -1112,36 +1264,83 @@ pub fn list() -> Result<Vec<RunSummary>> {
     list_in(Path::new(STATE_DIR))
 }
 
-/// Every run recorded under `dir`.
+/// Every run recorded under `dir` (a run whose state file is unreadable is left out, as
+/// `gc` leaves it alone).
 pub fn list_in(dir: &Path) -> Result<Vec<RunSummary>> {
-    Ok(RunState::all(dir)?
+    Ok(crate::topology::state::runs(dir)?
         .into_iter()
-        .filter_map(|(_, st)| st.ok())
-        .map(|st| RunSummary {
-            owner_alive: st.owner.is_alive(),
-            name: st.name,
-            run_id: st.run_id,
-            topology: st.topology,
-            owner_pid: st.owner.pid,
-            persistent: st.persistent,
-            complete: st.complete,
-            namespaces: st.namespaces.len(),
-            created_unix: st.created_unix,
+        .filter_map(|r| {
+            let phase = r.phase?;
+            Some(match r.state {
+                Some(Ok(st)) => RunSummary {
+                    owner_alive: st.owner.is_alive(),
+                    name: st.name,
+                    run_id: st.run_id,
+                    topology: st.topology,
+                    owner_pid: st.owner.pid,
+                    persistent: st.persistent,
+                    complete: st.complete,
+                    namespaces: st.namespaces.len(),
+                    created_unix: st.created_unix,
+                    phase,
+                },
+                _ => RunSummary {
+                    name: r.name,
+                    run_id: String::new(),
+                    topology: String::new(),
+                    owner_pid: 0,
+                    owner_alive: false,
+                    persistent: false,
+                    complete: false,
+                    namespaces: 0,
+                    created_unix: 0,
+                    phase,
+                },
+            })
         })
         .collect())
 }
 
-/// Tear down the run recorded as `name` (processes inside, namespaces, host link, state).
+/// Tear down the run recorded as `name` (processes inside, namespaces, host link, state),
+/// waiting up to [`LOCK_WAIT`] for an `apply` of that name still running to finish.
 pub fn destroy_by_name(name: &str) -> Result<()> {
     destroy_by_name_in(Path::new(STATE_DIR), name)
 }
 
 /// [`destroy_by_name`] with state files under `dir`.
 pub fn destroy_by_name_in(dir: &Path, name: &str) -> Result<()> {
-    let st = RunState::load(dir, name)?;
-    let leftovers = remove_recorded(&st);
+    let lock = RunLock::acquire_within(dir, name, LOCK_WAIT)?.ok_or_else(|| Error::Busy {
+        name: name.to_string(),
+        detail: busy_detail(dir, name),
+    })?;
+    destroy_locked(dir, name, lock)
+}
+
+/// [`destroy_by_name_in`] for a caller that already holds the run's lock.
+///
+/// Crash-consistent: first the state file records this process as destroying the run
+/// (so if it dies, the run is garbage and the next `destroy` or `gc` finishes the job),
+/// then processes inside are killed, the host link and the namespaces removed, and last
+/// the state and lock files.
+pub fn destroy_locked(dir: &Path, name: &str, lock: RunLock) -> Result<()> {
+    let mut st = match RunState::load(dir, name) {
+        Ok(st) => st,
+        Err(e) => {
+            if RunState::path(dir, name).exists() {
+                return Err(e);
+            }
+            // No state file: only leftovers of a run that died before recording anything
+            // (or the lock file taking the lock just made): remove them.
+            crate::topology::state::remove_files(dir, name, lock)?;
+            return Err(e);
+        }
+    };
+    st.destroying = Some(Owner::current()?);
+    st.write(dir)?;
+    fault::point("destroy: intent recorded");
+    let leftovers = remove_recorded(&st, fault::point);
     if leftovers.is_empty() {
-        st.remove(dir)
+        st.remove(dir, lock)
     } else {
         Err(Error::State {
             path: RunState::path(dir, name),
@@ -1150,19 +1349,33 @@ pub fn destroy_by_name_in(dir: &Path, name: &str) -> Result<()> {
     }
 }
 
-/// Remove what a state file records: only namespaces that are provably this run's (same
-/// inode as recorded, or `lo` tagged with the run id) and a host link with the run's alias.
-pub(crate) fn remove_recorded(st: &RunState) -> Vec<String> {
+/// Remove what a state file records, and only what is provably this run's: namespaces at
+/// the recorded names whose inode is the recorded one or whose `lo` carries the run's
+/// alias, mount points under /run/netns never mounted but tagged with the run id (or
+/// carrying it in their temporary name), a host link carrying the run's alias (its routes
+/// go with it). `progress` is called between the phases (the crash points of destroy).
+pub(crate) fn remove_recorded(st: &RunState, mut progress: impl FnMut(&str)) -> Vec<String> {
     let mut leftovers = Vec::new();
     let Ok(run_id) = RunId::parse(&st.run_id) else {
         return vec![format!("run id {:?} is not netns-kit's", st.run_id)];
     };
     let mut ours = Vec::new();
     for rec in &st.namespaces {
-        if let Ok(ns) = Netns::open(&rec.name) {
-            if namespace_is_ours(&ns, rec, &run_id) {
-                ours.push(ns);
+        match netns::inspect_named(&rec.name) {
+            Ok(netns::NamedEntry::Mounted(ns)) if namespace_is_ours(&ns, rec, &run_id) => {
+                ours.push(ns)
             }
+            Ok(netns::NamedEntry::Unmounted { tag: Some(t) }) if t == run_id => {
+                if let Err(e) = netns::remove_unmounted(&rec.name, &run_id) {
+                    leftovers.push(format!("mount point {}: {e}", rec.name));
+                }
+            }
+            _ => {}
+        }
+    }
+    for f in netns::mount_point_temps(&run_id) {
+        if let Err(e) = netns::remove_mount_point_temp(&f) {
+            leftovers.push(format!("mount point {f}: {e}"));
         }
     }
     let inodes: HashSet<u64> = ours.iter().map(Netns::inode).collect();
@@ -1172,9 +1385,16 @@ pub(crate) fn remove_recorded(st: &RunState) -> Vec<String> {
             leftovers.push(format!("host link {host}: {e}"));
         }
     }
+    progress("destroy: processes killed, host link removed");
+    let rest = ours.split_off(ours.len() / 2);
     for (label, e) in Netns::delete_all(ours) {
         leftovers.push(format!("namespace {label}: {e}"));
     }
+    progress("destroy: first half of the namespaces removed");
+    for (label, e) in Netns::delete_all(rest) {
+        leftovers.push(format!("namespace {label}: {e}"));
+    }
+    progress("destroy: all namespaces removed");
     leftovers
 }
 

@@ -2,12 +2,24 @@
 //! owner (pid + start time, so a reused pid is not mistaken for the owner), whether the run
 //! outlives its owner, what was created, and what was declared (for `status`).
 //!
-//! It is written before the first namespace is created (so `gc` can find the leftovers of a
-//! run killed mid-apply) and again when apply completes.
+//! Crash consistency: the file is written (temporary file, fsync, atomic rename, fsync of
+//! the directory) BEFORE the first object of the run exists, listing every name the run is
+//! about to create; the objects themselves carry the run id (link aliases, a tagged `lo`,
+//! a tagged mount point under /run/netns). Whatever moment a SIGKILL hits, `gc` finds the
+//! run here and can prove each object it finds is this run's. Every write happens under the
+//! run's lock ([`RunLock`], flock on `<name>.lock`), held for the whole of an apply,
+//! destroy or gc of that run.
+//!
+//! [`RunState::phase`] is the one classification `list`, `status` and `gc` share.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
 use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
 
 use serde::{Deserialize, Serialize};
 
@@ -128,10 +140,15 @@ pub struct RunState {
     pub topology: String,
     /// The process that applied it.
     pub owner: Owner,
-    /// True if it stays up after the owner exits (CLI/lab); gc never touches it.
+    /// True if it stays up after the owner exits (CLI/lab); once complete, gc never
+    /// touches it.
     pub persistent: bool,
     /// True once apply finished.
     pub complete: bool,
+    /// The process tearing the run down (`destroy`), recorded before it removes anything:
+    /// if it dies mid-way, the run is garbage and the next `destroy` or `gc` finishes.
+    #[serde(default)]
+    pub destroying: Option<Owner>,
     /// Seconds since the Unix epoch when apply started.
     pub created_unix: u64,
     /// Namespaces, in creation order.
@@ -148,26 +165,54 @@ impl RunState {
         dir.join(format!("{name}.json"))
     }
 
-    /// Write atomically (temporary file + rename) under `dir`.
+    /// The temporary file [`RunState::write`] renames into place.
+    pub fn temp_path(dir: &Path, name: &str) -> PathBuf {
+        dir.join(format!(".{name}.json.tmp"))
+    }
+
+    /// Write durably and atomically under `dir`: temporary file, fsync, rename over the
+    /// old file, fsync of the directory. A reader (or a crash) sees the old file or the new
+    /// one, never a torn one. Callers hold the run's [`RunLock`].
     pub fn write(&self, dir: &Path) -> Result<PathBuf> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io("create", dir.display().to_string(), e))?;
         let path = RunState::path(dir, &self.name);
-        let tmp = dir.join(format!(".{}.json.tmp-{}", self.name, std::process::id()));
+        let tmp = RunState::temp_path(dir, &self.name);
         let text = serde_json::to_vec_pretty(self).map_err(|e| Error::State {
             path: path.clone(),
             detail: e.to_string(),
         })?;
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut f = File::create(&tmp)?;
             f.write_all(&text)?;
-            // No fsync: the rename alone makes the switch atomic for readers, and what the
-            // file describes (namespaces) does not survive a crash anyway. Two fsyncs per
-            // apply were most of a small named run's overhead.
-            std::fs::rename(&tmp, &path)
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            File::open(dir)?.sync_all()
         };
         write().map_err(|e| Error::io("write state file", path.display().to_string(), e))?;
         Ok(path)
+    }
+
+    /// What the run is doing now; `list`, `status` and `gc` all decide by this.
+    pub fn phase(&self) -> Phase {
+        if let Some(d) = &self.destroying {
+            return if d.is_alive() {
+                Phase::Destroying { pid: d.pid }
+            } else {
+                Phase::Dead(DeadReason::DestroyInterrupted)
+            };
+        }
+        match (self.complete, self.persistent, self.owner.is_alive()) {
+            (false, _, true) => Phase::Applying {
+                pid: self.owner.pid,
+            },
+            (false, _, false) => Phase::Dead(DeadReason::ApplyInterrupted),
+            (true, true, _) => Phase::Up,
+            (true, false, true) => Phase::Owned {
+                pid: self.owner.pid,
+            },
+            (true, false, false) => Phase::Dead(DeadReason::OwnerExited),
+        }
     }
 
     /// Read the state file at `path`.
@@ -196,43 +241,257 @@ impl RunState {
 
     /// Every state file under `dir` (unreadable ones are returned as errors).
     pub fn all(dir: &Path) -> Result<Vec<(PathBuf, Result<RunState>)>> {
-        let rd = match std::fs::read_dir(dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("list", dir.display().to_string(), e)),
-        };
-        let mut paths: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "json")
-                    && !p
-                        .file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
-            .collect();
-        paths.sort();
-        Ok(paths
+        Ok(runs(dir)?
             .into_iter()
-            .map(|p| {
-                let st = RunState::read(&p);
-                (p, st)
-            })
+            .filter_map(|r| r.state.map(|st| (RunState::path(dir, &r.name), st)))
             .collect())
     }
 
-    /// Remove the state file of this run under `dir` (absent is fine).
-    pub fn remove(&self, dir: &Path) -> Result<()> {
-        let path = RunState::path(dir, &self.name);
+    /// Remove the state file of this run under `dir`, its temporary file and its lock file
+    /// (absent is fine). The caller holds `lock`, which is released with it.
+    pub fn remove(&self, dir: &Path, lock: RunLock) -> Result<()> {
+        remove_files(dir, &self.name, lock)
+    }
+}
+
+/// Remove the state, temporary and lock files of run `name` (the caller holds `lock`).
+pub fn remove_files(dir: &Path, name: &str, lock: RunLock) -> Result<()> {
+    for path in [RunState::path(dir, name), RunState::temp_path(dir, name)] {
         match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::io(
+                    "remove state file",
+                    path.display().to_string(),
+                    e,
+                ))
+            }
+        }
+    }
+    lock.remove()
+}
+
+/// What a recorded run is doing, from its state file and whether the processes named there
+/// still run. The single classification behind `list`, `status` and `gc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// `apply` is still running (the owner is alive, the run is not complete).
+    Applying {
+        /// The applying process.
+        pid: u32,
+    },
+    /// Complete and persistent: a live lab, whether or not its owner still runs.
+    Up,
+    /// Complete, not persistent, its owner still runs (a test or library user).
+    Owned {
+        /// The owner.
+        pid: u32,
+    },
+    /// `destroy` is running.
+    Destroying {
+        /// The destroying process.
+        pid: u32,
+    },
+    /// Garbage: `gc` removes it.
+    Dead(DeadReason),
+}
+
+impl Phase {
+    /// True when `gc` removes the run.
+    pub fn is_garbage(&self) -> bool {
+        matches!(self, Phase::Dead(_))
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Applying { pid } => write!(f, "applying (pid {pid})"),
+            Phase::Up => f.write_str("up"),
+            Phase::Owned { pid } => write!(f, "up (owned by pid {pid})"),
+            Phase::Destroying { pid } => write!(f, "destroying (pid {pid})"),
+            Phase::Dead(r) => write!(f, "dead run ({r}): `netns-kit gc` removes it"),
+        }
+    }
+}
+
+/// Why a run is garbage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadReason {
+    /// The applying process died before the run was complete (persistent or not).
+    ApplyInterrupted,
+    /// A complete, non-persistent run whose owner exited without tearing it down.
+    OwnerExited,
+    /// The destroying process died mid-way.
+    DestroyInterrupted,
+    /// Only a lock or temporary file exists, and the process that made it is gone: the
+    /// run died before its state file was first written, so nothing else exists.
+    NothingRecorded,
+}
+
+impl std::fmt::Display for DeadReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeadReason::ApplyInterrupted => "apply was interrupted",
+            DeadReason::OwnerExited => "its owner exited",
+            DeadReason::DestroyInterrupted => "destroy was interrupted",
+            DeadReason::NothingRecorded => "killed before anything was created",
+        })
+    }
+}
+
+/// One run found under the state directory: its state file (if there is one) and phase.
+#[derive(Debug)]
+pub struct RunEntry {
+    /// The run's name.
+    pub name: String,
+    /// Its state file, read; `None` when only a lock or temporary file exists.
+    pub state: Option<Result<RunState>>,
+    /// Its phase; `None` when the state file is unreadable (then nothing is proven and
+    /// nothing is touched).
+    pub phase: Option<Phase>,
+}
+
+/// Every run under `dir`: one entry per name that has a state, temporary or lock file,
+/// sorted by name.
+pub fn runs(dir: &Path) -> Result<Vec<RunEntry>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("list", dir.display().to_string(), e)),
+    };
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|f| {
+            let n = f
+                .strip_suffix(".json")
+                .filter(|n| !n.starts_with('.'))
+                .or_else(|| f.strip_suffix(".lock"))
+                .or_else(|| {
+                    f.strip_prefix('.')
+                        .and_then(|f| f.strip_suffix(".json.tmp"))
+                })?;
+            crate::netns::check_name(n).ok().map(|()| n.to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let path = RunState::path(dir, &name);
+            let (state, phase) = if path.exists() {
+                let st = RunState::read(&path);
+                let phase = st.as_ref().ok().map(RunState::phase);
+                (Some(st), phase)
+            } else {
+                let phase = match RunLock::holder(dir, &name) {
+                    Some(o) if o.is_alive() => Phase::Applying { pid: o.pid },
+                    _ => Phase::Dead(DeadReason::NothingRecorded),
+                };
+                (None, Some(phase))
+            };
+            RunEntry { name, state, phase }
+        })
+        .collect())
+}
+
+/// The lock of one run name: an exclusive flock on `<dir>/<name>.lock`, held by `apply`
+/// for its whole duration and by `destroy` and `gc` while they remove the run. The lock
+/// file records its holder (pid + start time) for messages and for `list`. The kernel
+/// releases the lock when the holder dies, however it dies.
+#[derive(Debug)]
+pub struct RunLock {
+    file: Flock<File>,
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// The lock file of run `name` under `dir`.
+    pub fn path(dir: &Path, name: &str) -> PathBuf {
+        dir.join(format!("{name}.lock"))
+    }
+
+    /// Take the lock if no other process holds it: `Ok(None)` when one does.
+    pub fn try_acquire(dir: &Path, name: &str) -> Result<Option<RunLock>> {
+        RunLock::acquire_within(dir, name, Duration::ZERO)
+    }
+
+    /// Take the lock, waiting up to `wait` for its holder to finish: `Ok(None)` if it
+    /// still holds it then.
+    pub fn acquire_within(dir: &Path, name: &str, wait: Duration) -> Result<Option<RunLock>> {
+        /// Between two attempts while waiting.
+        const POLL: Duration = Duration::from_millis(10);
+        crate::netns::check_name(name)?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io("create", dir.display().to_string(), e))?;
+        let path = RunLock::path(dir, name);
+        let io = |e| Error::io("lock", path.display().to_string(), e);
+        let deadline = Instant::now() + wait;
+        loop {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(io)?;
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(mut file) => {
+                    // The holder before us may have removed the file while we opened it:
+                    // a lock on an unlinked inode protects nothing. Retry on the new one.
+                    let same = match (file.metadata(), std::fs::metadata(&path)) {
+                        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                        _ => false,
+                    };
+                    if !same {
+                        continue;
+                    }
+                    let me = Owner::current()?;
+                    let text = serde_json::to_vec(&me).map_err(|e| Error::State {
+                        path: path.clone(),
+                        detail: e.to_string(),
+                    })?;
+                    file.set_len(0).map_err(io)?;
+                    file.rewind().map_err(io)?;
+                    file.write_all(&text).map_err(io)?;
+                    return Ok(Some(RunLock { file, path }));
+                }
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                    if Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                    std::thread::sleep(POLL);
+                }
+                Err((_, e)) => return Err(io(e.into())),
+            }
+        }
+    }
+
+    /// The process that last took the lock of run `name` (it may have released it since).
+    pub fn holder(dir: &Path, name: &str) -> Option<Owner> {
+        let mut text = Vec::new();
+        File::open(RunLock::path(dir, name))
+            .and_then(|mut f| f.read_to_end(&mut text))
+            .ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Remove the lock file, then release the lock (a waiter then finds the file gone and
+    /// retries on a fresh one).
+    pub fn remove(self) -> Result<()> {
+        let RunLock { file, path } = self;
+        let removed = match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(
-                "remove state file",
-                path.display().to_string(),
-                e,
-            )),
-        }
+            Err(e) => Err(Error::io("remove lock file", path.display().to_string(), e)),
+        };
+        drop(file);
+        removed
     }
 }
 
