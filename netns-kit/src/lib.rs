@@ -2,6 +2,7 @@
 
 pub mod addr;
 pub mod error;
+pub mod fault;
 pub mod firewall;
 pub mod graph;
 pub mod impair;

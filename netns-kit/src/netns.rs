@@ -318,6 +318,11 @@ fn reserve_mount_point(name: &str, run_id: Option<&str>) -> Result<PathBuf> {
         if let Some(t) = &tag {
             io::Write::write_all(&mut f, t.as_bytes())?;
         }
+        if tag.is_some() {
+            crate::fault::point(&format!(
+                "mount point {name}: created under its temporary name"
+            ));
+        }
         nix::fcntl::renameat2(
             nix::fcntl::AT_FDCWD,
             &tmp,

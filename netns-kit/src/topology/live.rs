@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::addr::Address;
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::firewall::apply as nft;
 use crate::firewall::netlink::NfSocket;
 use crate::link::{self, LinkChange, VxlanRemote};
@@ -76,36 +77,6 @@ pub fn busy_detail(dir: &Path, name: &str) -> String {
         .map(|o| format!(" (pid {})", o.pid))
         .unwrap_or_default();
     format!("another process{pid} is applying or destroying it right now")
-}
-
-/// Testing hook for crash consistency: the points where `apply` and `destroy` may die.
-///
-/// With `NETNS_KIT_FAULT_AFTER_STEP=N` in the environment the process SIGKILLs itself as
-/// it passes its N-th crash point (counted from 1, across threads, in the order passed).
-/// The steps are those of [`LiveTopology::apply`] (state recorded, each namespace with its
-/// mount point reserved and then mounted, links, configuration, host link, firewalls, …)
-/// and of [`destroy_by_name`] (intent recorded, processes and host link, namespaces in two
-/// halves). Tests use it to prove `gc` and `destroy` clean up whatever the moment of
-/// death; never set it otherwise.
-pub mod fault {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::OnceLock;
-
-    /// The environment variable.
-    pub const ENV: &str = "NETNS_KIT_FAULT_AFTER_STEP";
-
-    static LIMIT: OnceLock<Option<usize>> = OnceLock::new();
-    static PASSED: AtomicUsize = AtomicUsize::new(0);
-
-    /// Pass a crash point named `label`; dies here if it is the N-th.
-    pub fn point(label: &str) {
-        let limit = LIMIT.get_or_init(|| std::env::var(ENV).ok()?.parse().ok());
-        let Some(limit) = *limit else { return };
-        if PASSED.fetch_add(1, Ordering::SeqCst) + 1 == limit {
-            eprintln!("netns-kit: {ENV}={limit}: SIGKILL after step {limit}: {label}");
-            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-        }
-    }
 }
 
 /// How to apply a plan.

@@ -199,19 +199,25 @@ impl RunState {
             return if d.is_alive() {
                 Phase::Destroying { pid: d.pid }
             } else {
-                Phase::Dead(DeadReason::DestroyInterrupted)
+                Phase::Dead {
+                    reason: DeadReason::DestroyInterrupted,
+                }
             };
         }
         match (self.complete, self.persistent, self.owner.is_alive()) {
             (false, _, true) => Phase::Applying {
                 pid: self.owner.pid,
             },
-            (false, _, false) => Phase::Dead(DeadReason::ApplyInterrupted),
+            (false, _, false) => Phase::Dead {
+                reason: DeadReason::ApplyInterrupted,
+            },
             (true, true, _) => Phase::Up,
             (true, false, true) => Phase::Owned {
                 pid: self.owner.pid,
             },
-            (true, false, false) => Phase::Dead(DeadReason::OwnerExited),
+            (true, false, false) => Phase::Dead {
+                reason: DeadReason::OwnerExited,
+            },
         }
     }
 
@@ -295,13 +301,16 @@ pub enum Phase {
         pid: u32,
     },
     /// Garbage: `gc` removes it.
-    Dead(DeadReason),
+    Dead {
+        /// Why.
+        reason: DeadReason,
+    },
 }
 
 impl Phase {
     /// True when `gc` removes the run.
     pub fn is_garbage(&self) -> bool {
-        matches!(self, Phase::Dead(_))
+        matches!(self, Phase::Dead { .. })
     }
 }
 
@@ -312,7 +321,9 @@ impl std::fmt::Display for Phase {
             Phase::Up => f.write_str("up"),
             Phase::Owned { pid } => write!(f, "up (owned by pid {pid})"),
             Phase::Destroying { pid } => write!(f, "destroying (pid {pid})"),
-            Phase::Dead(r) => write!(f, "dead run ({r}): `netns-kit gc` removes it"),
+            Phase::Dead { reason } => {
+                write!(f, "dead run ({reason}): `netns-kit gc` removes it")
+            }
         }
     }
 }
@@ -391,7 +402,9 @@ pub fn runs(dir: &Path) -> Result<Vec<RunEntry>> {
             } else {
                 let phase = match RunLock::holder(dir, &name) {
                     Some(o) if o.is_alive() => Phase::Applying { pid: o.pid },
-                    _ => Phase::Dead(DeadReason::NothingRecorded),
+                    _ => Phase::Dead {
+                        reason: DeadReason::NothingRecorded,
+                    },
                 };
                 (None, Some(phase))
             };
@@ -508,5 +521,66 @@ mod tests {
             ..me
         };
         assert!(!impostor.is_alive());
+    }
+}
+
+#[cfg(test)]
+mod phase_tests {
+    use super::*;
+
+    fn state(complete: bool, persistent: bool, owner: Owner) -> RunState {
+        RunState {
+            name: "t".to_string(),
+            run_id: "0123abcd".to_string(),
+            topology: "t".to_string(),
+            owner,
+            persistent,
+            complete,
+            destroying: None,
+            created_unix: 0,
+            namespaces: Vec::new(),
+            host_link: None,
+            declared: Declared::default(),
+        }
+    }
+
+    #[test]
+    fn an_incomplete_run_whose_apply_died_is_garbage_even_if_persistent() {
+        let me = Owner::current().unwrap();
+        let dead = Owner {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        let garbage = |c, p, o| state(c, p, o).phase().is_garbage();
+        assert!(garbage(false, true, dead));
+        assert!(garbage(false, false, dead));
+        assert!(garbage(true, false, dead));
+        assert!(
+            !garbage(true, true, dead),
+            "a complete persistent run is a live lab"
+        );
+        assert!(!garbage(false, true, me), "still applying");
+        assert!(!garbage(true, false, me), "owned");
+        let mut st = state(true, true, dead);
+        st.destroying = Some(dead);
+        assert_eq!(
+            st.phase(),
+            Phase::Dead {
+                reason: DeadReason::DestroyInterrupted
+            }
+        );
+        st.destroying = Some(me);
+        assert_eq!(st.phase(), Phase::Destroying { pid: me.pid });
+        assert_eq!(
+            serde_json::to_value(st.phase()).unwrap()["phase"],
+            "destroying"
+        );
+        assert_eq!(
+            serde_json::to_value(Phase::Dead {
+                reason: DeadReason::ApplyInterrupted
+            })
+            .unwrap(),
+            serde_json::json!({"phase": "dead", "reason": "apply_interrupted"})
+        );
     }
 }
