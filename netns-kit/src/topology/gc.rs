@@ -105,24 +105,23 @@ pub fn gc_in(dir: &Path, dry_run: bool) -> Result<Vec<Leftover>> {
             Err(_) if RunState::path(dir, &name).exists() => continue,
             Err(_) => None,
         };
-        let path = RunState::path(dir, &name);
+        let files = state::files_of(dir, &name)
+            .into_iter()
+            .map(|path| Leftover::StateFile {
+                run: name.clone(),
+                path,
+            });
         match st {
             None => {
                 // Died before its state file was first written: nothing else exists.
-                found.push(Leftover::StateFile {
-                    run: name.clone(),
-                    path,
-                });
+                found.extend(files);
                 if let Some(lock) = lock {
                     state::remove_files(dir, &name, lock)?;
                 }
             }
             Some(st) => {
                 found.extend(leftovers_of(&st));
-                found.push(Leftover::StateFile {
-                    run: name.clone(),
-                    path,
-                });
+                found.extend(files);
                 if let Some(lock) = lock {
                     if remove_recorded(&st, |_| {}).is_empty() {
                         st.remove(dir, lock)?;

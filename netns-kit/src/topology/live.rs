@@ -72,9 +72,8 @@ fn lock_new_run(dir: &Path, name: &str) -> std::result::Result<RunLock, ApplyErr
 
 /// "being applied by pid N" (or destroyed), for a run whose lock another process holds.
 pub fn busy_detail(dir: &Path, name: &str) -> String {
-    let pid = crate::topology::state::RunLock::holder(dir, name)
-        .filter(Owner::is_alive)
-        .map(|o| format!(" (pid {})", o.pid))
+    let pid = RunLock::holder(dir, name)
+        .map(|pid| format!(" (pid {pid})"))
         .unwrap_or_default();
     format!("another process{pid} is applying or destroying it right now")
 }

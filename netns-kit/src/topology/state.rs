@@ -13,7 +13,7 @@
 //! [`RunState::phase`] is the one classification `list`, `status` and `gc` share.
 
 use std::fs::File;
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -260,9 +260,31 @@ impl RunState {
     }
 }
 
+/// The files of run `name` under `dir` that exist: state, temporary state, lock and
+/// temporary lock files.
+pub fn files_of(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut files = vec![
+        RunState::path(dir, name),
+        RunState::temp_path(dir, name),
+        RunLock::path(dir, name),
+    ];
+    let prefix = format!(".{name}.lock-");
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        files.extend(
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path()),
+        );
+    }
+    files.retain(|p| p.exists());
+    files
+}
+
 /// Remove the state, temporary and lock files of run `name` (the caller holds `lock`).
 pub fn remove_files(dir: &Path, name: &str, lock: RunLock) -> Result<()> {
-    for path in [RunState::path(dir, name), RunState::temp_path(dir, name)] {
+    let mut paths = vec![RunState::path(dir, name), RunState::temp_path(dir, name)];
+    paths.extend(stale_lock_temps(dir, name));
+    for path in paths {
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -338,8 +360,8 @@ pub enum DeadReason {
     OwnerExited,
     /// The destroying process died mid-way.
     DestroyInterrupted,
-    /// Only a lock or temporary file exists, and the process that made it is gone: the
-    /// run died before its state file was first written, so nothing else exists.
+    /// Only a lock or temporary file exists and no process holds the lock: the run died
+    /// before its state file was first written, so nothing else exists.
     NothingRecorded,
 }
 
@@ -385,6 +407,10 @@ pub fn runs(dir: &Path) -> Result<Vec<RunEntry>> {
                 .or_else(|| {
                     f.strip_prefix('.')
                         .and_then(|f| f.strip_suffix(".json.tmp"))
+                })
+                .or_else(|| {
+                    let f = f.strip_prefix('.')?;
+                    f.rfind(".lock-").map(|i| &f[..i])
                 })?;
             crate::netns::check_name(n).ok().map(|()| n.to_string())
         })
@@ -401,7 +427,7 @@ pub fn runs(dir: &Path) -> Result<Vec<RunEntry>> {
                 (Some(st), phase)
             } else {
                 let phase = match RunLock::holder(dir, &name) {
-                    Some(o) if o.is_alive() => Phase::Applying { pid: o.pid },
+                    Some(pid) => Phase::Applying { pid },
                     _ => Phase::Dead {
                         reason: DeadReason::NothingRecorded,
                     },
@@ -414,9 +440,14 @@ pub fn runs(dir: &Path) -> Result<Vec<RunEntry>> {
 }
 
 /// The lock of one run name: an exclusive flock on `<dir>/<name>.lock`, held by `apply`
-/// for its whole duration and by `destroy` and `gc` while they remove the run. The lock
-/// file records its holder (pid + start time) for messages and for `list`. The kernel
-/// releases the lock when the holder dies, however it dies.
+/// for its whole duration and by `destroy` and `gc` while they remove the run. The kernel
+/// releases it when the holder dies, however it dies; who holds it is read from
+/// /proc/locks, so looking never takes it.
+///
+/// A lock file is born locked: it is created under a private temporary name
+/// (`.<name>.lock-<pid>-<n>`), locked, then hard-linked into place. So an unlocked lock
+/// file with no state file next to it is always a leftover of a dead process, never a run
+/// starting up.
 #[derive(Debug)]
 pub struct RunLock {
     file: Flock<File>,
@@ -439,6 +470,7 @@ impl RunLock {
     pub fn acquire_within(dir: &Path, name: &str, wait: Duration) -> Result<Option<RunLock>> {
         /// Between two attempts while waiting.
         const POLL: Duration = Duration::from_millis(10);
+        static TEMPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         crate::netns::check_name(name)?;
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io("create", dir.display().to_string(), e))?;
@@ -446,33 +478,47 @@ impl RunLock {
         let io = |e| Error::io("lock", path.display().to_string(), e);
         let deadline = Instant::now() + wait;
         loop {
-            let file = std::fs::OpenOptions::new()
+            let file = match std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
-                .create(true)
-                .truncate(false)
                 .open(&path)
-                .map_err(io)?;
+            {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let n = TEMPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let tmp = dir.join(format!(".{name}.lock-{}-{n}", std::process::id()));
+                    let f = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create_new(true)
+                        .open(&tmp)
+                        .map_err(io)?;
+                    let file = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| {
+                        let _ = std::fs::remove_file(&tmp);
+                        io(e.into())
+                    })?;
+                    crate::fault::point(&format!("lock of run {name}: under its temporary name"));
+                    let linked = std::fs::hard_link(&tmp, &path);
+                    let _ = std::fs::remove_file(&tmp);
+                    match linked {
+                        Ok(()) => return Ok(Some(RunLock { file, path })),
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                        Err(e) => return Err(io(e)),
+                    }
+                }
+                Err(e) => return Err(io(e)),
+            };
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(mut file) => {
+                Ok(file) => {
                     // The holder before us may have removed the file while we opened it:
                     // a lock on an unlinked inode protects nothing. Retry on the new one.
                     let same = match (file.metadata(), std::fs::metadata(&path)) {
                         (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
                         _ => false,
                     };
-                    if !same {
-                        continue;
+                    if same {
+                        return Ok(Some(RunLock { file, path }));
                     }
-                    let me = Owner::current()?;
-                    let text = serde_json::to_vec(&me).map_err(|e| Error::State {
-                        path: path.clone(),
-                        detail: e.to_string(),
-                    })?;
-                    file.set_len(0).map_err(io)?;
-                    file.rewind().map_err(io)?;
-                    file.write_all(&text).map_err(io)?;
-                    return Ok(Some(RunLock { file, path }));
                 }
                 Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
                     if Instant::now() >= deadline {
@@ -485,13 +531,9 @@ impl RunLock {
         }
     }
 
-    /// The process that last took the lock of run `name` (it may have released it since).
-    pub fn holder(dir: &Path, name: &str) -> Option<Owner> {
-        let mut text = Vec::new();
-        File::open(RunLock::path(dir, name))
-            .and_then(|mut f| f.read_to_end(&mut text))
-            .ok()?;
-        serde_json::from_slice(&text).ok()
+    /// The pid of the process holding the lock of run `name` right now, if any.
+    pub fn holder(dir: &Path, name: &str) -> Option<u32> {
+        flock_holder(&RunLock::path(dir, name))
     }
 
     /// Remove the lock file, then release the lock (a waiter then finds the file gone and
@@ -506,6 +548,40 @@ impl RunLock {
         drop(file);
         removed
     }
+}
+
+/// The pid holding a flock on the file at `path`, from /proc/locks (without taking it).
+fn flock_holder(path: &Path) -> Option<u32> {
+    let meta = std::fs::metadata(path).ok()?;
+    let dev = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(meta.dev()),
+        libc::minor(meta.dev()),
+        meta.ino()
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|l| {
+        // "1: FLOCK  ADVISORY  WRITE 29220 fe:00:5375254 0 EOF"; waiters have "->".
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.as_slice() {
+            [_, "FLOCK", _, _, pid, id, ..] if *id == dev => pid.parse().ok(),
+            _ => None,
+        }
+    })
+}
+
+/// Temporary lock files of run `name` (`.<name>.lock-<pid>-<n>`) no process holds: left
+/// by a process killed while creating the lock file.
+fn stale_lock_temps(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let prefix = format!(".{name}.lock-");
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .filter(|p| flock_holder(p).is_none())
+        .collect()
 }
 
 #[cfg(test)]

@@ -147,11 +147,8 @@ impl Cli {
         if let Ok(rd) = std::fs::read_dir(&self.state_dir) {
             for e in rd.filter_map(|e| e.ok()) {
                 let f = e.file_name().to_string_lossy().into_owned();
-                let stem = f.trim_start_matches('.');
-                if stem == format!("{name}.json")
-                    || stem == format!("{name}.lock")
-                    || stem == format!("{name}.json.tmp")
-                {
+                // <name>.json, <name>.lock, .<name>.json.tmp, .<name>.lock-<pid>-<n>
+                if f.trim_start_matches('.').starts_with(&format!("{name}.")) {
                     found.push(format!("state file {f}"));
                 }
             }
