@@ -58,7 +58,19 @@ fn kill_apply_at_every_step(cli: &Cli, guard: &mut Guard<'_>, base: &str) -> usi
         guard.names.push(name.clone());
         let out = cli.apply(&name, &[(FAULT, n.to_string())]);
         if out.status.code() == Some(0) {
-            // No crash point left: the run is complete. It must destroy cleanly too.
+            // No crash point left: the run is complete. Its owner (the CLI) has exited, yet
+            // it is a live lab, not garbage: gc leaves it exactly as declared.
+            assert!(cli.phases().contains(&(name.clone(), "up".to_string())));
+            let gc = cli.run(&["gc"], &[]);
+            assert_eq!(
+                String::from_utf8_lossy(&gc.stdout).trim(),
+                "nothing to collect",
+                "{}",
+                text(&gc)
+            );
+            let st = cli.run(&["status", &name], &[]);
+            assert_eq!(st.status.code(), Some(0), "status {name}: {}", text(&st));
+            // It must destroy cleanly too.
             let d = cli.run(&["destroy", &name], &[]);
             assert_eq!(d.status.code(), Some(0), "destroy {name}: {}", text(&d));
             assert_eq!(cli.leftovers(&name), Vec::<String>::new());

@@ -443,7 +443,9 @@ impl LiveTopology {
         self.torn_down = true;
         let mut leftovers = Vec::new();
         // A named run: under its lock, record who is tearing it down before removing
-        // anything, so a crash from here on leaves garbage `gc` collects.
+        // anything, so a crash from here on leaves garbage `gc` collects. Only a complete
+        // persistent run needs the record: any other run is garbage as soon as its owner
+        // (this process) dies.
         let mut lock = None;
         if let Some(st) = self.state.as_mut() {
             lock = match self.lock.take() {
@@ -453,6 +455,7 @@ impl LiveTopology {
                     .flatten(),
             };
             match (&lock, Owner::current()) {
+                (Some(_), _) if !(st.persistent && st.complete) => {}
                 (Some(_), Ok(me)) => {
                     st.destroying = Some(me);
                     if let Err(e) = st.write(&self.state_dir) {
@@ -640,18 +643,8 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
     if let Some(e) = failure {
         return Err(e.into());
     }
-    // Their inodes, recorded as soon as they exist (the tagged `lo` proves them anyway).
-    if let Some(st) = a.live.state.as_mut() {
-        for rec in &mut st.namespaces {
-            rec.inode = a
-                .live
-                .namespaces
-                .iter()
-                .find(|(k, _)| *k == rec.key)
-                .map(|(_, n)| n.inode());
-        }
-        st.write(&a.live.state_dir)?;
-    }
+    // Each is already provably ours by its tagged `lo` (and mount point); the inodes are
+    // recorded with completion, sparing a durable state write here.
     a.step(step)?;
     let fds: HashMap<String, Netns> = a
         .live
