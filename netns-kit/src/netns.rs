@@ -704,3 +704,23 @@ pub fn kill_processes_in(inodes: &std::collections::HashSet<u64>) -> usize {
     }
     pids.len()
 }
+
+/// Every network namespace some process (other than this one) is in: its inode and the
+/// pids inside, by inode.
+pub fn processes_by_namespace() -> std::collections::BTreeMap<u64, Vec<i32>> {
+    let me = std::process::id() as i32;
+    let mut by = std::collections::BTreeMap::<u64, Vec<i32>>::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return by;
+    };
+    for pid in rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter(|pid| *pid != me)
+    {
+        if let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/net")) {
+            by.entry(m.ino()).or_default().push(pid);
+        }
+    }
+    by
+}

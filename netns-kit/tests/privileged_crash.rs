@@ -262,3 +262,52 @@ fn destroy_killed_after_every_step_is_finished_by_the_next_destroy_or_gc() {
     }
     panic!("destroy was still being killed after {MAX_STEPS} steps");
 }
+
+#[test]
+fn a_namespace_that_lost_its_name_but_runs_a_service_is_found_by_its_tag() {
+    if !privileged("pinned unnamed namespace") {
+        return;
+    }
+    let cli = Cli::new("crash-pinned", 241, false);
+    let name = unique("kp");
+    let _guard = Guard {
+        cli: &cli,
+        names: vec![name.clone()],
+    };
+    cli.apply_ok(&name);
+    let web = format!("{name}-web");
+    let mut service = cli
+        .command(&["exec", &name, "web", "--", "sleep", "600"], &[])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !inside(service.id(), &web) {
+        assert!(Instant::now() < deadline, "exec never entered {web}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    // A user deletes the node's name while the service runs: the namespace lives on,
+    // unnamed, pinned by the service. Then a destroy dies right after recording its intent.
+    cli_support::sh(&["ip", "netns", "delete", &web]);
+    assert!(matches!(service.try_wait(), Ok(None)));
+    let out = cli.run(&["destroy", &name], &[(FAULT, "1".to_string())]);
+    assert!(killed(&out), "{}", text(&out));
+
+    // gc finds the unnamed namespace by its tagged `lo` and kills what keeps it alive.
+    let dry = cli.run(&["gc", "--dry-run"], &[]);
+    let listed = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        listed.contains("unnamed namespace") && listed.contains(&service.id().to_string()),
+        "{}",
+        text(&dry)
+    );
+    assert!(matches!(service.try_wait(), Ok(None)), "the dry run killed");
+    let gc = cli.run(&["gc"], &[]);
+    assert_eq!(gc.status.code(), Some(0), "{}", text(&gc));
+    assert!(
+        reaped(&mut service),
+        "the service pinning the namespace survived gc"
+    );
+    assert_eq!(cli.leftovers(&name), Vec::<String>::new());
+}

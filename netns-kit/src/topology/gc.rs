@@ -12,6 +12,7 @@
 //! alias. A look-alike name is never enough. Each run is collected under its lock, so a
 //! concurrent `apply` or `destroy` of the same name is never raced.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -19,7 +20,9 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::netns::{self, NamedEntry};
 use crate::runid::RunId;
-use crate::topology::live::{host_link_is_ours, namespace_is_ours, remove_recorded};
+use crate::topology::live::{
+    host_link_is_ours, namespace_is_ours, pinned_namespaces, remove_recorded,
+};
 use crate::topology::state::{self, RunLock, RunState, STATE_DIR};
 
 /// Something gc found (and removed unless dry-running).
@@ -41,6 +44,16 @@ pub enum Leftover {
         run: String,
         /// Its path.
         path: PathBuf,
+    },
+    /// A namespace of a dead run that lost its /run/netns name but is kept alive by
+    /// processes inside (found by its tagged `lo`); gc kills them, which frees it.
+    PinnedNamespace {
+        /// The run's name.
+        run: String,
+        /// The namespace's inode.
+        inode: u64,
+        /// The processes inside.
+        pids: Vec<i32>,
     },
     /// The host link of a dead run (its host routes go with it).
     HostLink {
@@ -67,6 +80,10 @@ impl std::fmt::Display for Leftover {
             Leftover::MountPoint { run, path } => {
                 write!(f, "unmounted namespace file {} (run {run})", path.display())
             }
+            Leftover::PinnedNamespace { run, inode, pids } => write!(
+                f,
+                "unnamed namespace net:[{inode}] kept alive by pids {pids:?} (run {run})"
+            ),
             Leftover::HostLink { run, ifname } => write!(f, "host link {ifname} (run {run})"),
             Leftover::StateFile { run, path } => {
                 write!(f, "state file {} (run {run})", path.display())
@@ -139,9 +156,11 @@ fn leftovers_of(st: &RunState) -> Vec<Leftover> {
     let Ok(run_id) = RunId::parse(&st.run_id) else {
         return found;
     };
+    let mut named = HashSet::new();
     for rec in &st.namespaces {
         match netns::inspect_named(&rec.name) {
             Ok(NamedEntry::Mounted(ns)) if namespace_is_ours(&ns, rec, &run_id) => {
+                named.insert(ns.inode());
                 found.push(Leftover::Namespace {
                     run: st.name.clone(),
                     run_id: st.run_id.clone(),
@@ -156,6 +175,13 @@ fn leftovers_of(st: &RunState) -> Vec<Leftover> {
             }
             _ => {}
         }
+    }
+    for (inode, pids) in pinned_namespaces(&run_id, &named) {
+        found.push(Leftover::PinnedNamespace {
+            run: st.name.clone(),
+            inode,
+            pids,
+        });
     }
     for f in netns::mount_point_temps(&run_id) {
         found.push(Leftover::MountPoint {

@@ -1341,7 +1341,14 @@ pub(crate) fn remove_recorded(st: &RunState, mut progress: impl FnMut(&str)) -> 
             leftovers.push(format!("mount point {f}: {e}"));
         }
     }
-    let inodes: HashSet<u64> = ours.iter().map(Netns::inode).collect();
+    let mut inodes: HashSet<u64> = ours.iter().map(Netns::inode).collect();
+    // Namespaces of the run that lost their name (`ip netns delete` while a service ran
+    // inside) but are pinned by a process: found by their tagged `lo`.
+    inodes.extend(
+        pinned_namespaces(&run_id, &inodes)
+            .into_iter()
+            .map(|(i, _)| i),
+    );
     netns::kill_processes_in(&inodes);
     if let Some(host) = &st.host_link {
         if let Err(e) = delete_host_link(host, &run_id) {
@@ -1363,9 +1370,12 @@ pub(crate) fn remove_recorded(st: &RunState, mut progress: impl FnMut(&str)) -> 
 
 /// Whether the namespace at a recorded name is the one the run created.
 pub(crate) fn namespace_is_ours(ns: &Netns, rec: &NsRecord, run_id: &RunId) -> bool {
-    if rec.inode == Some(ns.inode()) {
-        return true;
-    }
+    rec.inode == Some(ns.inode()) || lo_is_tagged(ns, run_id)
+}
+
+/// Whether `lo` in `ns` carries the run's alias (set on every namespace the run creates,
+/// while inside it, before the namespace gets a name).
+fn lo_is_tagged(ns: &Netns, run_id: &RunId) -> bool {
     let Ok(mut nl) = ns.netlink() else {
         return false;
     };
@@ -1373,6 +1383,22 @@ pub(crate) fn namespace_is_ours(ns: &Netns, rec: &NsRecord, run_id: &RunId) -> b
         link::list(&mut nl).map(|ls| ls.into_iter().find(|l| l.index == 1)),
         Ok(Some(lo)) if lo.alias.as_deref() == Some(run_id.alias().as_str())
     )
+}
+
+/// Namespaces of run `run_id` with no name that processes keep alive, other than those in
+/// `known` (and the root namespace): (inode, pids inside). Found by the run's tag on `lo`,
+/// so a namespace someone else made is never among them.
+pub(crate) fn pinned_namespaces(run_id: &RunId, known: &HashSet<u64>) -> Vec<(u64, Vec<i32>)> {
+    let root = Netns::current_process().map(|n| n.inode()).ok();
+    netns::processes_by_namespace()
+        .into_iter()
+        .filter(|(inode, _)| Some(*inode) != root && !known.contains(inode))
+        .filter(|(inode, pids)| {
+            pids.iter()
+                .find_map(|p| Netns::open_path(Path::new(&format!("/proc/{p}/ns/net"))).ok())
+                .is_some_and(|ns| ns.inode() == *inode && lo_is_tagged(&ns, run_id))
+        })
+        .collect()
 }
 
 /// The namespace of node `node` in the run recorded as `name` (for `netns-kit exec`).
