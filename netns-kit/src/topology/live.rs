@@ -456,9 +456,9 @@ impl LiveTopology {
             };
             match (&lock, Owner::current()) {
                 (Some(_), _) if !(st.persistent && st.complete) => {}
-                (Some(_), Ok(me)) => {
+                (Some(held), Ok(me)) => {
                     st.destroying = Some(me);
-                    if let Err(e) = st.write(&self.state_dir) {
+                    if let Err(e) = st.write(&self.state_dir, held) {
                         leftovers.push(format!("state file: {e}"));
                     }
                 }
@@ -596,7 +596,11 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
                 inode: None,
             });
         }
-        st.write(&a.live.state_dir)?;
+        let lock =
+            a.live.lock.as_ref().ok_or_else(|| {
+                RunError::Plan(format!("named run {name} applied without its lock"))
+            })?;
+        st.write(&a.live.state_dir, lock)?;
         a.live.state = Some(st);
         a.step(step)?;
     }
@@ -914,7 +918,13 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             rec.inode = fds.get(&rec.key).map(Netns::inode);
         }
         st.complete = true;
-        let written = st.write(&a.live.state_dir);
+        let written = match &a.live.lock {
+            Some(lock) => st.write(&a.live.state_dir, lock),
+            None => Err(Error::State {
+                path: RunState::path(&a.live.state_dir, &st.name),
+                detail: "written without the run's lock".to_string(),
+            }),
+        };
         a.live.state = Some(st);
         written?;
     }
@@ -1299,7 +1309,7 @@ pub fn destroy_locked(dir: &Path, name: &str, lock: RunLock) -> Result<()> {
         }
     };
     st.destroying = Some(Owner::current()?);
-    st.write(dir)?;
+    st.write(dir, &lock)?;
     fault::point("destroy: intent recorded");
     let leftovers = remove_recorded(&st, fault::point);
     if leftovers.is_empty() {

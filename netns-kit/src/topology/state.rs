@@ -171,12 +171,17 @@ impl RunState {
     }
 
     /// Write durably and atomically under `dir`: temporary file, fsync, rename over the
-    /// old file, fsync of the directory. A reader (or a crash) sees the old file or the new
-    /// one, never a torn one. Callers hold the run's [`RunLock`].
-    pub fn write(&self, dir: &Path) -> Result<PathBuf> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io("create", dir.display().to_string(), e))?;
+    /// old file, fsync of the directory. A reader (or a crash, or a power loss) sees the
+    /// old file or the new one, never a torn one. Only the holder of the run's `lock`
+    /// writes (the temporary file's name is the run's, not the process's).
+    pub fn write(&self, dir: &Path, lock: &RunLock) -> Result<PathBuf> {
         let path = RunState::path(dir, &self.name);
+        if lock.path != RunLock::path(dir, &self.name) {
+            return Err(Error::State {
+                path,
+                detail: format!("written under the lock {}", lock.path.display()),
+            });
+        }
         let tmp = RunState::temp_path(dir, &self.name);
         let text = serde_json::to_vec_pretty(self).map_err(|e| Error::State {
             path: path.clone(),
