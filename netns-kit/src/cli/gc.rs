@@ -16,7 +16,8 @@ Collected: runs whose `apply` or `destroy` died mid-way, and non-persistent runs
 owner exited — exactly the runs `netns-kit list` marks \"dead run\". A complete run left up
 by `apply` is a live lab and is never collected. Within a dead run, an object is removed
 only if it is provably that run's (recorded inode, run-id alias or tag), never because
-its name looks similar.")]
+its name looks similar. Namespaces of anonymous (test) runs whose owner died, kept alive
+by a process inside, are found by their tag and those processes killed.")]
 pub struct Args {
     /// Only list what would be removed.
     #[arg(long)]

@@ -11,6 +11,11 @@
 //! still under its temporary name, which carries the run id); a host link with the run's
 //! alias. A look-alike name is never enough. Each run is collected under its lock, so a
 //! concurrent `apply` or `destroy` of the same name is never raced.
+//!
+//! Anonymous runs (tests: namespaces held by file descriptor, no state file) die with
+//! their owner unless a process inside keeps a namespace alive; such a namespace's `lo`
+//! names the run and the owner (pid + start time), so gc finds it among the namespaces of
+//! running processes and, the owner being provably dead, kills what pins it.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -18,10 +23,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::netns::Netns;
 use crate::netns::{self, NamedEntry};
 use crate::runid::RunId;
 use crate::topology::live::{
-    host_link_is_ours, namespace_is_ours, pinned_namespaces, remove_recorded,
+    host_link_is_ours, namespace_is_ours, orphan_of, pinned_namespaces, remove_recorded,
 };
 use crate::topology::state::{self, RunLock, RunState, STATE_DIR};
 
@@ -55,6 +61,17 @@ pub enum Leftover {
         /// The processes inside.
         pids: Vec<i32>,
     },
+    /// A namespace of an anonymous run (a test's, held by file descriptor, no state file)
+    /// whose owner died while processes inside kept it alive: its `lo` names the run and
+    /// the dead owner. gc kills the processes, which frees it and everything in it.
+    OrphanNamespace {
+        /// The run id.
+        run_id: String,
+        /// The namespace's inode.
+        inode: u64,
+        /// The processes inside.
+        pids: Vec<i32>,
+    },
     /// The host link of a dead run (its host routes go with it).
     HostLink {
         /// The run's name.
@@ -83,6 +100,14 @@ impl std::fmt::Display for Leftover {
             Leftover::PinnedNamespace { run, inode, pids } => write!(
                 f,
                 "unnamed namespace net:[{inode}] kept alive by pids {pids:?} (run {run})"
+            ),
+            Leftover::OrphanNamespace {
+                run_id,
+                inode,
+                pids,
+            } => write!(
+                f,
+                "namespace net:[{inode}] of a dead anonymous run (id {run_id}) kept alive by pids {pids:?}"
             ),
             Leftover::HostLink { run, ifname } => write!(f, "host link {ifname} (run {run})"),
             Leftover::StateFile { run, path } => {
@@ -147,7 +172,36 @@ pub fn gc_in(dir: &Path, dry_run: bool) -> Result<Vec<Leftover>> {
             }
         }
     }
+    found.extend(orphans(dry_run));
     Ok(found)
+}
+
+/// Namespaces of dead anonymous runs that processes keep alive (their `lo` names the dead
+/// owner); unless `dry_run`, their processes are killed, which frees them.
+fn orphans(dry_run: bool) -> Vec<Leftover> {
+    let root = Netns::current_process().map(|n| n.inode()).ok();
+    let mut found = Vec::new();
+    for (inode, pids) in netns::processes_by_namespace() {
+        if Some(inode) == root {
+            continue;
+        }
+        let ns = pids
+            .iter()
+            .find_map(|p| Netns::open_path(Path::new(&format!("/proc/{p}/ns/net"))).ok())
+            .filter(|ns| ns.inode() == inode);
+        let Some(run_id) = ns.as_ref().and_then(orphan_of) else {
+            continue;
+        };
+        if !dry_run {
+            netns::kill_processes_in(&HashSet::from([inode]));
+        }
+        found.push(Leftover::OrphanNamespace {
+            run_id: run_id.to_string(),
+            inode,
+            pids,
+        });
+    }
+    found
 }
 
 /// What of a dead run's recorded objects still exists and is provably its own.

@@ -555,6 +555,7 @@ struct NsJob {
     sysctls: Vec<(PathBuf, String)>,
     /// Tags the mount point of a named namespace.
     run_id: String,
+    /// For `lo`.
     alias: String,
     /// Whether the namespace gets a firewall (then an nfnetlink socket is opened too).
     firewall: bool,
@@ -620,6 +621,13 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
                 .push((crate::sysctl::path_of(&s.key)?, s.value.clone()));
         }
     }
+    // `lo` carries the run's tag. An anonymous run has no state file, so its `lo` also
+    // names the owner: a namespace some process keeps alive after the owner died is then
+    // provably garbage (see [`orphan_of`]).
+    let lo_alias = match &a.live.name {
+        Some(_) => alias.clone(),
+        None => owned_alias(&a.run_id, &Owner::current()?),
+    };
     let jobs: Vec<NsJob> = plan
         .namespaces
         .iter()
@@ -628,7 +636,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             name: n.name.clone(),
             sysctls: sysctls.remove(n.key.as_str()).unwrap_or_default(),
             run_id: a.run_id.to_string(),
-            alias: alias.clone(),
+            alias: lo_alias.clone(),
             firewall: plan.firewalls.iter().any(|f| f.ns == n.key),
         })
         .collect();
@@ -1395,6 +1403,42 @@ fn lo_is_tagged(ns: &Netns, run_id: &RunId) -> bool {
     )
 }
 
+/// The `lo` alias of an anonymous run's namespaces: `netns-kit:<run id>:owner=<pid>.<start>`.
+fn owned_alias(run_id: &RunId, owner: &Owner) -> String {
+    format!(
+        "{}:owner={}.{}",
+        run_id.alias(),
+        owner.pid,
+        owner.start_time
+    )
+}
+
+/// The run id and owner in an alias written by [`owned_alias`].
+fn parse_owned_alias(alias: &str) -> Option<(RunId, Owner)> {
+    let (run, owner) = alias.split_once(":owner=")?;
+    let run_id = RunId::from_alias(run)?;
+    let (pid, start) = owner.split_once('.')?;
+    Some((
+        run_id,
+        Owner {
+            pid: pid.parse().ok()?,
+            start_time: start.parse().ok()?,
+        },
+    ))
+}
+
+/// If `ns` is a namespace of an anonymous run whose owner is dead (its `lo` says so), that
+/// run's id. Such a namespace outlives its owner only because a process keeps it alive.
+pub(crate) fn orphan_of(ns: &Netns) -> Option<RunId> {
+    let mut nl = ns.netlink().ok()?;
+    let lo = link::list(&mut nl)
+        .ok()?
+        .into_iter()
+        .find(|l| l.index == 1)?;
+    let (run_id, owner) = parse_owned_alias(lo.alias.as_deref()?)?;
+    (!owner.is_alive()).then_some(run_id)
+}
+
 /// Namespaces of run `run_id` with no name that processes keep alive, other than those in
 /// `known` (and the root namespace): (inode, pids inside). Found by the run's tag on `lo`,
 /// so a namespace someone else made is never among them.
@@ -1441,6 +1485,21 @@ pub fn address_of(plan: &Plan, node: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_owned_alias_names_run_and_owner_and_nothing_else_parses() {
+        let run = RunId::parse("0123abcd").unwrap();
+        let owner = Owner {
+            pid: 42,
+            start_time: 7,
+        };
+        let a = owned_alias(&run, &owner);
+        assert_eq!(a, "netns-kit:0123abcd:owner=42.7");
+        assert_eq!(parse_owned_alias(&a), Some((run.clone(), owner)));
+        assert_eq!(parse_owned_alias(&run.alias()), None);
+        assert_eq!(parse_owned_alias("netns-kit:0123abcd:owner=x.7"), None);
+        assert_eq!(parse_owned_alias("other:0123abcd:owner=42.7"), None);
+    }
 
     #[test]
     fn only_interface_sysctls_wait_for_links() {
