@@ -12,12 +12,13 @@ use super::{privilege, CliError, Outcome};
   sudo netns-kit gc --dry-run
   sudo netns-kit gc
 
-Collected: runs whose `apply` or `destroy` died mid-way, and non-persistent runs whose
-owner exited — exactly the runs `netns-kit list` marks \"dead run\". A complete run left up
-by `apply` is a live lab and is never collected. Within a dead run, an object is removed
-only if it is provably that run's (recorded inode, run-id alias or tag), never because
-its name looks similar. Namespaces of anonymous (test) runs whose owner died, kept alive
-by a process inside, are found by their tag and those processes killed.")]
+Collected: runs whose `apply` or `destroy` died mid-way, non-persistent runs whose owner
+exited, runs applied before the last reboot — exactly the runs `netns-kit list` marks
+\"dead run\". A complete run left up by `apply` is a live lab and is never collected.
+Within a dead run, an object is removed only if it is provably that run's (its run-id
+alias or tag), never because its name looks similar. Namespaces of anonymous (test) runs
+whose owner died, kept alive by a process inside, are found by their tag and those
+processes killed.")]
 pub struct Args {
     /// Only list what would be removed.
     #[arg(long)]

@@ -6,8 +6,8 @@
 //! run is a live lab, whether or not the process that applied it still runs.
 //!
 //! Within a dead run, an object is removed only if it is provably that run's: a namespace
-//! at a recorded name whose inode is the recorded one or whose `lo` carries the run's
-//! alias; a mount point under /run/netns never mounted but tagged with the run id (or
+//! at a recorded name whose `lo` carries the run's alias (a recorded inode is no proof:
+//! inode numbers are reused); a mount point under /run/netns never mounted but tagged with the run id (or
 //! still under its temporary name, which carries the run id); a host link with the run's
 //! alias. A look-alike name is never enough. Each run is collected under its lock, so a
 //! concurrent `apply` or `destroy` of the same name is never raced.

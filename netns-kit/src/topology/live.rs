@@ -580,6 +580,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            boot_id: crate::topology::state::current_boot_id(),
             namespaces: Vec::new(),
             host_link: plan.host_link.as_ref().map(|h| h.host_ifname.clone()),
             declared: declared(plan),
@@ -1331,8 +1332,7 @@ pub fn destroy_locked(dir: &Path, name: &str, lock: RunLock) -> Result<()> {
 }
 
 /// Remove what a state file records, and only what is provably this run's: namespaces at
-/// the recorded names whose inode is the recorded one or whose `lo` carries the run's
-/// alias, mount points under /run/netns never mounted but tagged with the run id (or
+/// the recorded names whose `lo` carries the run's alias, mount points under /run/netns never mounted but tagged with the run id (or
 /// carrying it in their temporary name), a host link carrying the run's alias (its routes
 /// go with it). `progress` is called between the phases (the crash points of destroy).
 pub(crate) fn remove_recorded(st: &RunState, mut progress: impl FnMut(&str)) -> Vec<String> {
@@ -1386,9 +1386,11 @@ pub(crate) fn remove_recorded(st: &RunState, mut progress: impl FnMut(&str)) -> 
     leftovers
 }
 
-/// Whether the namespace at a recorded name is the one the run created.
-pub(crate) fn namespace_is_ours(ns: &Netns, rec: &NsRecord, run_id: &RunId) -> bool {
-    rec.inode == Some(ns.inode()) || lo_is_tagged(ns, run_id)
+/// Whether the namespace at a recorded name is the one the run created: its `lo` carries
+/// the run's alias, set from inside before the namespace got its name. The recorded inode
+/// alone is no proof: namespace inode numbers are reused, within a boot and across boots.
+pub(crate) fn namespace_is_ours(ns: &Netns, _rec: &NsRecord, run_id: &RunId) -> bool {
+    lo_is_tagged(ns, run_id)
 }
 
 /// Whether `lo` in `ns` carries the run's alias (set on every namespace the run creates,

@@ -54,6 +54,13 @@ impl Owner {
     }
 }
 
+/// This boot's id (a random UUID the kernel picks at boot), if readable.
+pub fn current_boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
 /// Field 22 (starttime) of /proc/<pid>/stat; None if the process is gone.
 fn start_time_of(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -151,6 +158,10 @@ pub struct RunState {
     pub destroying: Option<Owner>,
     /// Seconds since the Unix epoch when apply started.
     pub created_unix: u64,
+    /// The kernel's boot id when apply started (/proc/sys/kernel/random/boot_id). After a
+    /// reboot nothing the run made can exist, whatever its phase said: it is garbage.
+    #[serde(default)]
+    pub boot_id: Option<String>,
     /// Namespaces, in creation order.
     pub namespaces: Vec<NsRecord>,
     /// The host link's name in the root namespace (lab mode), if any.
@@ -200,6 +211,11 @@ impl RunState {
 
     /// What the run is doing now; `list`, `status` and `gc` all decide by this.
     pub fn phase(&self) -> Phase {
+        if self.boot_id.is_some() && self.boot_id != current_boot_id() {
+            return Phase::Dead {
+                reason: DeadReason::PreviousBoot,
+            };
+        }
         if let Some(d) = &self.destroying {
             return if d.is_alive() {
                 Phase::Destroying { pid: d.pid }
@@ -365,6 +381,9 @@ pub enum DeadReason {
     OwnerExited,
     /// The destroying process died mid-way.
     DestroyInterrupted,
+    /// It was applied before the machine last booted: its kernel objects died with that
+    /// boot, only files are left.
+    PreviousBoot,
     /// Only a lock or temporary file exists and no process holds the lock: the run died
     /// before its state file was first written, so nothing else exists.
     NothingRecorded,
@@ -377,6 +396,7 @@ impl std::fmt::Display for DeadReason {
             DeadReason::OwnerExited => "its owner exited",
             DeadReason::DestroyInterrupted => "destroy was interrupted",
             DeadReason::NothingRecorded => "killed before anything was created",
+            DeadReason::PreviousBoot => "applied before the last reboot",
         })
     }
 }
@@ -619,6 +639,7 @@ mod phase_tests {
             complete,
             destroying: None,
             created_unix: 0,
+            boot_id: current_boot_id(),
             namespaces: Vec::new(),
             host_link: None,
             declared: Declared::default(),
@@ -652,6 +673,15 @@ mod phase_tests {
         );
         st.destroying = Some(me);
         assert_eq!(st.phase(), Phase::Destroying { pid: me.pid });
+        // Whatever it says, a run from before the last boot is garbage.
+        let mut old = state(true, true, me);
+        old.boot_id = Some("00000000-0000-0000-0000-000000000000".to_string());
+        assert_eq!(
+            old.phase(),
+            Phase::Dead {
+                reason: DeadReason::PreviousBoot
+            }
+        );
         assert_eq!(
             serde_json::to_value(st.phase()).unwrap()["phase"],
             "destroying"
