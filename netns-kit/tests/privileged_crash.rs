@@ -311,3 +311,30 @@ fn a_namespace_that_lost_its_name_but_runs_a_service_is_found_by_its_tag() {
     );
     assert_eq!(cli.leftovers(&name), Vec::<String>::new());
 }
+
+#[test]
+fn destroy_of_a_run_killed_before_it_recorded_anything_removes_its_files_and_of_no_run_exits_2() {
+    if !privileged("destroy of a barely started run") {
+        return;
+    }
+    let cli = Cli::new("crash-early", 240, false);
+    let name = unique("ke");
+    let _guard = Guard {
+        cli: &cli,
+        names: vec![name.clone()],
+    };
+    // Killed at its first crash point: only a lock file under its temporary name exists.
+    let out = cli.apply(&name, &[(FAULT, "1".to_string())]);
+    assert!(killed(&out), "{}", text(&out));
+    assert!(!cli.leftovers(&name).is_empty(), "nothing to destroy?");
+    assert!(cli.phases().contains(&(name.clone(), "dead".to_string())));
+    let d = cli.run(&["destroy", &name], &[]);
+    assert_eq!(d.status.code(), Some(0), "{}", text(&d));
+    assert_eq!(cli.leftovers(&name), Vec::<String>::new());
+
+    // A name nothing is known about: exit 2, one line, and no lock file made for it.
+    let none = cli.run(&["destroy", &name], &[]);
+    assert_eq!(none.status.code(), Some(2), "{}", text(&none));
+    assert_eq!(String::from_utf8_lossy(&none.stderr).lines().count(), 1);
+    assert_eq!(cli.leftovers(&name), Vec::<String>::new());
+}

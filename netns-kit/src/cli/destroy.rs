@@ -21,6 +21,15 @@ pub struct Args {
 pub fn run(args: Args, state_dir: &Path) -> Outcome {
     super::check_run_name(&args.name)?;
     privilege::require("destroy")?;
+    if netns_kit::topology::state::files_of(state_dir, &args.name).is_empty() {
+        return Err(not_found_is_bad_input(
+            netns_kit::error::Error::NotFound {
+                kind: "run",
+                name: args.name.clone(),
+            },
+            &args.name,
+        ));
+    }
     let lock = match RunLock::try_acquire(state_dir, &args.name) {
         Ok(Some(l)) => l,
         Ok(None) => {

@@ -1291,6 +1291,13 @@ pub fn destroy_by_name(name: &str) -> Result<()> {
 
 /// [`destroy_by_name`] with state files under `dir`.
 pub fn destroy_by_name_in(dir: &Path, name: &str) -> Result<()> {
+    crate::netns::check_name(name)?;
+    if crate::topology::state::files_of(dir, name).is_empty() {
+        return Err(Error::NotFound {
+            kind: "run",
+            name: name.to_string(),
+        });
+    }
     let lock = RunLock::acquire_within(dir, name, LOCK_WAIT)?.ok_or_else(|| Error::Busy {
         name: name.to_string(),
         detail: busy_detail(dir, name),
@@ -1307,14 +1314,11 @@ pub fn destroy_by_name_in(dir: &Path, name: &str) -> Result<()> {
 pub fn destroy_locked(dir: &Path, name: &str, lock: RunLock) -> Result<()> {
     let mut st = match RunState::load(dir, name) {
         Ok(st) => st,
-        Err(e) => {
-            if RunState::path(dir, name).exists() {
-                return Err(e);
-            }
-            // No state file: only leftovers of a run that died before recording anything
-            // (or the lock file taking the lock just made): remove them.
-            crate::topology::state::remove_files(dir, name, lock)?;
-            return Err(e);
+        Err(e) if RunState::path(dir, name).exists() => return Err(e),
+        Err(_) => {
+            // No state file: only the lock and temporary files of a run that died before
+            // recording anything (nothing else of it exists). Removing them destroys it.
+            return crate::topology::state::remove_files(dir, name, lock);
         }
     };
     st.destroying = Some(Owner::current()?);
