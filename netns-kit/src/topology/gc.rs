@@ -230,7 +230,13 @@ fn leftovers_of(st: &RunState) -> Vec<Leftover> {
             _ => {}
         }
     }
-    for (inode, pids) in pinned_namespaces(&run_id, &named) {
+    // Only if a recorded name is missing can a namespace of the run have lost its name.
+    let pinned = if named.len() < st.namespaces.len() {
+        pinned_namespaces(&run_id, &named)
+    } else {
+        Vec::new()
+    };
+    for (inode, pids) in pinned {
         found.push(Leftover::PinnedNamespace {
             run: st.name.clone(),
             inode,

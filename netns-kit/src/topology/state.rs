@@ -182,7 +182,7 @@ impl RunState {
     }
 
     /// Write durably and atomically under `dir`: temporary file, fsync, rename over the
-    /// old file, fsync of the directory. A reader (or a crash, or a power loss) sees the
+    /// old file, fsync of the directory when the file is new. A reader (or a crash, or a power loss) sees the
     /// old file or the new one, never a torn one. Only the holder of the run's `lock`
     /// writes (the temporary file's name is the run's, not the process's).
     pub fn write(&self, dir: &Path, lock: &RunLock) -> Result<PathBuf> {
@@ -199,11 +199,17 @@ impl RunState {
             detail: e.to_string(),
         })?;
         let write = || -> std::io::Result<()> {
+            let new = !path.exists();
             let mut f = File::create(&tmp)?;
             f.write_all(&text)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &path)?;
-            File::open(dir)?.sync_all()
+            // A new name must reach the disk; replacing an existing file needs no directory
+            // sync: should the rename be lost, the old file, as durable, is still whole.
+            if new {
+                File::open(dir)?.sync_all()?;
+            }
+            Ok(())
         };
         write().map_err(|e| Error::io("write state file", path.display().to_string(), e))?;
         Ok(path)
