@@ -23,11 +23,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::netns;
 use crate::netns::Netns;
-use crate::netns::{self, NamedEntry};
 use crate::runid::RunId;
 use crate::topology::live::{
-    host_link_is_ours, namespace_is_ours, orphan_of, pinned_namespaces, remove_recorded,
+    host_link_is_ours, orphan_of, pinned_namespaces, recorded_entries, remove_recorded, Recorded,
 };
 use crate::topology::state::{self, RunLock, RunState, STATE_DIR};
 
@@ -211,9 +211,9 @@ fn leftovers_of(st: &RunState) -> Vec<Leftover> {
         return found;
     };
     let mut named = HashSet::new();
-    for rec in &st.namespaces {
-        match netns::inspect_named(&rec.name) {
-            Ok(NamedEntry::Mounted(ns)) if namespace_is_ours(&ns, rec, &run_id) => {
+    for (rec, entry) in st.namespaces.iter().zip(recorded_entries(st, &run_id)) {
+        match entry {
+            Recorded::Ours(ns) => {
                 named.insert(ns.inode());
                 found.push(Leftover::Namespace {
                     run: st.name.clone(),
@@ -221,13 +221,11 @@ fn leftovers_of(st: &RunState) -> Vec<Leftover> {
                     name: rec.name.clone(),
                 })
             }
-            Ok(NamedEntry::Unmounted { tag: Some(t) }) if t == run_id => {
-                found.push(Leftover::MountPoint {
-                    run: st.name.clone(),
-                    path: Path::new(netns::NETNS_RUN_DIR).join(&rec.name),
-                })
-            }
-            _ => {}
+            Recorded::UnmountedOurs => found.push(Leftover::MountPoint {
+                run: st.name.clone(),
+                path: Path::new(netns::NETNS_RUN_DIR).join(&rec.name),
+            }),
+            Recorded::NotOurs => {}
         }
     }
     // Only if a recorded name is missing can a namespace of the run have lost its name.

@@ -1345,17 +1345,15 @@ pub(crate) fn remove_recorded(st: &RunState, mut progress: impl FnMut(&str)) -> 
         return vec![format!("run id {:?} is not netns-kit's", st.run_id)];
     };
     let mut ours = Vec::new();
-    for rec in &st.namespaces {
-        match netns::inspect_named(&rec.name) {
-            Ok(netns::NamedEntry::Mounted(ns)) if namespace_is_ours(&ns, rec, &run_id) => {
-                ours.push(ns)
-            }
-            Ok(netns::NamedEntry::Unmounted { tag: Some(t) }) if t == run_id => {
+    for (rec, found) in st.namespaces.iter().zip(recorded_entries(st, &run_id)) {
+        match found {
+            Recorded::Ours(ns) => ours.push(ns),
+            Recorded::UnmountedOurs => {
                 if let Err(e) = netns::remove_unmounted(&rec.name, &run_id) {
                     leftovers.push(format!("mount point {}: {e}", rec.name));
                 }
             }
-            _ => {}
+            Recorded::NotOurs => {}
         }
     }
     for f in netns::mount_point_temps(&run_id) {
@@ -1388,6 +1386,55 @@ pub(crate) fn remove_recorded(st: &RunState, mut progress: impl FnMut(&str)) -> 
     }
     progress("destroy: all namespaces removed");
     leftovers
+}
+
+/// What is at one recorded name under /run/netns.
+pub(crate) enum Recorded {
+    /// A namespace of the run.
+    Ours(Netns),
+    /// A mount point of the run on which nothing was mounted (tagged with the run id).
+    UnmountedOurs,
+    /// Nothing, or something that is not provably the run's.
+    NotOurs,
+}
+
+/// What is at each of the run's recorded names, in order. Each proof enters the namespace
+/// on a thread of its own; several are checked at once (a big run has hundreds).
+pub(crate) fn recorded_entries(st: &RunState, run_id: &RunId) -> Vec<Recorded> {
+    /// Names per checking thread, and at most this many threads.
+    const PER_THREAD: usize = 8;
+    const MAX_THREADS: usize = 16;
+    let check = |rec: &NsRecord| match netns::inspect_named(&rec.name) {
+        Ok(netns::NamedEntry::Mounted(ns)) if namespace_is_ours(&ns, rec, run_id) => {
+            Recorded::Ours(ns)
+        }
+        Ok(netns::NamedEntry::Unmounted { tag: Some(t) }) if &t == run_id => {
+            Recorded::UnmountedOurs
+        }
+        _ => Recorded::NotOurs,
+    };
+    let threads = st
+        .namespaces
+        .len()
+        .div_ceil(PER_THREAD)
+        .clamp(1, MAX_THREADS);
+    let per = st.namespaces.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = st
+            .namespaces
+            .chunks(per)
+            .map(|chunk| s.spawn(move || chunk.iter().map(check).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .zip(st.namespaces.chunks(per))
+            .flat_map(|(h, chunk)| {
+                // A panicked checker proves nothing: its names count as not ours.
+                h.join()
+                    .unwrap_or_else(|_| chunk.iter().map(|_| Recorded::NotOurs).collect())
+            })
+            .collect()
+    })
 }
 
 /// Whether the namespace at a recorded name is the one the run created: its `lo` carries
