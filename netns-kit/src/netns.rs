@@ -68,7 +68,7 @@ impl Netns {
         }
     }
 
-    /// Open a namespace by path (e.g. /proc/<pid>/ns/net or a bind-mount).
+    /// Open a namespace by path (e.g. `/proc/<pid>/ns/net` or a bind-mount).
     pub fn open_path(path: &Path) -> Result<Netns> {
         let file =
             File::open(path).map_err(|e| Error::io("open", path.display().to_string(), e))?;
@@ -108,7 +108,7 @@ impl Netns {
         }
     }
 
-    /// The namespace's inode number (its identity, as shown in /proc/<pid>/ns/net).
+    /// The namespace's inode number (its identity, as shown in `/proc/<pid>/ns/net`).
     pub fn inode(&self) -> u64 {
         self.inode
     }
@@ -339,10 +339,10 @@ fn reserve_mount_point(name: &str, run_id: Option<&str>) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Name prefix of a mount point being created (see [`reserve_mount_point`]).
+/// Name prefix of a mount point being created: `.netns-kit-<run id>-<name>` until renamed.
 pub const MOUNT_TEMP_PREFIX: &str = ".netns-kit-";
 
-/// What is at /run/netns/<name>.
+/// What is at `/run/netns/<name>`.
 #[derive(Debug)]
 pub enum NamedEntry {
     /// Nothing.
@@ -358,7 +358,7 @@ pub enum NamedEntry {
     },
 }
 
-/// Look at /run/netns/<name> without changing anything.
+/// Look at `/run/netns/<name>` without changing anything.
 pub fn inspect_named(name: &str) -> Result<NamedEntry> {
     check_name(name)?;
     let path = Path::new(NETNS_RUN_DIR).join(name);
@@ -384,7 +384,7 @@ pub fn inspect_named(name: &str) -> Result<NamedEntry> {
     Ok(NamedEntry::Unmounted { tag })
 }
 
-/// Remove /run/netns/<name> if it is an unmounted file tagged with `run_id` (and only
+/// Remove `/run/netns/<name>` if it is an unmounted file tagged with `run_id` (and only
 /// then); returns whether it removed it.
 pub fn remove_unmounted(name: &str, run_id: &crate::runid::RunId) -> Result<bool> {
     match inspect_named(name)? {
@@ -405,8 +405,8 @@ pub fn remove_unmounted(name: &str, run_id: &crate::runid::RunId) -> Result<bool
 }
 
 /// Mount points being created by run `run_id` (file names under /run/netns that start
-/// with `.netns-kit-<run id>-`): left only by a process killed inside
-/// [`reserve_mount_point`].
+/// with `.netns-kit-<run id>-`): left only by a process killed while creating a named
+/// namespace's mount point.
 pub fn mount_point_temps(run_id: &crate::runid::RunId) -> Vec<String> {
     let prefix = format!("{MOUNT_TEMP_PREFIX}{run_id}-");
     let Ok(rd) = std::fs::read_dir(NETNS_RUN_DIR) else {

@@ -1,4 +1,4 @@
-//! The state file of a named run: /run/netns-kit/<name>.json. It records the run id, the
+//! The state file of a named run: `/run/netns-kit/<name>.json`. It records the run id, the
 //! owner (pid + start time, so a reused pid is not mistaken for the owner), whether the run
 //! outlives its owner, what was created, and what was declared (for `status`).
 //!
@@ -33,7 +33,7 @@ pub const STATE_DIR: &str = "/run/netns-kit";
 pub struct Owner {
     /// Its pid.
     pub pid: u32,
-    /// Its start time (clock ticks after boot, field 22 of /proc/<pid>/stat).
+    /// Its start time (clock ticks after boot, field 22 of `/proc/<pid>/stat`).
     pub start_time: u64,
 }
 
