@@ -582,6 +582,8 @@ impl RunLock {
 }
 
 /// The pid holding a flock on the file at `path`, from /proc/locks (without taking it).
+/// Matched by device and inode; by inode alone where the filesystem's stat device differs
+/// from the one /proc/locks prints (btrfs subvolumes, overlayfs).
 fn flock_holder(path: &Path) -> Option<u32> {
     let meta = std::fs::metadata(path).ok()?;
     let dev = format!(
@@ -590,15 +592,26 @@ fn flock_holder(path: &Path) -> Option<u32> {
         libc::minor(meta.dev()),
         meta.ino()
     );
+    let ino = format!(":{}", meta.ino());
     let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    locks.lines().find_map(|l| {
-        // "1: FLOCK  ADVISORY  WRITE 29220 fe:00:5375254 0 EOF"; waiters have "->".
-        let f: Vec<&str> = l.split_whitespace().collect();
-        match f.as_slice() {
-            [_, "FLOCK", _, _, pid, id, ..] if *id == dev => pid.parse().ok(),
-            _ => None,
-        }
-    })
+    let holders: Vec<(u32, bool)> = locks
+        .lines()
+        .filter_map(|l| {
+            // "1: FLOCK  ADVISORY  WRITE 29220 fe:00:5375254 0 EOF"; waiters have "->".
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.as_slice() {
+                [_, "FLOCK", _, _, pid, id, ..] if id.ends_with(&ino) => {
+                    Some((pid.parse().ok()?, *id == dev))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    holders
+        .iter()
+        .find(|(_, exact)| *exact)
+        .or(holders.first())
+        .map(|(pid, _)| *pid)
 }
 
 /// Temporary lock files of run `name` (`.<name>.lock-<pid>-<n>`) no process holds: left
