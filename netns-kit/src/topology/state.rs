@@ -3,7 +3,7 @@
 //! outlives its owner, what was created, and what was declared (for `status`).
 //!
 //! Crash consistency: the file is written (temporary file, fsync, atomic rename, fsync of
-//! the directory) BEFORE the first object of the run exists, listing every name the run is
+//! the directory for a new file) BEFORE the first object of the run exists, listing every name the run is
 //! about to create; the objects themselves carry the run id (link aliases, a tagged `lo`,
 //! a tagged mount point under /run/netns). Whatever moment a SIGKILL hits, `gc` finds the
 //! run here and can prove each object it finds is this run's. Every write happens under the
@@ -11,6 +11,10 @@
 //! destroy or gc of that run.
 //!
 //! [`RunState::phase`] is the one classification `list`, `status` and `gc` share.
+//!
+//! Anonymous runs (tests) have no state file: what they create dies with their owner,
+//! except a namespace a process inside keeps alive, whose `lo` names the run and its owner
+//! (see [`crate::topology::gc`]).
 
 use std::fs::File;
 use std::io::Write;
