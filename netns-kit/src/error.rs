@@ -87,6 +87,15 @@ pub enum Error {
         /// What the tool or kernel said.
         detail: String,
     },
+    /// Another process holds the lock of run `name` (an `apply` or `destroy` of it is
+    /// running).
+    #[error("run {name:?} is busy: {detail}")]
+    Busy {
+        /// The run name.
+        name: String,
+        /// Who holds it.
+        detail: String,
+    },
     /// A failure injected on purpose by a test (`ApplyOptions::fail_after`).
     #[error("failure injected after {0} apply steps")]
     Injected(usize),

@@ -31,6 +31,7 @@
 
 pub mod addr;
 pub mod error;
+pub mod fault;
 pub mod firewall;
 pub mod graph;
 pub mod impair;

@@ -46,26 +46,29 @@ impl Netns {
         check_name(name)?;
         let name = name.to_string();
         on_fresh_thread("create namespace", move || {
-            Ok(create_here(Some(&name), |_| Ok(()))?.0)
+            Ok(create_here(Some((&name, None)), |_| Ok(()))?.0)
         })
     }
 
-    /// Open the existing namespace named `name` under /run/netns.
+    /// Open the existing namespace named `name` under /run/netns. An entry that is not a
+    /// mounted namespace (a mount point never mounted, or left half-removed) is
+    /// [`Error::Invalid`].
     pub fn open(name: &str) -> Result<Netns> {
-        check_name(name)?;
-        let path = Path::new(NETNS_RUN_DIR).join(name);
-        let mut ns = Netns::open_path(&path).map_err(|e| match e.errno() {
-            Some(libc::ENOENT) => Error::NotFound {
+        match inspect_named(name)? {
+            NamedEntry::Mounted(ns) => Ok(ns),
+            NamedEntry::Absent => Err(Error::NotFound {
                 kind: "namespace",
                 name: name.to_string(),
-            },
-            _ => e,
-        })?;
-        ns.name = Some(name.to_string());
-        Ok(ns)
+            }),
+            NamedEntry::Unmounted { .. } => Err(Error::Invalid {
+                kind: "namespace",
+                value: Path::new(NETNS_RUN_DIR).join(name).display().to_string(),
+                expected: "a mounted network namespace (this entry was never mounted)",
+            }),
+        }
     }
 
-    /// Open a namespace by path (e.g. /proc/<pid>/ns/net or a bind-mount).
+    /// Open a namespace by path (e.g. `/proc/<pid>/ns/net` or a bind-mount).
     pub fn open_path(path: &Path) -> Result<Netns> {
         let file =
             File::open(path).map_err(|e| Error::io("open", path.display().to_string(), e))?;
@@ -105,7 +108,7 @@ impl Netns {
         }
     }
 
-    /// The namespace's inode number (its identity, as shown in /proc/<pid>/ns/net).
+    /// The namespace's inode number (its identity, as shown in `/proc/<pid>/ns/net`).
     pub fn inode(&self) -> u64 {
         self.inode
     }
@@ -244,17 +247,20 @@ pub(crate) fn on_fresh_thread<T: Send + 'static>(
 /// On the calling (dedicated!) thread: unshare into a new namespace, run `setup` while
 /// inside (sysctls, opening its netlink socket, tagging it), then, if named, bind it to
 /// /run/netns/<name> — so a namespace only becomes visible once it carries its tag.
+/// `name` is the /run/netns name and the run id its mount point is tagged with (see
+/// [`reserve_mount_point`]).
 ///
 /// Must only be called on a thread that is thrown away afterwards.
-pub(crate) fn create_here<S, R>(name: Option<&str>, setup: S) -> Result<(Netns, R)>
+pub(crate) fn create_here<S, R>(name: Option<(&str, Option<&str>)>, setup: S) -> Result<(Netns, R)>
 where
     S: FnOnce(&Netns) -> Result<R>,
 {
-    let label = name.unwrap_or("anonymous").to_string();
+    let label = name.map_or("anonymous", |(n, _)| n).to_string();
     let mount_point = match name {
-        Some(n) => Some(reserve_mount_point(n)?),
+        Some((n, run_id)) => Some(reserve_mount_point(n, run_id)?),
         None => None,
     };
+    let name = name.map(|(n, _)| n);
     let created = (|| {
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| {
             let e: io::Error = e.into();
@@ -291,16 +297,150 @@ where
 }
 
 /// Make sure /run/netns exists and is a shared mount point (as iproute2 does), then create
-/// the empty file a namespace gets bind-mounted on. Fails if the name is taken.
-fn reserve_mount_point(name: &str) -> Result<PathBuf> {
+/// the file a namespace gets bind-mounted on. Fails if the name is taken.
+///
+/// The file is born tagged: it is created as `.netns-kit-<run id>-<name>` (the run id in
+/// its name) holding `netns-kit:<run id>`, then renamed to `<name>` with RENAME_NOREPLACE.
+/// So whenever a process dies between here and the bind mount, what it leaves carries its
+/// run id — in the name or in the content — and `gc` can prove it is that run's.
+fn reserve_mount_point(name: &str, run_id: Option<&str>) -> Result<PathBuf> {
     ensure_run_dir()?;
-    let path = Path::new(NETNS_RUN_DIR).join(name);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| Error::io("create namespace file", path.display().to_string(), e))?;
+    let dir = Path::new(NETNS_RUN_DIR);
+    let path = dir.join(name);
+    let owner = run_id.map_or_else(|| format!("p{}", std::process::id()), str::to_string);
+    let tmp = dir.join(format!("{MOUNT_TEMP_PREFIX}{owner}-{name}"));
+    let tag = run_id.map(|r| format!("{}{r}\n", crate::runid::ALIAS_PREFIX));
+    let create = || -> io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        if let Some(t) = &tag {
+            io::Write::write_all(&mut f, t.as_bytes())?;
+        }
+        if tag.is_some() {
+            crate::fault::point(&format!(
+                "mount point {name}: created under its temporary name"
+            ));
+        }
+        nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            &tmp,
+            nix::fcntl::AT_FDCWD,
+            &path,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        )
+        .map_err(io::Error::from)
+    };
+    create().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("create namespace file", path.display().to_string(), e)
+    })?;
     Ok(path)
+}
+
+/// Name prefix of a mount point being created: `.netns-kit-<run id>-<name>` until renamed.
+pub const MOUNT_TEMP_PREFIX: &str = ".netns-kit-";
+
+/// What is at `/run/netns/<name>`.
+#[derive(Debug)]
+pub enum NamedEntry {
+    /// Nothing.
+    Absent,
+    /// A mounted namespace.
+    Mounted(Netns),
+    /// A plain file on which no namespace is mounted: a mount point whose creator died
+    /// before mounting (or while removing it). `tag` is its content when that is a
+    /// netns-kit tag (`netns-kit:<run id>`), which proves which run made it.
+    Unmounted {
+        /// The run id the file is tagged with, if any.
+        tag: Option<crate::runid::RunId>,
+    },
+}
+
+/// Look at `/run/netns/<name>` without changing anything.
+pub fn inspect_named(name: &str) -> Result<NamedEntry> {
+    check_name(name)?;
+    let path = Path::new(NETNS_RUN_DIR).join(name);
+    let mut ns = match Netns::open_path(&path) {
+        Ok(ns) => ns,
+        Err(e) if e.errno() == Some(libc::ENOENT) => return Ok(NamedEntry::Absent),
+        Err(e) => return Err(e),
+    };
+    let fs = nix::sys::statfs::fstatfs(ns.fd())
+        .map_err(|e| Error::io("statfs", path.display().to_string(), e.into()))?;
+    if fs.filesystem_type() == nix::sys::statfs::NSFS_MAGIC {
+        ns.name = Some(name.to_string());
+        return Ok(NamedEntry::Mounted(ns));
+    }
+    // A tag is a few dozen bytes; read no more than that from a file someone else made.
+    let mut text = String::new();
+    if let Ok(f) = File::open(&path) {
+        let _ = io::Read::read_to_string(&mut io::Read::take(f, 64), &mut text);
+    }
+    let tag = text
+        .strip_suffix('\n')
+        .and_then(crate::runid::RunId::from_alias);
+    Ok(NamedEntry::Unmounted { tag })
+}
+
+/// Remove `/run/netns/<name>` if it is an unmounted file tagged with `run_id` (and only
+/// then); returns whether it removed it.
+pub fn remove_unmounted(name: &str, run_id: &crate::runid::RunId) -> Result<bool> {
+    match inspect_named(name)? {
+        NamedEntry::Unmounted { tag: Some(t) } if &t == run_id => {
+            let path = Path::new(NETNS_RUN_DIR).join(name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(Error::io(
+                    "remove namespace file",
+                    path.display().to_string(),
+                    e,
+                )),
+            }
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Mount points being created by run `run_id` (file names under /run/netns that start
+/// with `.netns-kit-<run id>-`): left only by a process killed while creating a named
+/// namespace's mount point.
+pub fn mount_point_temps(run_id: &crate::runid::RunId) -> Vec<String> {
+    let prefix = format!("{MOUNT_TEMP_PREFIX}{run_id}-");
+    let Ok(rd) = std::fs::read_dir(NETNS_RUN_DIR) else {
+        return Vec::new();
+    };
+    let mut found: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Remove a file listed by [`mount_point_temps`] (never a mount: a temporary is renamed
+/// before anything is mounted on it).
+pub fn remove_mount_point_temp(file_name: &str) -> Result<()> {
+    if !file_name.starts_with(MOUNT_TEMP_PREFIX) || file_name.contains('/') {
+        return Err(Error::Invalid {
+            kind: "mount point temporary",
+            value: file_name.to_string(),
+            expected: "a file name starting with .netns-kit-",
+        });
+    }
+    let path = Path::new(NETNS_RUN_DIR).join(file_name);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(
+            "remove namespace file",
+            path.display().to_string(),
+            e,
+        )),
+    }
 }
 
 /// Create /run/netns and make it a shared mount point, so bind mounts propagate.
@@ -563,4 +703,24 @@ pub fn kill_processes_in(inodes: &std::collections::HashSet<u64>) -> usize {
         );
     }
     pids.len()
+}
+
+/// Every network namespace some process (other than this one) is in: its inode and the
+/// pids inside, by inode.
+pub fn processes_by_namespace() -> std::collections::BTreeMap<u64, Vec<i32>> {
+    let me = std::process::id() as i32;
+    let mut by = std::collections::BTreeMap::<u64, Vec<i32>>::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return by;
+    };
+    for pid in rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter(|pid| *pid != me)
+    {
+        if let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/net")) {
+            by.entry(m.ino()).or_default().push(pid);
+        }
+    }
+    by
 }

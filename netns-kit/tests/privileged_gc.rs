@@ -1,5 +1,7 @@
 //! gc after a crash: a run whose owner was SIGKILLed mid-life is removed — exactly its
-//! objects — while a live run and a look-alike namespace stay untouched.
+//! objects — while a live run and a look-alike namespace stay untouched; an anonymous run
+//! whose owner was SIGKILLed with a service still inside is found by its tag and the
+//! service killed, while a foreign namespace with a process inside lives on.
 
 mod privileged_support;
 
@@ -11,9 +13,136 @@ use netns_kit::topology::gc::{gc_in, Leftover};
 use netns_kit::topology::live::{self, LiveTopology};
 use privileged_support::{named_plan, named_with_prefix, prefix_of, privileged, temp_state_dir};
 
+/// gc collects orphans machine-wide: the two tests here must not collect each other's.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Set in the child process: the state directory to record its run in.
 const CHILD_STATE_DIR: &str = "NETNS_KIT_GC_CHILD_STATE_DIR";
 const CHILD_TEST: &str = "child_applies_a_non_persistent_named_run_then_waits_to_be_killed";
+/// Set in the child process: apply an anonymous run with a service inside instead.
+const CHILD_ANONYMOUS: &str = "NETNS_KIT_GC_CHILD_ANONYMOUS";
+const CHILD_ANONYMOUS_TEST: &str = "child_applies_an_anonymous_run_with_a_service_then_waits";
+
+#[test]
+#[ignore = "helper: run as a child process by the gc test"]
+fn child_applies_an_anonymous_run_with_a_service_then_waits() {
+    if std::env::var_os(CHILD_ANONYMOUS).is_none() {
+        return;
+    }
+    let live = LiveTopology::apply_topology(
+        &privileged_support::three_tier(),
+        netns_kit::topology::live::ApplyOptions::default(),
+    )
+    .unwrap();
+    let mut service = live
+        .command("gateway", "sleep")
+        .unwrap()
+        .arg("600")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+        .detach();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "READY {} {}", live.run_id(), service.id()).unwrap();
+    out.flush().unwrap();
+    drop(out);
+    let mut sink = String::new();
+    // Only reached if the parent dies first (stdin closes): clean up and leave.
+    let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut sink);
+    let _ = service.kill();
+    let _ = service.wait();
+    drop(live);
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => s
+            .rfind(')')
+            .is_some_and(|i| s[i + 1..].trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn gc_kills_what_keeps_the_namespaces_of_a_killed_anonymous_run_alive() {
+    if !privileged("gc of an anonymous run's orphans") {
+        return;
+    }
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = temp_state_dir("gc-anon");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            CHILD_ANONYMOUS_TEST,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ANONYMOUS, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (run_id, service) = loop {
+        let line = lines.next().expect("child exited before applying").unwrap();
+        if let Some(at) = line.find("READY ") {
+            let mut f = line[at + "READY ".len()..].split_whitespace();
+            let run_id = f.next().unwrap().to_string();
+            let pid: u32 = f.next().unwrap().parse().unwrap();
+            break (run_id, pid);
+        }
+    };
+    // The owner dies by SIGKILL: no Drop. The service keeps the gateway's namespace alive.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!gone(service), "the service died with its owner");
+
+    // A foreign namespace with a bridge and a process inside, made without netns-kit.
+    let mut foreign = Command::new("unshare")
+        .args([
+            "-n",
+            "sh",
+            "-c",
+            "ip link add br0 type bridge && exec sleep 600",
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let orphan = |l: &Leftover| matches!(l, Leftover::OrphanNamespace { run_id: r, pids, .. } if *r == run_id && pids.contains(&(service as i32)));
+    let listed = gc_in(&dir, true).unwrap();
+    assert!(listed.iter().any(orphan), "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .all(|l| !format!("{l:?}").contains(&foreign.id().to_string())),
+        "{listed:?}"
+    );
+    assert!(!gone(service), "the dry run killed");
+
+    let removed = gc_in(&dir, false).unwrap();
+    assert!(removed.iter().any(orphan), "{removed:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gone(service) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gc left the service {service} running"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        matches!(foreign.try_wait(), Ok(None)),
+        "gc killed a foreign process"
+    );
+    let again = gc_in(&dir, true).unwrap();
+    assert!(!again.iter().any(orphan), "{again:?}");
+    let _ = foreign.kill();
+    let _ = foreign.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
 #[test]
 #[ignore = "helper: run as a child process by the gc test"]
@@ -38,6 +167,7 @@ fn gc_removes_a_killed_runs_leftovers_and_nothing_else() {
     if !privileged("gc after SIGKILL") {
         return;
     }
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = temp_state_dir("gc");
 
     // A run whose owner dies by SIGKILL: no Drop, no cleanup.

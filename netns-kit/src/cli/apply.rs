@@ -42,9 +42,10 @@ pub fn run(args: Args, state_dir: &Path) -> Outcome {
     )?;
     privilege::require("apply")?;
     let runs = live::list_in(state_dir).map_err(|e| CliError::Runtime(e.to_string()))?;
-    if runs.iter().any(|r| r.name == name) {
+    if let Some(r) = runs.iter().find(|r| r.name == name) {
         return Err(CliError::BadInput(format!(
-            "a topology named {name:?} is already applied: `netns-kit destroy {name}` first, or pick another --name"
+            "a topology named {name:?} is already applied ({}): `netns-kit destroy {name}` first, or pick another --name",
+            r.phase
         )));
     }
     let run_id = RunId::new().map_err(|e| CliError::Runtime(e.to_string()))?;
@@ -63,6 +64,7 @@ pub fn run(args: Args, state_dir: &Path) -> Outcome {
     };
     let live = LiveTopology::apply(&plan, opts).map_err(|e| match e {
         ApplyError::Topology(t) => CliError::BadInput(t.to_string()),
+        ApplyError::NameInUse { .. } => CliError::BadInput(e.to_string()),
         ApplyError::Failed { ref source, .. } if matches!(**source, Error::NotPrivileged(_)) => {
             CliError::BadInput(e.to_string())
         }

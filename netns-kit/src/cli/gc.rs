@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use netns_kit::topology::gc::{self, Leftover};
+use netns_kit::topology::gc;
 
 use super::{privilege, CliError, Outcome};
 
@@ -12,8 +12,13 @@ use super::{privilege, CliError, Outcome};
   sudo netns-kit gc --dry-run
   sudo netns-kit gc
 
-Only runs whose owner process is gone and that were not applied with `apply` (which
-persists) are collected; a namespace is removed only if it is provably that run's.")]
+Collected: runs whose `apply` or `destroy` died mid-way, non-persistent runs whose owner
+exited, runs applied before the last reboot — exactly the runs `netns-kit list` marks
+\"dead run\". A complete run left up by `apply` is a live lab and is never collected.
+Within a dead run, an object is removed only if it is provably that run's (its run-id
+alias or tag), never because its name looks similar. Namespaces of anonymous (test) runs
+whose owner died, kept alive by a process inside, are found by their tag and those
+processes killed.")]
 pub struct Args {
     /// Only list what would be removed.
     #[arg(long)]
@@ -33,16 +38,7 @@ pub fn run(args: Args, state_dir: &Path) -> Outcome {
         println!("nothing to collect");
     }
     for item in &found {
-        let what = match item {
-            Leftover::Namespace { run, run_id, name } => {
-                format!("namespace {name} (run {run}, id {run_id})")
-            }
-            Leftover::HostLink { run, ifname } => format!("host link {ifname} (run {run})"),
-            Leftover::StateFile { run, path } => {
-                format!("state file {} (run {run})", path.display())
-            }
-        };
-        println!("{verb} {what}");
+        println!("{verb} {item}");
     }
     Ok(0)
 }

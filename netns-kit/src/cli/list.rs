@@ -32,12 +32,8 @@ pub fn run(args: Args, state_dir: &Path) -> Outcome {
         "NAME", "TOPOLOGY", "RUN-ID", "NAMESPACES"
     );
     for r in runs {
-        let state = match (r.complete, r.persistent, r.owner_alive) {
-            (true, true, _) => "up".to_string(),
-            (true, false, true) => format!("up (owned by pid {})", r.owner_pid),
-            (false, _, true) => format!("applying (pid {})", r.owner_pid),
-            _ => "dead run: `netns-kit gc` removes it".to_string(),
-        };
+        // The same classification `gc` acts on: "dead run" exactly when gc removes it.
+        let state = r.phase.to_string();
         println!(
             "{:<20} {:<16} {:<12} {:>10}  {state}",
             r.name, r.topology, r.run_id, r.namespaces

@@ -29,7 +29,15 @@ Examples:
   sudo netns-kit gc --dry-run
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad input or missing privileges.
-The topology file format is documented in netns-kit/src/topology/spec.rs.";
+The topology file format is documented in netns-kit/src/topology/spec.rs.
+
+Runs are crash-consistent: whenever apply or destroy dies, `list` marks the run dead and
+`gc` (or the next `destroy`) removes exactly what it made. One apply or destroy per name
+at a time: a second apply of a name in use exits 2; a destroy waits for a running apply
+(up to 60 s, then exits 2 having removed nothing).
+Testing hook (never set otherwise): NETNS_KIT_FAULT_AFTER_STEP=N makes apply/destroy
+SIGKILL itself at its N-th crash point (NETNS_KIT_FAULT_ACTION=stop: SIGSTOP instead);
+see netns-kit/src/fault.rs.";
 
 /// Typed, leak-proof network namespaces from a declarative topology file.
 #[derive(Debug, Parser)]

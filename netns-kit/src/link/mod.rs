@@ -222,6 +222,7 @@ pub struct LinkChange {
     master: Option<u32>,
     alias: Option<String>,
     ipv6_link_local: Option<bool>,
+    netns_fd: Option<i32>,
 }
 
 impl LinkChange {
@@ -269,6 +270,13 @@ impl LinkChange {
         self
     }
 
+    /// Move the link into namespace `ns` (the fd must stay open until sent). The link keeps
+    /// its name and alias, so a link tagged first is never untagged anywhere.
+    pub fn move_to(mut self, ns: BorrowedFd<'_>) -> Self {
+        self.netns_fd = Some(ns.as_raw_fd());
+        self
+    }
+
     /// Whether the kernel generates an IPv6 link-local address when the link gets carrier
     /// (`false`: addrgenmode none, so no DAD, MLD or router solicitation is ever sent). The
     /// kernel applies this after any up/down in the same message, and a link that already
@@ -298,6 +306,9 @@ impl LinkChange {
         }
         if let Some(a) = &self.alias {
             msg.attributes.push(LinkAttribute::IfAlias(a.clone()));
+        }
+        if let Some(fd) = self.netns_fd {
+            msg.attributes.push(LinkAttribute::NetNsFd(fd));
         }
         if let Some(generate) = self.ipv6_link_local {
             let mode = if generate {

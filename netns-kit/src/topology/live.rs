@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::addr::Address;
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::firewall::apply as nft;
 use crate::firewall::netlink::NfSocket;
 use crate::link::{self, LinkChange, VxlanRemote};
@@ -28,8 +29,8 @@ use crate::route::Route;
 use crate::runid::RunId;
 use crate::topology::plan::{Naming, Plan, VxlanPeer, VxlanUnderlay};
 use crate::topology::state::{
-    AddrRecord, Declared, LinkRecord, NsRecord, Owner, RouteRecord, RunState, TableRecord,
-    STATE_DIR,
+    AddrRecord, Declared, LinkRecord, NsRecord, Owner, Phase, RouteRecord, RunLock, RunState,
+    TableRecord, STATE_DIR,
 };
 use crate::topology::{Topology, TopologyError};
 
@@ -38,6 +39,44 @@ pub use crate::topology::status::{status, status_in, Difference};
 /// First interface index netns-kit assigns in a namespace it created (below are `lo` and
 /// any fallback tunnel devices the kernel adds to new namespaces).
 const FIRST_IFINDEX: u32 = 100;
+
+/// How long a teardown or `destroy` waits for another process (an `apply` of the same
+/// name) to release the run's lock before giving up: 60 s.
+pub const LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Take the lock of a new named run: refused when another process holds it or a run of
+/// that name is already recorded.
+fn lock_new_run(dir: &Path, name: &str) -> std::result::Result<RunLock, ApplyError> {
+    let lock = RunLock::try_acquire(dir, name).map_err(|source| ApplyError::Failed {
+        step: "locking the run".to_string(),
+        source: Box::new(source),
+    })?;
+    let Some(lock) = lock else {
+        return Err(ApplyError::NameInUse {
+            name: name.to_string(),
+            detail: busy_detail(dir, name),
+        });
+    };
+    if RunState::path(dir, name).exists() {
+        // Not ours to remove: dropping the lock just releases it.
+        drop(lock);
+        return Err(ApplyError::NameInUse {
+            name: name.to_string(),
+            detail: format!(
+                "a topology is already applied under this name (`netns-kit destroy {name}` first, or pick another name)"
+            ),
+        });
+    }
+    Ok(lock)
+}
+
+/// "being applied by pid N" (or destroyed), for a run whose lock another process holds.
+pub fn busy_detail(dir: &Path, name: &str) -> String {
+    let pid = RunLock::holder(dir, name)
+        .map(|pid| format!(" (pid {pid})"))
+        .unwrap_or_default();
+    format!("another process{pid} is applying or destroying it right now")
+}
 
 /// How to apply a plan.
 #[derive(Debug, Clone)]
@@ -96,6 +135,15 @@ pub enum ApplyError {
         #[source]
         source: Box<Error>,
     },
+    /// The run name is taken: already applied, or another process is applying or
+    /// destroying a run of that name right now. Nothing was touched.
+    #[error("run name {name:?} is in use: {detail}")]
+    NameInUse {
+        /// The run name.
+        name: String,
+        /// By what.
+        detail: String,
+    },
     /// A step failed and the undo left things behind (listed; `netns-kit gc` may help).
     #[error("apply failed while {step}: {source}; undo incomplete: {}", leftovers.join("; "))]
     UndoIncomplete {
@@ -121,6 +169,8 @@ pub struct LiveTopology {
     host_link: Option<String>,
     state_dir: PathBuf,
     state: Option<RunState>,
+    /// The run's lock, held while applying (named runs).
+    lock: Option<RunLock>,
     torn_down: bool,
     timings: Vec<(String, Duration)>,
 }
@@ -179,6 +229,7 @@ impl Apply<'_> {
         self.live.timings.push((label.to_string(), now - self.last));
         self.last = now;
         self.steps += 1;
+        fault::point(label);
         match self.opts.fail_after {
             Some(limit) if self.steps >= limit => Err(Error::Injected(limit)),
             _ => Ok(()),
@@ -234,13 +285,21 @@ impl LiveTopology {
                 host_link: None,
                 state_dir: opts.state_dir.clone(),
                 state: None,
+                lock: None,
                 torn_down: false,
                 timings: Vec::new(),
             },
         };
+        if let Some(name) = a.live.name.clone() {
+            a.live.lock = Some(lock_new_run(&opts.state_dir, &name)?);
+        }
         let mut step = String::from("starting");
         match run(&mut a, &mut step) {
-            Ok(()) => Ok(a.live),
+            Ok(()) => {
+                // Released: the run is complete and recorded; destroy and gc may take it.
+                a.live.lock = None;
+                Ok(a.live)
+            }
             Err(RunError::Plan(msg)) => {
                 let leftovers = a.live.teardown();
                 if leftovers.is_empty() {
@@ -383,6 +442,33 @@ impl LiveTopology {
         }
         self.torn_down = true;
         let mut leftovers = Vec::new();
+        // A named run: under its lock, record who is tearing it down before removing
+        // anything, so a crash from here on leaves garbage `gc` collects. Only a complete
+        // persistent run needs the record: any other run is garbage as soon as its owner
+        // (this process) dies.
+        let mut lock = None;
+        if let Some(st) = self.state.as_mut() {
+            lock = match self.lock.take() {
+                Some(l) => Some(l),
+                None => RunLock::acquire_within(&self.state_dir, &st.name, LOCK_WAIT)
+                    .ok()
+                    .flatten(),
+            };
+            match (&lock, Owner::current()) {
+                (Some(_), _) if !(st.persistent && st.complete) => {}
+                (Some(held), Ok(me)) => {
+                    st.destroying = Some(me);
+                    if let Err(e) = st.write(&self.state_dir, held) {
+                        leftovers.push(format!("state file: {e}"));
+                    }
+                }
+                (None, _) => leftovers.push(format!(
+                    "state file: run {:?} is locked by another process",
+                    st.name
+                )),
+                (_, Err(e)) => leftovers.push(format!("state file: {e}")),
+            }
+        }
         let inodes: HashSet<u64> = self.namespaces.iter().map(|(_, n)| n.inode()).collect();
         netns::kill_processes_in(&inodes);
         if let Some(host) = self.host_link.take() {
@@ -394,12 +480,24 @@ impl LiveTopology {
         for (label, e) in Netns::delete_all(all) {
             leftovers.push(format!("namespace {label}: {e}"));
         }
-        if let Some(st) = self.state.take() {
-            if leftovers.is_empty() {
-                if let Err(e) = st.remove(&self.state_dir) {
-                    leftovers.push(format!("state file: {e}"));
+        if self.name.is_some() {
+            for f in netns::mount_point_temps(&self.run_id) {
+                if let Err(e) = netns::remove_mount_point_temp(&f) {
+                    leftovers.push(format!("mount point {f}: {e}"));
                 }
             }
+        }
+        let removed = match (self.state.take(), lock.or_else(|| self.lock.take())) {
+            (Some(st), Some(lock)) if leftovers.is_empty() => st.remove(&self.state_dir, lock),
+            // Died before the state file was written: only the lock file exists.
+            (None, Some(lock)) => match &self.name {
+                Some(n) => crate::topology::state::remove_files(&self.state_dir, n, lock),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        };
+        if let Err(e) = removed {
+            leftovers.push(format!("state file: {e}"));
         }
         leftovers
     }
@@ -455,6 +553,9 @@ struct NsJob {
     key: String,
     name: Option<String>,
     sysctls: Vec<(PathBuf, String)>,
+    /// Tags the mount point of a named namespace.
+    run_id: String,
+    /// For `lo`.
     alias: String,
     /// Whether the namespace gets a firewall (then an nfnetlink socket is opened too).
     firewall: bool,
@@ -474,10 +575,12 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             owner: Owner::current()?,
             persistent: a.opts.persist,
             complete: false,
+            destroying: None,
             created_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            boot_id: crate::topology::state::current_boot_id(),
             namespaces: Vec::new(),
             host_link: plan.host_link.as_ref().map(|h| h.host_ifname.clone()),
             declared: declared(plan),
@@ -495,14 +598,11 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
                 inode: None,
             });
         }
-        if RunState::path(&a.live.state_dir, &name).exists() {
-            return Err(RunError::Kernel(Error::Invalid {
-                kind: "run name",
-                value: name,
-                expected: "a name not already in use (see `netns-kit list`)",
-            }));
-        }
-        st.write(&a.live.state_dir)?;
+        let lock =
+            a.live.lock.as_ref().ok_or_else(|| {
+                RunError::Plan(format!("named run {name} applied without its lock"))
+            })?;
+        st.write(&a.live.state_dir, lock)?;
         a.live.state = Some(st);
         a.step(step)?;
     }
@@ -522,6 +622,13 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
                 .push((crate::sysctl::path_of(&s.key)?, s.value.clone()));
         }
     }
+    // `lo` carries the run's tag. An anonymous run has no state file, so its `lo` also
+    // names the owner: a namespace some process keeps alive after the owner died is then
+    // provably garbage (see [`orphan_of`]).
+    let lo_alias = match &a.live.name {
+        Some(_) => alias.clone(),
+        None => owned_alias(&a.run_id, &Owner::current()?),
+    };
     let jobs: Vec<NsJob> = plan
         .namespaces
         .iter()
@@ -529,7 +636,8 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             key: n.key.clone(),
             name: n.name.clone(),
             sysctls: sysctls.remove(n.key.as_str()).unwrap_or_default(),
-            alias: alias.clone(),
+            run_id: a.run_id.to_string(),
+            alias: lo_alias.clone(),
             firewall: plan.firewalls.iter().any(|f| f.ns == n.key),
         })
         .collect();
@@ -548,6 +656,8 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
     if let Some(e) = failure {
         return Err(e.into());
     }
+    // Each is already provably ours by its tagged `lo` (and mount point); the inodes are
+    // recorded with completion, sparing a durable state write here.
     a.step(step)?;
     let fds: HashMap<String, Netns> = a
         .live
@@ -627,23 +737,23 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             Some(up),
         );
     }
-    // The lab's host link: the router end is created (with its index) in the router, the
-    // host end directly in the root namespace, in the same message.
+    // The lab's host link: both ends are born in the router; in phase 2 the host end is
+    // tagged with the run's alias and only then moved into the root namespace (the move
+    // keeps the alias). So the root namespace never holds an untagged link of ours: until
+    // the move, a crash takes the host end down with the router namespace; after it,
+    // `gc` proves it ours by its alias.
     let root = match &plan.host_link {
         Some(h) => {
             let root = Netns::current_process()?;
             let ri = idx.assign(&h.peer_ns, &h.peer_ifname)?;
+            let hi = idx.assign(&h.peer_ns, &h.host_ifname)?;
             link::veth(&h.peer_ifname, &h.host_ifname)
                 .index(ri)
+                .peer_index(hi)
                 .up()
-                .peer_netns(root.fd())
                 .queue(netlink_of(&mut sockets, &h.peer_ns)?)?;
-            phase2
-                .entry(h.peer_ns.clone())
-                .or_default()
-                .push(LinkChange::of(ri).alias(&alias));
             a.live.host_link = Some(h.host_ifname.clone());
-            Some(root)
+            Some((root, ri, hi))
         }
         None => None,
     };
@@ -726,6 +836,12 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
 
     // -- Phase 2: per namespace, links up + tagged, addresses, routes. -------------------
     *step = "configuring links, addresses and routes".to_string();
+    if let (Some(h), Some((root, ri, hi))) = (&plan.host_link, &root) {
+        let changes = phase2.entry(h.peer_ns.clone()).or_default();
+        changes.push(LinkChange::of(*ri).alias(&alias));
+        changes.push(LinkChange::of(*hi).alias(&alias));
+        changes.push(LinkChange::of(*hi).move_to(root.fd()));
+    }
     for (ns, changes) in phase2 {
         let nl = netlink_of(&mut sockets, &ns)?;
         for c in changes {
@@ -773,7 +889,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
     }
 
     // -- Host link (lab mode): the only object configured in the root namespace. ---------
-    if let (Some(h), Some(root)) = (&plan.host_link, &root) {
+    if let (Some(h), Some((root, _, _))) = (&plan.host_link, &root) {
         *step = format!("configuring the host link {}", h.host_ifname);
         configure_host_link(&alias, h, root)?;
         a.step(step)?;
@@ -811,7 +927,13 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             rec.inode = fds.get(&rec.key).map(Netns::inode);
         }
         st.complete = true;
-        let written = st.write(&a.live.state_dir);
+        let written = match &a.live.lock {
+            Some(lock) => st.write(&a.live.state_dir, lock),
+            None => Err(Error::State {
+                path: RunState::path(&a.live.state_dir, &st.name),
+                detail: "written without the run's lock".to_string(),
+            }),
+        };
         a.live.state = Some(st);
         written?;
     }
@@ -893,7 +1015,8 @@ fn create_namespaces(jobs: Vec<NsJob>, workers: usize) -> (Vec<Created>, Option<
             std::thread::spawn(move || {
                 let mut done = Vec::with_capacity(chunk.len());
                 for job in chunk {
-                    let r = netns::create_here(job.name.as_deref(), |ns| {
+                    let named = job.name.as_deref().map(|n| (n, Some(job.run_id.as_str())));
+                    let r = netns::create_here(named, |ns| {
                         for (path, value) in &job.sysctls {
                             crate::sysctl::write_here(path, value)?;
                         }
@@ -904,10 +1027,19 @@ fn create_namespaces(jobs: Vec<NsJob>, workers: usize) -> (Vec<Created>, Option<
                         } else {
                             None
                         };
+                        if named.is_some() {
+                            fault::point(&format!(
+                                "namespace {}: mount point reserved, not yet mounted",
+                                job.key
+                            ));
+                        }
                         Ok((nl, nf))
                     });
                     match r {
-                        Ok((ns, (nl, nf))) => done.push((job.key, ns, nl, nf)),
+                        Ok((ns, (nl, nf))) => {
+                            fault::point(&format!("namespace {} created", job.key));
+                            done.push((job.key, ns, nl, nf))
+                        }
                         Err(e) => return (done, Some(e)),
                     }
                 }
@@ -1089,11 +1221,11 @@ fn delete_host_link(name: &str, run_id: &RunId) -> Result<()> {
 pub struct RunSummary {
     /// The run's name.
     pub name: String,
-    /// Its run id.
+    /// Its run id (empty when nothing was recorded).
     pub run_id: String,
-    /// The topology's name.
+    /// The topology's name (empty when nothing was recorded).
     pub topology: String,
-    /// Owner pid.
+    /// Owner pid (0 when nothing was recorded).
     pub owner_pid: u32,
     /// Whether the owner is still running.
     pub owner_alive: bool,
@@ -1105,6 +1237,8 @@ pub struct RunSummary {
     pub namespaces: usize,
     /// Seconds since the Unix epoch when it was applied.
     pub created_unix: u64,
+    /// What it is doing; [`Phase::Dead`] exactly when `gc` removes it.
+    pub phase: Phase,
 }
 
 /// Every run recorded under /run/netns-kit.
@@ -1112,36 +1246,87 @@ pub fn list() -> Result<Vec<RunSummary>> {
     list_in(Path::new(STATE_DIR))
 }
 
-/// Every run recorded under `dir`.
+/// Every run recorded under `dir` (a run whose state file is unreadable is left out, as
+/// `gc` leaves it alone).
 pub fn list_in(dir: &Path) -> Result<Vec<RunSummary>> {
-    Ok(RunState::all(dir)?
+    Ok(crate::topology::state::runs(dir)?
         .into_iter()
-        .filter_map(|(_, st)| st.ok())
-        .map(|st| RunSummary {
-            owner_alive: st.owner.is_alive(),
-            name: st.name,
-            run_id: st.run_id,
-            topology: st.topology,
-            owner_pid: st.owner.pid,
-            persistent: st.persistent,
-            complete: st.complete,
-            namespaces: st.namespaces.len(),
-            created_unix: st.created_unix,
+        .filter_map(|r| {
+            let phase = r.phase?;
+            Some(match r.state {
+                Some(Ok(st)) => RunSummary {
+                    owner_alive: st.owner.is_alive(),
+                    name: st.name,
+                    run_id: st.run_id,
+                    topology: st.topology,
+                    owner_pid: st.owner.pid,
+                    persistent: st.persistent,
+                    complete: st.complete,
+                    namespaces: st.namespaces.len(),
+                    created_unix: st.created_unix,
+                    phase,
+                },
+                _ => RunSummary {
+                    name: r.name,
+                    run_id: String::new(),
+                    topology: String::new(),
+                    owner_pid: 0,
+                    owner_alive: false,
+                    persistent: false,
+                    complete: false,
+                    namespaces: 0,
+                    created_unix: 0,
+                    phase,
+                },
+            })
         })
         .collect())
 }
 
-/// Tear down the run recorded as `name` (processes inside, namespaces, host link, state).
+/// Tear down the run recorded as `name` (processes inside, namespaces, host link, state),
+/// waiting up to [`LOCK_WAIT`] for an `apply` of that name still running to finish.
 pub fn destroy_by_name(name: &str) -> Result<()> {
     destroy_by_name_in(Path::new(STATE_DIR), name)
 }
 
 /// [`destroy_by_name`] with state files under `dir`.
 pub fn destroy_by_name_in(dir: &Path, name: &str) -> Result<()> {
-    let st = RunState::load(dir, name)?;
-    let leftovers = remove_recorded(&st);
+    crate::netns::check_name(name)?;
+    if crate::topology::state::files_of(dir, name).is_empty() {
+        return Err(Error::NotFound {
+            kind: "run",
+            name: name.to_string(),
+        });
+    }
+    let lock = RunLock::acquire_within(dir, name, LOCK_WAIT)?.ok_or_else(|| Error::Busy {
+        name: name.to_string(),
+        detail: busy_detail(dir, name),
+    })?;
+    destroy_locked(dir, name, lock)
+}
+
+/// [`destroy_by_name_in`] for a caller that already holds the run's lock.
+///
+/// Crash-consistent: first the state file records this process as destroying the run
+/// (so if it dies, the run is garbage and the next `destroy` or `gc` finishes the job),
+/// then processes inside are killed, the host link and the namespaces removed, and last
+/// the state and lock files.
+pub fn destroy_locked(dir: &Path, name: &str, lock: RunLock) -> Result<()> {
+    let mut st = match RunState::load(dir, name) {
+        Ok(st) => st,
+        Err(e) if RunState::path(dir, name).exists() => return Err(e),
+        Err(_) => {
+            // No state file: only the lock and temporary files of a run that died before
+            // recording anything (nothing else of it exists). Removing them destroys it.
+            return crate::topology::state::remove_files(dir, name, lock);
+        }
+    };
+    st.destroying = Some(Owner::current()?);
+    st.write(dir, &lock)?;
+    fault::point("destroy: intent recorded");
+    let leftovers = remove_recorded(&st, fault::point);
     if leftovers.is_empty() {
-        st.remove(dir)
+        st.remove(dir, lock)
     } else {
         Err(Error::State {
             path: RunState::path(dir, name),
@@ -1150,39 +1335,118 @@ pub fn destroy_by_name_in(dir: &Path, name: &str) -> Result<()> {
     }
 }
 
-/// Remove what a state file records: only namespaces that are provably this run's (same
-/// inode as recorded, or `lo` tagged with the run id) and a host link with the run's alias.
-pub(crate) fn remove_recorded(st: &RunState) -> Vec<String> {
+/// Remove what a state file records, and only what is provably this run's: namespaces at
+/// the recorded names whose `lo` carries the run's alias, mount points under /run/netns never mounted but tagged with the run id (or
+/// carrying it in their temporary name), a host link carrying the run's alias (its routes
+/// go with it). `progress` is called between the phases (the crash points of destroy).
+pub(crate) fn remove_recorded(st: &RunState, mut progress: impl FnMut(&str)) -> Vec<String> {
     let mut leftovers = Vec::new();
     let Ok(run_id) = RunId::parse(&st.run_id) else {
         return vec![format!("run id {:?} is not netns-kit's", st.run_id)];
     };
     let mut ours = Vec::new();
-    for rec in &st.namespaces {
-        if let Ok(ns) = Netns::open(&rec.name) {
-            if namespace_is_ours(&ns, rec, &run_id) {
-                ours.push(ns);
+    for (rec, found) in st.namespaces.iter().zip(recorded_entries(st, &run_id)) {
+        match found {
+            Recorded::Ours(ns) => ours.push(ns),
+            Recorded::UnmountedOurs => {
+                if let Err(e) = netns::remove_unmounted(&rec.name, &run_id) {
+                    leftovers.push(format!("mount point {}: {e}", rec.name));
+                }
             }
+            Recorded::NotOurs => {}
         }
     }
-    let inodes: HashSet<u64> = ours.iter().map(Netns::inode).collect();
+    for f in netns::mount_point_temps(&run_id) {
+        if let Err(e) = netns::remove_mount_point_temp(&f) {
+            leftovers.push(format!("mount point {f}: {e}"));
+        }
+    }
+    let mut inodes: HashSet<u64> = ours.iter().map(Netns::inode).collect();
+    // Namespaces of the run that lost their name (`ip netns delete` while a service ran
+    // inside) but are pinned by a process: found by their tagged `lo`.
+    inodes.extend(
+        pinned_namespaces(&run_id, &inodes)
+            .into_iter()
+            .map(|(i, _)| i),
+    );
     netns::kill_processes_in(&inodes);
     if let Some(host) = &st.host_link {
         if let Err(e) = delete_host_link(host, &run_id) {
             leftovers.push(format!("host link {host}: {e}"));
         }
     }
+    progress("destroy: processes killed, host link removed");
+    let rest = ours.split_off(ours.len() / 2);
     for (label, e) in Netns::delete_all(ours) {
         leftovers.push(format!("namespace {label}: {e}"));
     }
+    progress("destroy: first half of the namespaces removed");
+    for (label, e) in Netns::delete_all(rest) {
+        leftovers.push(format!("namespace {label}: {e}"));
+    }
+    progress("destroy: all namespaces removed");
     leftovers
 }
 
-/// Whether the namespace at a recorded name is the one the run created.
-pub(crate) fn namespace_is_ours(ns: &Netns, rec: &NsRecord, run_id: &RunId) -> bool {
-    if rec.inode == Some(ns.inode()) {
-        return true;
-    }
+/// What is at one recorded name under /run/netns.
+pub(crate) enum Recorded {
+    /// A namespace of the run.
+    Ours(Netns),
+    /// A mount point of the run on which nothing was mounted (tagged with the run id).
+    UnmountedOurs,
+    /// Nothing, or something that is not provably the run's.
+    NotOurs,
+}
+
+/// What is at each of the run's recorded names, in order. Each proof enters the namespace
+/// on a thread of its own; several are checked at once (a big run has hundreds).
+pub(crate) fn recorded_entries(st: &RunState, run_id: &RunId) -> Vec<Recorded> {
+    /// Names per checking thread, and at most this many threads.
+    const PER_THREAD: usize = 8;
+    const MAX_THREADS: usize = 16;
+    let check = |rec: &NsRecord| match netns::inspect_named(&rec.name) {
+        Ok(netns::NamedEntry::Mounted(ns)) if namespace_is_ours(&ns, rec, run_id) => {
+            Recorded::Ours(ns)
+        }
+        Ok(netns::NamedEntry::Unmounted { tag: Some(t) }) if &t == run_id => {
+            Recorded::UnmountedOurs
+        }
+        _ => Recorded::NotOurs,
+    };
+    let threads = st
+        .namespaces
+        .len()
+        .div_ceil(PER_THREAD)
+        .clamp(1, MAX_THREADS);
+    let per = st.namespaces.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = st
+            .namespaces
+            .chunks(per)
+            .map(|chunk| s.spawn(move || chunk.iter().map(check).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .zip(st.namespaces.chunks(per))
+            .flat_map(|(h, chunk)| {
+                // A panicked checker proves nothing: its names count as not ours.
+                h.join()
+                    .unwrap_or_else(|_| chunk.iter().map(|_| Recorded::NotOurs).collect())
+            })
+            .collect()
+    })
+}
+
+/// Whether the namespace at a recorded name is the one the run created: its `lo` carries
+/// the run's alias, set from inside before the namespace got its name. The recorded inode
+/// alone is no proof: namespace inode numbers are reused, within a boot and across boots.
+pub(crate) fn namespace_is_ours(ns: &Netns, _rec: &NsRecord, run_id: &RunId) -> bool {
+    lo_is_tagged(ns, run_id)
+}
+
+/// Whether `lo` in `ns` carries the run's alias (set on every namespace the run creates,
+/// while inside it, before the namespace gets a name).
+fn lo_is_tagged(ns: &Netns, run_id: &RunId) -> bool {
     let Ok(mut nl) = ns.netlink() else {
         return false;
     };
@@ -1190,6 +1454,58 @@ pub(crate) fn namespace_is_ours(ns: &Netns, rec: &NsRecord, run_id: &RunId) -> b
         link::list(&mut nl).map(|ls| ls.into_iter().find(|l| l.index == 1)),
         Ok(Some(lo)) if lo.alias.as_deref() == Some(run_id.alias().as_str())
     )
+}
+
+/// The `lo` alias of an anonymous run's namespaces: `netns-kit:<run id>:owner=<pid>.<start>`.
+fn owned_alias(run_id: &RunId, owner: &Owner) -> String {
+    format!(
+        "{}:owner={}.{}",
+        run_id.alias(),
+        owner.pid,
+        owner.start_time
+    )
+}
+
+/// The run id and owner in an alias written by [`owned_alias`].
+fn parse_owned_alias(alias: &str) -> Option<(RunId, Owner)> {
+    let (run, owner) = alias.split_once(":owner=")?;
+    let run_id = RunId::from_alias(run)?;
+    let (pid, start) = owner.split_once('.')?;
+    Some((
+        run_id,
+        Owner {
+            pid: pid.parse().ok()?,
+            start_time: start.parse().ok()?,
+        },
+    ))
+}
+
+/// If `ns` is a namespace of an anonymous run whose owner is dead (its `lo` says so), that
+/// run's id. Such a namespace outlives its owner only because a process keeps it alive.
+pub(crate) fn orphan_of(ns: &Netns) -> Option<RunId> {
+    let mut nl = ns.netlink().ok()?;
+    let lo = link::list(&mut nl)
+        .ok()?
+        .into_iter()
+        .find(|l| l.index == 1)?;
+    let (run_id, owner) = parse_owned_alias(lo.alias.as_deref()?)?;
+    (!owner.is_alive()).then_some(run_id)
+}
+
+/// Namespaces of run `run_id` with no name that processes keep alive, other than those in
+/// `known` (and the root namespace): (inode, pids inside). Found by the run's tag on `lo`,
+/// so a namespace someone else made is never among them.
+pub(crate) fn pinned_namespaces(run_id: &RunId, known: &HashSet<u64>) -> Vec<(u64, Vec<i32>)> {
+    let root = Netns::current_process().map(|n| n.inode()).ok();
+    netns::processes_by_namespace()
+        .into_iter()
+        .filter(|(inode, _)| Some(*inode) != root && !known.contains(inode))
+        .filter(|(inode, pids)| {
+            pids.iter()
+                .find_map(|p| Netns::open_path(Path::new(&format!("/proc/{p}/ns/net"))).ok())
+                .is_some_and(|ns| ns.inode() == *inode && lo_is_tagged(&ns, run_id))
+        })
+        .collect()
 }
 
 /// The namespace of node `node` in the run recorded as `name` (for `netns-kit exec`).
@@ -1222,6 +1538,21 @@ pub fn address_of(plan: &Plan, node: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_owned_alias_names_run_and_owner_and_nothing_else_parses() {
+        let run = RunId::parse("0123abcd").unwrap();
+        let owner = Owner {
+            pid: 42,
+            start_time: 7,
+        };
+        let a = owned_alias(&run, &owner);
+        assert_eq!(a, "netns-kit:0123abcd:owner=42.7");
+        assert_eq!(parse_owned_alias(&a), Some((run.clone(), owner)));
+        assert_eq!(parse_owned_alias(&run.alias()), None);
+        assert_eq!(parse_owned_alias("netns-kit:0123abcd:owner=x.7"), None);
+        assert_eq!(parse_owned_alias("other:0123abcd:owner=42.7"), None);
+    }
 
     #[test]
     fn only_interface_sysctls_wait_for_links() {

@@ -16,7 +16,8 @@ use crate::topology::state::{RunState, STATE_DIR};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Difference {
-    /// The run's owner is gone and the run is not persistent (gc will remove it).
+    /// The run is garbage by [`RunState::phase`] (gc will remove it): its apply or destroy
+    /// died, or it is not persistent and its owner is gone.
     OwnerGone {
         /// The owner's pid.
         pid: u32,
@@ -71,7 +72,7 @@ impl std::fmt::Display for Difference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Difference::OwnerGone { pid } => {
-                write!(f, "owner process {pid} is gone (not persistent)")
+                write!(f, "process {pid} died, leaving the run half-done or orphaned: `netns-kit gc` removes it")
             }
             Difference::MissingNamespace { key, name } => {
                 write!(f, "namespace {key} ({name}) is missing")
@@ -98,7 +99,7 @@ pub fn status(name: &str) -> Result<Vec<Difference>> {
 pub fn status_in(dir: &Path, name: &str) -> Result<Vec<Difference>> {
     let st = RunState::load(dir, name)?;
     let mut diffs = Vec::new();
-    if !st.persistent && !st.owner.is_alive() {
+    if st.phase().is_garbage() {
         diffs.push(Difference::OwnerGone { pid: st.owner.pid });
     }
     let mut open: HashMap<String, Netns> = HashMap::new();
