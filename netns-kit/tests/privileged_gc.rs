@@ -68,8 +68,8 @@ fn gc_removes_a_killed_runs_leftovers_and_nothing_else() {
     let dead_namespaces = named_with_prefix(&format!("{dead}-"));
     assert_eq!(
         dead_namespaces.len(),
-        9,
-        "fabric, router and 7 nodes left by the killed run"
+        10,
+        "fabric, router and 8 nodes left by the killed run"
     );
 
     // A live run (this process owns it) and a look-alike namespace sharing the dead prefix.

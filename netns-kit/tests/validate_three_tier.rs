@@ -27,6 +27,7 @@ fn every_node_has_its_design_address() {
         ("product-1", "172.21.0.21"),
         ("product-2", "172.21.0.22"),
         ("order-1", "172.21.0.31"),
+        ("order-2", "172.21.0.32"),
         ("redis", "172.22.0.10"),
         ("postgres", "172.22.0.20"),
     ];
@@ -53,14 +54,14 @@ fn the_router_holds_dot_one_on_every_tier() {
 #[test]
 fn a_test_run_plans_anonymous_namespaces_and_no_host_link() {
     let plan = Plan::for_run(&three_tier(), "t1234", Naming::Anonymous).unwrap();
-    assert_eq!(plan.namespaces.len(), 1 + 1 + 7);
+    assert_eq!(plan.namespaces.len(), 1 + 1 + 8);
     assert_eq!(plan.namespaces[0].key, FABRIC);
     assert_eq!(plan.namespaces[1].role, NsRole::Router);
     assert!(plan.namespaces.iter().all(|n| n.name.is_none()));
     assert!(plan.host_link.is_none());
     assert_eq!(plan.bridges.len(), 3);
     assert!(plan.bridges.iter().all(|b| b.ns == FABRIC));
-    assert_eq!(plan.veths.len(), 3 + 7);
+    assert_eq!(plan.veths.len(), 3 + 8);
     // Every node routes by default via the router on its tier.
     let gw = plan.routes.iter().find(|r| r.ns == "gateway").unwrap();
     assert_eq!(gw.dest.to_string(), "0.0.0.0/0");

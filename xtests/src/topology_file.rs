@@ -136,6 +136,6 @@ mod tests {
     fn the_shared_file_is_used_as_written_without_spares() {
         let (_, topology) = load(&shared_file(), 2).unwrap();
         assert!(topology.nodes.iter().all(|n| n.name != "product-3"));
-        assert_eq!(topology.nodes.len(), 7);
+        assert_eq!(topology.nodes.len(), 8);
     }
 }
