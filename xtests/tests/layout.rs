@@ -43,6 +43,16 @@ fn the_three_tier_layout_resolves_hosts_services_and_overlay() {
         "layout writes nothing (no .lab state directory)"
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // What the placeholders must resolve to, read from the declaration itself.
+    let t = netns_kit::topology::Topology::from_path(shared_file()).unwrap();
+    let at = |node: &str| t.node(node).unwrap().interfaces[0].address.to_string();
+    let listen = |service: &str, node: &str| {
+        t.service(service)
+            .unwrap()
+            .listen(node)
+            .unwrap()
+            .to_string()
+    };
 
     assert_eq!(
         v["hosts"]["vm3"]["nodes"],
@@ -51,7 +61,7 @@ fn the_three_tier_layout_resolves_hosts_services_and_overlay() {
     assert_eq!(v["nodes"]["product-2"]["host"], "vm3");
     assert_eq!(
         v["nodes"]["product-2"]["addresses"]["backend"],
-        "172.21.0.22"
+        at("product-2").as_str()
     );
     assert_eq!(v["nodes"]["router"]["router"], true);
 
@@ -70,21 +80,28 @@ fn the_three_tier_layout_resolves_hosts_services_and_overlay() {
     assert_eq!(
         cmd,
         [
-            "ecomm",
-            "product",
-            "--listen",
-            "172.21.0.22:8001",
-            "--instance-id",
-            "product-2",
-            "--database-url",
-            "postgres://${db_auth}@172.22.0.20:5432/products",
-            "--redis-url",
-            "redis://172.22.0.10:6379/0",
-            "--registry-url",
-            "http://172.21.0.10:8500",
-            "--registry-token",
-            "${registry_token}",
+            "ecomm".to_string(),
+            "product".into(),
+            "--listen".into(),
+            listen("product", "product-2"),
+            "--instance-id".into(),
+            "product-2".into(),
+            "--database-url".into(),
+            format!(
+                "postgres://${{db_auth}}@{}/products",
+                listen("postgres", "postgres")
+            ),
+            "--redis-url".into(),
+            format!("redis://{}/0", listen("redis", "redis")),
+            "--registry-url".into(),
+            format!("http://{}", listen("registry", "registry")),
+            "--registry-token".into(),
+            "${registry_token}".into(),
         ]
+    );
+    assert_eq!(
+        at("product-2"),
+        listen("product", "product-2").split(':').next().unwrap()
     );
     assert_eq!(
         v["services"]["registry"]["ports"]["dns"], 8600,
