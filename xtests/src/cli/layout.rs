@@ -43,6 +43,27 @@ pub fn run(file: &Path) -> Result<(), LabError> {
     Ok(())
 }
 
+/// Prints the Compose file (`swarm = false`) or the Swarm stack file generated from `file`.
+pub fn docker_file(file: &Path, swarm: bool) -> Result<(), LabError> {
+    let t = Topology::from_path(file).map_err(|e| LabError::Invalid {
+        what: "topology file".into(),
+        value: file.display().to_string(),
+        expected: format!("a valid declaration ({e})"),
+    })?;
+    let text = if swarm {
+        crate::docker::generate::swarm(&t)
+    } else {
+        crate::docker::generate::compose(&t)
+    }
+    .map_err(|e| LabError::Invalid {
+        what: "topology file".into(),
+        value: file.display().to_string(),
+        expected: format!("a declaration the Docker files can be generated from ({e})"),
+    })?;
+    print!("{text}");
+    Ok(())
+}
+
 /// Pretty JSON text of a layout (serde_json's maps keep keys sorted).
 pub fn to_json(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
