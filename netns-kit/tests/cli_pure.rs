@@ -65,7 +65,7 @@ fn validate_accepts_the_three_tier_file() {
     let o = netns_kit(&["validate", &three_tier()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("ok: topology \"three-tier\": 3 networks, 7 nodes"),
+        stdout(&o).contains("ok: topology \"three-tier\": 3 networks, 8 nodes"),
         "{}",
         stdout(&o)
     );

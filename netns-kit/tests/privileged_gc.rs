@@ -198,8 +198,8 @@ fn gc_removes_a_killed_runs_leftovers_and_nothing_else() {
     let dead_namespaces = named_with_prefix(&format!("{dead}-"));
     assert_eq!(
         dead_namespaces.len(),
-        9,
-        "fabric, router and 7 nodes left by the killed run"
+        10,
+        "fabric, router and 8 nodes left by the killed run"
     );
 
     // A live run (this process owns it) and a look-alike namespace sharing the dead prefix.
@@ -229,7 +229,7 @@ fn gc_removes_a_killed_runs_leftovers_and_nothing_else() {
     assert!(found.iter().all(|l| !format!("{l:?}").contains(&alive)));
     assert_eq!(
         named_with_prefix(&format!("{dead}-")).len(),
-        10,
+        11,
         "dry run removed something"
     );
 

@@ -170,6 +170,7 @@ fn any_spec() -> impl Strategy<Value = TopologySpec> {
                 impairments,
                 policy,
                 host,
+                ..TopologySpec::default()
             },
         )
 }
@@ -284,6 +285,7 @@ fn valid_spec() -> impl Strategy<Value = TopologySpec> {
                 vxlans: vec![],
                 impairments,
                 policy,
+                ..TopologySpec::default()
             }
         })
 }

@@ -4,6 +4,11 @@
 use netns_kit::topology::{Naming, Plan, Topology};
 
 fn documented_example() -> String {
+    documented_block(0)
+}
+
+/// The `n`-th ```toml block of spec.rs's module documentation.
+fn documented_block(n: usize) -> String {
     let source = include_str!("../src/topology/spec.rs");
     let mut lines = source
         .lines()
@@ -14,6 +19,10 @@ fn documented_example() -> String {
         .map_while(|l| l)
         .skip_while(|l| *l != "```toml")
         .skip(1);
+    for _ in 0..n {
+        lines.by_ref().find(|l| *l == "```");
+        lines.by_ref().find(|l| *l == "```toml");
+    }
     let mut text = String::new();
     for line in lines.by_ref() {
         if line == "```" {
@@ -34,6 +43,28 @@ fn the_documented_example_validates() {
     assert!(product.interfaces[0].allocated);
     assert_eq!(t.vxlans[0].vni, 42);
     assert_eq!(t.impairments[0].netem.delay_ms, Some(50));
+    let gateway = t.service("gateway").unwrap();
+    assert_eq!(
+        gateway.instances[0].command[3], "172.20.0.10:3000",
+        "${{self.listen}}"
+    );
+    assert_eq!(gateway.instances[0].command[7], "172.21.0.2:8001");
+    assert_eq!(gateway.instances[0].command[5], "${token}", "a runtime var");
+    assert_eq!(t.start_order()[0].name, "product");
+}
+
+#[test]
+fn the_documented_placement_validates_and_derives_its_overlay() {
+    let t = Topology::from_str(&documented_block(1)).unwrap();
+    let o = &t.placement.as_ref().unwrap().overlay;
+    assert_eq!(o.len(), 1);
+    assert_eq!((o[0].name.as_str(), o[0].vni), ("vx-backend", 100));
+    let alpha = t.for_host("alpha").unwrap();
+    assert_eq!(alpha.nodes.len(), 1);
+    assert_eq!(
+        alpha.vxlans[0].peer,
+        netns_kit::topology::plan::VxlanPeer::Remote("192.168.100.12".parse().unwrap())
+    );
 }
 
 #[test]

@@ -27,6 +27,7 @@ fn every_node_has_its_design_address() {
         ("product-1", "172.21.0.21"),
         ("product-2", "172.21.0.22"),
         ("order-1", "172.21.0.31"),
+        ("order-2", "172.21.0.32"),
         ("redis", "172.22.0.10"),
         ("postgres", "172.22.0.20"),
     ];
@@ -53,14 +54,14 @@ fn the_router_holds_dot_one_on_every_tier() {
 #[test]
 fn a_test_run_plans_anonymous_namespaces_and_no_host_link() {
     let plan = Plan::for_run(&three_tier(), "t1234", Naming::Anonymous).unwrap();
-    assert_eq!(plan.namespaces.len(), 1 + 1 + 7);
+    assert_eq!(plan.namespaces.len(), 1 + 1 + 8);
     assert_eq!(plan.namespaces[0].key, FABRIC);
     assert_eq!(plan.namespaces[1].role, NsRole::Router);
     assert!(plan.namespaces.iter().all(|n| n.name.is_none()));
     assert!(plan.host_link.is_none());
     assert_eq!(plan.bridges.len(), 3);
     assert!(plan.bridges.iter().all(|b| b.ns == FABRIC));
-    assert_eq!(plan.veths.len(), 3 + 7);
+    assert_eq!(plan.veths.len(), 3 + 8);
     // Every node routes by default via the router on its tier.
     let gw = plan.routes.iter().find(|r| r.ns == "gateway").unwrap();
     assert_eq!(gw.dest.to_string(), "0.0.0.0/0");
@@ -206,27 +207,20 @@ fn nft_accepts_the_router_table_in_check_mode() {
 }
 
 #[test]
-fn the_commented_two_host_split_example_is_a_valid_host_underlay_vxlan() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../ecomm-services/deploy/three-tier.toml"
-    );
-    let text = std::fs::read_to_string(path).unwrap();
-    // The example: from "# [[vxlans]]" up to the first bare "#" line, uncommented.
-    let example: String = text
-        .lines()
-        .skip_while(|l| *l != "# [[vxlans]]")
-        .take_while(|l| *l != "#")
-        .map(|l| format!("{}\n", l.trim_start_matches("# ")))
-        .collect();
-    assert!(example.contains("underlay = \"host\""), "{example}");
-    let t = Topology::from_str(&format!("{text}\n{example}")).unwrap();
-    let vx = &t.vxlans[0];
-    assert_eq!(vx.network, "backend");
-    assert_eq!(vx.dev.as_deref(), Some("eth0"));
-    assert_eq!(vx.underlay, netns_kit::topology::plan::VxlanUnderlay::Host);
-    let plan = Plan::for_run(&t, "0123456789ab", Naming::Anonymous).unwrap();
-    assert_eq!(plan.vxlans[0].ns, FABRIC);
-    let json = serde_json::to_value(&plan.vxlans[0]).unwrap();
-    assert_eq!(json["underlay"], "host");
+fn each_hosts_share_plans_the_derived_backend_vxlan_on_the_host_underlay() {
+    // The hand-written two-host example is gone: the placement derives the overlay.
+    let t = three_tier();
+    assert!(t.vxlans.is_empty(), "one machine: no overlay");
+    for host in ["vm1", "vm2", "vm3"] {
+        let share = t.for_host(host).unwrap();
+        let vx = &share.vxlans[0];
+        assert_eq!(vx.network, "backend");
+        assert_eq!(vx.dev.as_deref(), Some("eth0"));
+        assert_eq!(vx.underlay, netns_kit::topology::plan::VxlanUnderlay::Host);
+        let plan = Plan::for_run(&share, "0123456789ab", Naming::Anonymous).unwrap();
+        assert_eq!(plan.vxlans[0].ns, FABRIC);
+        assert_eq!(plan.vxlans[0].master.as_deref(), Some("br-backend"));
+        let json = serde_json::to_value(&plan.vxlans[0]).unwrap();
+        assert_eq!(json["underlay"], "host");
+    }
 }

@@ -98,11 +98,9 @@ impl LabBuilder {
             footprint.ns_inodes.insert(ns.inode()?);
         }
         register_live(&footprint.ns_inodes);
-        let components: Vec<Component> = topology
-            .nodes
-            .iter()
-            .filter(|n| !self.without.contains(&n.name))
-            .filter_map(|n| Component::on_node(&n.name, n.interfaces.first()?.address))
+        let components: Vec<Component> = crate::component::from_topology(&topology)?
+            .into_iter()
+            .filter(|c| !self.without.contains(&c.name))
             .collect();
         let ecomm = match self.ecomm {
             Some(p) => p,
@@ -255,6 +253,11 @@ impl Lab {
         deadline: Duration,
     ) -> Result<TcpOutcome, LabError> {
         self.ns(from)?.probe_tcp(addr, deadline)
+    }
+
+    /// The database the declaration gives `service` (`data.database`): "order" → "orders".
+    pub fn database(&self, service: &str) -> Result<String, LabError> {
+        self.stack().database(service)
     }
 
     /// Runs `sql` against `database` with psql from inside the postgres node; trimmed output.

@@ -1,96 +1,71 @@
-//! How each ecomm service is started in the lab: its `ecomm <service>` command line.
+//! How each ecomm service is started in the lab: the command line its declaration gives
+//! (ecomm-services/deploy/three-tier.toml, `[[services]]`), with the runtime variables filled in.
 //!
-//! Every address comes from the topology (the component's node), every secret from the lab's
-//! state directory; flags, not environment, so `ps` and the logs show what ran.
+//! Every address, port and database name comes from the declaration (already resolved in the
+//! component); the lab supplies only what the declaration leaves to the runner: the registry
+//! token, each service's PostgreSQL credentials (`db_auth`), kept in the state directory.
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::component::{Component, Kind};
+use netns_kit::topology::service::substitute;
+
+use crate::component::Component;
+use crate::error::LabError;
 use crate::process::Launch;
 
-/// Names of the databases the services use.
-pub const PRODUCT_DB: &str = "product";
-/// The orders database (`just backup` dumps it).
-pub const ORDER_DB: &str = "orders";
+/// The program name in the declaration that means "the `ecomm` binary under test".
+pub const ECOMM: &str = "ecomm";
 
-/// What the services need to know about the rest of the stack.
+/// What the runner supplies to the declared command lines.
 #[derive(Debug, Clone)]
 pub struct Wiring {
     /// The `ecomm` binary.
     pub ecomm: PathBuf,
-    /// The registry's HTTP address.
-    pub registry: SocketAddr,
-    /// The registry's bearer token for writes.
+    /// The registry's bearer token for writes (`${registry_token}`).
     pub registry_token: String,
-    /// PostgreSQL URL of the products database.
-    pub product_db_url: String,
-    /// PostgreSQL URL of the orders database.
-    pub order_db_url: String,
-    /// Redis URL.
-    pub redis_url: String,
+    /// `${db_auth}` per service ("role:password"), for services that declare a database.
+    pub db_auth: BTreeMap<String, String>,
     /// Registry lease the services ask for, in seconds; `None` = the services' default (10).
     pub registry_ttl_seconds: Option<u64>,
 }
 
 impl Wiring {
-    /// The `ecomm` command line of a service component (`None` for the data stores).
-    pub fn launch(&self, c: &Component) -> Option<Launch> {
-        let registry_url = format!("http://{}", self.registry);
-        let base = Launch::new(&self.ecomm).env("RUST_LOG", "info");
-        let launch = match c.kind {
-            Kind::Postgres | Kind::Redis => return None,
-            Kind::Registry => base
-                .arg("registry")
-                .arg("--listen")
-                .arg(c.addr.to_string())
-                .arg("--dns-listen")
-                .arg(SocketAddr::new(c.addr.ip(), 8600).to_string())
-                .arg("--token")
-                .arg(&self.registry_token),
-            Kind::Product => base
-                .arg("product")
-                .arg("--listen")
-                .arg(c.addr.to_string())
-                .arg("--instance-id")
-                .arg(&c.name)
-                .arg("--database-url")
-                .arg(&self.product_db_url)
-                .arg("--redis-url")
-                .arg(&self.redis_url)
-                .arg("--registry-url")
-                .arg(&registry_url)
-                .arg("--registry-token")
-                .arg(&self.registry_token),
-            Kind::Order => base
-                .arg("order")
-                .arg("--listen")
-                .arg(c.addr.to_string())
-                .arg("--instance-id")
-                .arg(&c.name)
-                .arg("--database-url")
-                .arg(&self.order_db_url)
-                .arg("--registry-url")
-                .arg(&registry_url)
-                .arg("--registry-token")
-                .arg(&self.registry_token),
-            Kind::Gateway => base
-                .arg("gateway")
-                .arg("--listen")
-                .arg(c.addr.to_string())
-                .arg("--registry-url")
-                .arg(&registry_url)
-                .arg("--registry-token")
-                .arg(&self.registry_token)
-                .arg("--instance-id")
-                .arg(&c.name),
+    /// The declared command line of a service component (`None` for the data stores, which
+    /// the lab runs through [`crate::datastores`]).
+    pub fn launch(&self, c: &Component) -> Result<Option<Launch>, LabError> {
+        if !c.kind.is_service() {
+            return Ok(None);
+        }
+        let mut vars =
+            BTreeMap::from([("registry_token".to_string(), self.registry_token.clone())]);
+        if let Some(auth) = self.db_auth.get(&c.service) {
+            vars.insert("db_auth".to_string(), auth.clone());
+        }
+        let resolve = |field: &str, text: &str| {
+            substitute(&format!("{}.{field}", c.name), text, &vars)
+                .map_err(|e| LabError::Topology(e.to_string()))
         };
-        let launch = match (c.kind, self.registry_ttl_seconds) {
-            (Kind::Product | Kind::Order | Kind::Gateway, Some(ttl)) => {
-                launch.arg("--registry-ttl-seconds").arg(ttl.to_string())
-            }
-            _ => launch,
+        let mut args = Vec::with_capacity(c.command.len());
+        for (k, a) in c.command.iter().enumerate() {
+            args.push(resolve(&format!("command[{k}]"), a)?);
+        }
+        let Some((program, rest)) = args.split_first() else {
+            return Err(LabError::Topology(format!("{}: empty command", c.name)));
         };
-        Some(launch)
+        let program = if program == ECOMM {
+            self.ecomm.clone()
+        } else {
+            PathBuf::from(program)
+        };
+        let mut launch = Launch::new(program).args(rest);
+        for (key, value) in &c.env {
+            launch = launch.env(key, resolve(&format!("env.{key}"), value)?);
+        }
+        if let Some(ttl) = self.registry_ttl_seconds {
+            // The services' flag's environment fallback (the registry ignores it).
+            launch = launch.env("ECOMM_REGISTRY_TTL_SECONDS", ttl.to_string());
+        }
+        Ok(Some(launch))
     }
 }

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::component::{Component, Health, Kind, LAST_STAGE};
+use crate::component::{Component, Health, Kind};
 use crate::datastores::{Postgres, Redis};
 use crate::error::LabError;
 use crate::http::Request;
 use crate::ns::NsHandle;
 use crate::process::{tail_file, Launch, Lifetime, Process};
-use crate::services::{Wiring, ORDER_DB, PRODUCT_DB};
+use crate::services::Wiring;
 
 /// How long one component may take to become ready: 60 s.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -214,7 +214,8 @@ impl Stack {
     pub fn start_all(&mut self) -> Result<(), LabError> {
         self.postgres.prepare(&self.config.run_id)?;
         self.redis.prepare()?;
-        for stage in 0..=LAST_STAGE {
+        let last = self.components.iter().map(|c| c.stage).max().unwrap_or(0);
+        for stage in 0..=last {
             let names: Vec<String> = self
                 .components
                 .iter()
@@ -227,50 +228,82 @@ impl Stack {
             for name in &names {
                 self.wait_ready(name, READY_TIMEOUT)?;
             }
-            if stage == 0 {
-                self.prepare_wiring()?;
-            }
         }
         Ok(())
     }
 
-    /// Works out every service's settings: registry token and per-service database roles
-    /// (passwords kept in the state directory, so a restarted lab reuses them).
+    /// The runner's share of the services' settings: the registry token (kept in the state
+    /// directory, so a restarted lab reuses it). Database credentials are added per service
+    /// when its first instance starts ([`Stack::ensure_database`]).
     fn prepare_wiring(&mut self) -> Result<(), LabError> {
-        let registry = self
-            .components
-            .iter()
-            .find(|c| c.kind == Kind::Registry)
-            .map(|c| c.addr)
-            .ok_or_else(|| LabError::UnknownComponent {
-                name: "registry".into(),
-                known: names(&self.components),
-            })?;
-        let pg = self.postgres.addr;
-        let ns = self.ns("postgres")?.clone();
-        let role_url = |role: &str, db: &str| -> Result<String, LabError> {
-            let password = secret(&self.config.dir, &format!("{role}.password"))?;
-            self.postgres.ensure_role_and_database(
-                &ns,
-                &self.config.run_id,
-                role,
-                &password,
-                db,
-            )?;
-            Ok(format!("postgres://{role}:{password}@{pg}/{db}"))
-        };
-        let product_db_url = role_url("product", PRODUCT_DB)?;
-        let order_db_url = role_url("orders", ORDER_DB)?;
         self.wiring = Some(Wiring {
             ecomm: self.config.ecomm.clone(),
-            registry,
             registry_token: secret(&self.config.dir, "registry.token")?,
-            product_db_url,
-            order_db_url,
-            redis_url: self.redis.url(),
+            db_auth: BTreeMap::new(),
             registry_ttl_seconds: self.registry_ttl,
         });
         Ok(())
+    }
+
+    /// Creates the login role and database `c`'s service declares (`data.database`; the role
+    /// is named after the database, its password kept in the state directory) and records its
+    /// `db_auth`. PostgreSQL must be ready: the declaration's `depends_on` starts it first.
+    fn ensure_database(&mut self, c: &Component) -> Result<(), LabError> {
+        let Some(db) = c.database() else {
+            return Ok(());
+        };
+        if self
+            .wiring
+            .as_ref()
+            .is_some_and(|w| w.db_auth.contains_key(&c.service))
+        {
+            return Ok(());
+        }
+        let ns = self.ns(&self.postgres_node()?)?.clone();
+        let password = secret(&self.config.dir, &format!("{db}.password"))?;
+        self.postgres
+            .ensure_role_and_database(&ns, &self.config.run_id, db, &password, db)?;
+        if let Some(w) = self.wiring.as_mut() {
+            w.db_auth
+                .insert(c.service.clone(), format!("{db}:{password}"));
+        }
+        Ok(())
+    }
+
+    /// The node PostgreSQL runs on.
+    fn postgres_node(&self) -> Result<String, LabError> {
+        self.components
+            .iter()
+            .find(|c| c.kind == Kind::Postgres)
+            .map(|c| c.name.clone())
+            .ok_or_else(|| LabError::UnknownComponent {
+                name: "postgres".into(),
+                known: names(&self.components),
+            })
+    }
+
+    /// The database declared for `service` ("product" → "products").
+    pub fn database(&self, service: &str) -> Result<String, LabError> {
+        self.components
+            .iter()
+            .find(|c| c.service == service)
+            .and_then(|c| c.database())
+            .map(str::to_string)
+            .ok_or_else(|| LabError::Invalid {
+                what: "service with a database".into(),
+                value: service.to_string(),
+                expected: format!(
+                    "one of [{}] (services declaring data.database)",
+                    self.components
+                        .iter()
+                        .filter(|c| c.database().is_some())
+                        .map(|c| c.service.as_str())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
     }
 
     fn launch_of(&mut self, c: &Component) -> Result<Launch, LabError> {
@@ -281,9 +314,12 @@ impl Stack {
                 if self.wiring.is_none() {
                     self.prepare_wiring()?;
                 }
+                self.ensure_database(c)?;
                 self.wiring
                     .as_ref()
-                    .and_then(|w| w.launch(c))
+                    .map(|w| w.launch(c))
+                    .transpose()?
+                    .flatten()
                     .ok_or_else(|| LabError::Topology(format!("no launch for {}", c.name)))
             }
         }
@@ -518,18 +554,19 @@ pub fn check_component(
             Ok(out) => Health::NotReady(format!("PING answered {:?}", out.trim())),
             Err(e) => Health::NotReady(e.to_string()),
         },
-        _ => http_ready(ns, c.addr, timeout),
+        _ => http_ready(
+            ns,
+            c.addr,
+            c.ready_path.as_deref().unwrap_or("/readyz"),
+            timeout,
+        ),
     }
 }
 
-fn http_ready(ns: &NsHandle, addr: SocketAddr, timeout: Duration) -> Health {
-    match Request::get("/readyz").timeout(timeout).send(ns, addr) {
+fn http_ready(ns: &NsHandle, addr: SocketAddr, path: &str, timeout: Duration) -> Health {
+    match Request::get(path).timeout(timeout).send(ns, addr) {
         Ok(r) if r.status == 200 => Health::Ready,
-        Ok(r) => Health::NotReady(format!(
-            "/readyz answered {}: {}",
-            r.status,
-            r.text().trim()
-        )),
+        Ok(r) => Health::NotReady(format!("{path} answered {}: {}", r.status, r.text().trim())),
         Err(e) => Health::NotReady(e.to_string()),
     }
 }

@@ -3,8 +3,8 @@
 //! `just scale product 3` needs a node for product-3 on the backend bridge, with the same
 //! policy rows as product-1 (cache and database access). The shared file declares two
 //! product instances; the lab derives `product-N` (address .2N on the backend subnet, the
-//! policy rows of product-1 copied) for each spare slot before applying. Tests use the file
-//! exactly as written.
+//! policy rows of product-1 copied, placed on product-1's host, an instance of product-1's
+//! service) for each spare slot before applying. Tests use the file exactly as written.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -105,6 +105,19 @@ fn add_product_slot(spec: &mut TopologySpec, n: u8) -> Result<(), LabError> {
         .map_or(spec.nodes.len(), |i| i + 1);
     spec.nodes.insert(at, node);
     spec.policy.extend(rows);
+    // The slot sits on product-1's host and runs an instance of whatever service runs there.
+    for nodes in spec.placement.iter_mut().flat_map(|p| p.values_mut()) {
+        if nodes.iter().any(|n| n == TEMPLATE) {
+            nodes.push(name.clone());
+        }
+    }
+    for service in spec
+        .services
+        .iter_mut()
+        .filter(|s| s.nodes.iter().any(|n| n == TEMPLATE))
+    {
+        service.nodes.push(name.clone());
+    }
     Ok(())
 }
 
@@ -121,7 +134,13 @@ mod tests {
             .iter()
             .find(|n| n.name == "product-3")
             .unwrap();
-        assert_eq!(node.interfaces[0].address.to_string(), "172.21.0.23");
+        // product-N sits at .(20+N) of product-1's subnet.
+        let IpAddr::V4(first) = topology.node(TEMPLATE).unwrap().interfaces[0].address else {
+            panic!("product-1 has an IPv4 address")
+        };
+        let o = first.octets();
+        let expected = IpAddr::V4(Ipv4Addr::new(o[0], o[1], o[2], 23));
+        assert_eq!(node.interfaces[0].address, expected);
         assert!(spec
             .policy
             .iter()
@@ -130,12 +149,18 @@ mod tests {
             .policy
             .iter()
             .any(|p| p.from == "product-3" && p.to == "postgres"));
+        let product = topology.service("product").unwrap();
+        assert_eq!(
+            product.listen("product-3").unwrap(),
+            std::net::SocketAddr::new(expected, product.port.unwrap()),
+            "the slot runs a product instance on the declared port"
+        );
     }
 
     #[test]
     fn the_shared_file_is_used_as_written_without_spares() {
         let (_, topology) = load(&shared_file(), 2).unwrap();
         assert!(topology.nodes.iter().all(|n| n.name != "product-3"));
-        assert_eq!(topology.nodes.len(), 7);
+        assert_eq!(topology.nodes.len(), 8);
     }
 }

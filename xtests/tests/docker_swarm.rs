@@ -15,9 +15,18 @@ async fn the_swarm_stack_discovers_both_product_replicas_by_dns() {
     let swarm_before = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
         .await
         .unwrap();
+    // Replicas are the declared instances (swarm-stack.yml is generated from the declaration).
+    let t = netns_kit::topology::Topology::from_path(xtests::topology_file::shared_file()).unwrap();
+    let replicas = |s: &str| t.service(s).unwrap().instances.len();
     let stack = SwarmStack::deploy().await.unwrap();
-    stack.wait_healthy("product", 2, 240).await.unwrap();
-    stack.wait_healthy("order", 1, 240).await.unwrap();
+    stack
+        .wait_healthy("product", replicas("product"), 240)
+        .await
+        .unwrap();
+    stack
+        .wait_healthy("order", replicas("order"), 240)
+        .await
+        .unwrap();
     let gateway = stack
         .wait_healthy("gateway", 1, 240)
         .await

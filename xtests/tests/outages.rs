@@ -105,7 +105,7 @@ fn an_order_during_a_database_outage_gets_503_and_its_retry_creates_exactly_one_
     );
     let count = lab
         .sql(
-            "orders",
+            &lab.database("order").unwrap(),
             &format!("SELECT count(*) FROM orders WHERE customer = '{customer}'"),
         )
         .unwrap();

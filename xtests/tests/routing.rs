@@ -78,7 +78,7 @@ fn an_order_posted_through_the_gateway_is_a_row_in_postgresql() {
 
     let rows = lab
         .sql(
-            "orders",
+            &lab.database("order").unwrap(),
             &format!("SELECT customer FROM orders WHERE id = '{id}'"),
         )
         .unwrap();

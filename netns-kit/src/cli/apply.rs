@@ -15,6 +15,7 @@ use super::{privilege, CliError, Outcome};
 #[command(after_help = "Examples:
   sudo netns-kit apply ecomm-services/deploy/three-tier.toml --name lab
   sudo netns-kit apply my-topology.toml          # run named after the topology
+  sudo netns-kit apply --host vm2 three-tier.toml # only vm2's share of a [placement]
 
 Namespaces are named <NAME>-<node> (see `ip netns list`); a [host] section adds a veth
 and host routes in the root namespace. The run stays up until `netns-kit destroy NAME`.")]
@@ -25,12 +26,20 @@ pub struct Args {
     /// topology's name.
     #[arg(long)]
     pub name: Option<String>,
+    /// Build only this host's share of the file's [placement]: its nodes, the networks they
+    /// touch, the derived VXLANs, and the router, policy and host link if placed here.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
 }
 
 /// Validates (pure), checks privileges and the name, applies with `persist`, and prints
 /// what it created.
 pub fn run(args: Args, state_dir: &Path) -> Outcome {
     let t = Topology::from_path(&args.file)?;
+    let t = match &args.host {
+        Some(host) => t.for_host(host)?,
+        None => t,
+    };
     let name = args.name.clone().unwrap_or_else(|| t.name.clone());
     // Resolve once with a placeholder id so a bad name is reported before anything else.
     Plan::for_run(

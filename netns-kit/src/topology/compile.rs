@@ -109,7 +109,7 @@ pub(crate) fn compile(t: &Topology, run_id: &str, naming: Naming) -> Result<Plan
         });
     };
 
-    if let Some(r) = &t.router {
+    if let Some(r) = t.router.as_ref().filter(|r| !r.remote) {
         plan.namespaces.push(NsPlan {
             key: r.name.clone(),
             role: NsRole::Router,
@@ -209,7 +209,8 @@ pub(crate) fn compile(t: &Topology, run_id: &str, naming: Naming) -> Result<Plan
     }
 
     // Lab-mode host link: only for named runs.
-    let host_link = match (&t.host, &t.router, &prefix) {
+    let local_router = t.router.as_ref().filter(|r| !r.remote);
+    let host_link = match (&t.host, local_router, &prefix) {
         (Some(h), Some(r), Some(p)) => {
             let host_ifname = h.ifname.clone().unwrap_or_else(|| names::host_ifname(p));
             let mut host_routes = Vec::new();
@@ -242,7 +243,7 @@ pub(crate) fn compile(t: &Topology, run_id: &str, naming: Naming) -> Result<Plan
         _ => None,
     };
 
-    if let Some(r) = &t.router {
+    if let Some(r) = local_router {
         plan.firewalls.push(FirewallPlan {
             ns: r.name.clone(),
             ruleset: router_ruleset(t, host_link.as_ref()),

@@ -242,6 +242,84 @@ pub enum TopologyError {
         /// The key.
         value: String,
     },
+    /// A reference to a service that is not declared.
+    #[error("{field}: unknown service {value:?}: expected one of [{known}]")]
+    UnknownService {
+        /// Field path.
+        field: String,
+        /// The name.
+        value: String,
+        /// The declared services, comma-separated.
+        known: String,
+    },
+    /// A `${…}` placeholder that names nothing declared.
+    #[error("{field}: unknown placeholder \"${{{value}}}\": {expected}")]
+    UnknownPlaceholder {
+        /// Field path.
+        field: String,
+        /// The placeholder's text between `${` and `}`.
+        value: String,
+        /// What was expected instead, in words.
+        expected: String,
+    },
+    /// Services that depend on each other in a circle.
+    #[error("{field}: dependency cycle {cycle}: expected depends_on to form no cycle")]
+    DependencyCycle {
+        /// Field path of the edge that closes the cycle.
+        field: String,
+        /// The cycle, as "a -> b -> a".
+        cycle: String,
+    },
+    /// Two services (or instances) listening on one address and port.
+    #[error(
+        "{field}: {value} is already taken by {first}: expected one listener per address:port"
+    )]
+    DuplicateListen {
+        /// Field path of the second listener.
+        field: String,
+        /// The address:port.
+        value: String,
+        /// Who listens there first (field path and instance).
+        first: String,
+    },
+    /// A node (or the router) that the placement puts on no host.
+    #[error("{field}: {value:?} is placed on no host: expected every node and the router on exactly one host")]
+    Unplaced {
+        /// Field path ("placement").
+        field: String,
+        /// The node.
+        value: String,
+    },
+    /// A node the placement puts on two hosts (or twice on one).
+    #[error(
+        "{field}: {value:?} is already placed by {first}: expected every node on exactly one host"
+    )]
+    PlacedTwice {
+        /// Field path of the second placement.
+        field: String,
+        /// The node.
+        value: String,
+        /// Field path of the first.
+        first: String,
+    },
+    /// A host that the placement does not declare.
+    #[error("{field}: unknown host {value:?}: expected one of [{known}]")]
+    UnknownHost {
+        /// Field path (or "--host").
+        field: String,
+        /// The host.
+        value: String,
+        /// The placement's hosts, comma-separated.
+        known: String,
+    },
+    /// A runtime variable the runner did not supply.
+    #[error("{field}: variable \"${{{value}}}\" has no value: the runner must supply every name in `vars` it uses")]
+    MissingVar {
+        /// Field path (service and argument).
+        field: String,
+        /// The variable's name.
+        value: String,
+    },
     /// A run id or run name that cannot be used.
     #[error(
         "run {field} {value:?} is invalid: expected 1..={max} characters from a-z A-Z 0-9 '-' '_'"
@@ -283,7 +361,15 @@ impl TopologyError {
             | Conflict { field, .. }
             | SubnetExhausted { field, .. }
             | ReservedName { field, .. }
-            | BadSysctl { field, .. } => field,
+            | BadSysctl { field, .. }
+            | UnknownService { field, .. }
+            | UnknownPlaceholder { field, .. }
+            | DependencyCycle { field, .. }
+            | DuplicateListen { field, .. }
+            | Unplaced { field, .. }
+            | PlacedTwice { field, .. }
+            | UnknownHost { field, .. }
+            | MissingVar { field, .. } => field,
         }
     }
 }

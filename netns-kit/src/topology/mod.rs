@@ -9,7 +9,9 @@ pub mod error;
 pub mod gc;
 pub mod live;
 pub mod names;
+pub mod placement;
 pub mod plan;
+pub mod service;
 pub mod spec;
 pub mod state;
 pub mod status;
@@ -23,7 +25,9 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 pub use error::TopologyError;
+pub use placement::{Overlay, Placement};
 pub use plan::{Naming, Plan};
+pub use service::{Instance, Ready, Service};
 pub use spec::{Netem, TopologySpec};
 
 use crate::firewall::{PortRange, Proto};
@@ -34,6 +38,8 @@ use crate::firewall::{PortRange, Proto};
 pub struct Topology {
     /// The topology's name.
     pub name: String,
+    /// Runtime variables the runner supplies (`${name}` in services).
+    pub vars: Vec<String>,
     /// Networks in file order.
     pub networks: Vec<Network>,
     /// Nodes in file order.
@@ -48,6 +54,10 @@ pub struct Topology {
     pub policy: Vec<PolicyRule>,
     /// The lab-mode host link, if declared.
     pub host: Option<Host>,
+    /// Services in file order, placeholders resolved.
+    pub services: Vec<Service>,
+    /// Which host carries which nodes, and the derived overlay; `None` = one host.
+    pub placement: Option<Placement>,
 }
 
 /// A validated network.
@@ -96,6 +106,9 @@ pub struct Router {
     pub name: String,
     /// One interface per network, in the order listed.
     pub interfaces: Vec<Interface>,
+    /// True in a host's share ([`Topology::for_host`]) when the router is on another host:
+    /// nothing of it is built here, its addresses are only its nodes' default gateways.
+    pub remote: bool,
 }
 
 /// A validated VXLAN link.
@@ -218,6 +231,18 @@ impl Topology {
     /// The node called `name`.
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The service called `name`.
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Services in start order: by stage, file order within a stage.
+    pub fn start_order(&self) -> Vec<&Service> {
+        let mut order: Vec<&Service> = self.services.iter().collect();
+        order.sort_by_key(|s| s.stage);
+        order
     }
 
     /// The spec this topology is equivalent to, with allocated addresses written out.

@@ -5,6 +5,7 @@
 //!
 //! ```toml
 //! name = "three-tier"               # the topology's name (letters, digits, '-', '_')
+//! vars = ["token"]                  # optional: values the runner supplies, used as ${token}
 //!
 //! [[networks]]                      # one bridge + one subnet (a "tier")
 //! name = "frontend"
@@ -67,7 +68,57 @@
 //! subnet = "172.29.0.0/30"          # host gets the first host address, the router the second
 //! ifname = "nk-lab"                 # optional host-side name; default derived from the run name
 //! allow = [{ to = "gateway", proto = "tcp", ports = [3000] }]
+//!
+//! [[services]]                      # a process on a node (see topology/service.rs)
+//! name = "gateway"
+//! node = "gateway"                  # or nodes = ["a", "b"]: one instance per listed node
+//! command = ["ecomm", "gateway", "--listen", "${self.listen}", "--token", "${token}",
+//!   "--product", "${services.product.addresses}"]   # placeholders resolve to declared values
+//! env = { RUST_LOG = "info" }       # optional; values may hold placeholders
+//! port = 3000                       # optional main port, on the node's address
+//! ports = { admin = 3001 }          # optional named ports (${self.ports.admin})
+//! ready = { probe = "http", path = "/readyz" }   # or { probe = "tcp" }; port = "admin" picks one
+//! depends_on = ["product"]          # started after these are ready; no cycles
+//!
+//! [[services]]
+//! name = "product"
+//! nodes = ["product-1"]
+//! command = ["ecomm", "product", "--listen", "${self.listen}", "--db", "${self.data.database}"]
+//! port = 8001
+//! data = { database = "products" }  # declared once; others read ${services.product.data.database}
 //! ```
+//!
+//! A placement spreads the nodes over hosts; the overlay is derived from it (see
+//! topology/placement.rs), so a file with a placement has no `[[vxlans]]`:
+//!
+//! ```toml
+//! name = "two-hosts"
+//!
+//! [[networks]]
+//! name = "backend"
+//! subnet = "172.21.0.0/24"
+//!
+//! [[nodes]]
+//! name = "api"
+//! interfaces = [{ network = "backend" }]
+//!
+//! [[nodes]]
+//! name = "db"
+//! interfaces = [{ network = "backend" }]
+//!
+//! [placement]                       # host -> nodes (and the router); every one exactly once
+//! alpha = ["api"]
+//! beta = ["db"]
+//!
+//! [underlay]                        # how the hosts reach each other
+//! dev = "eth0"                      # the device on every host (required with group)
+//! port = 4789                       # optional UDP port, default 4789
+//! vni_base = 100                    # optional; network i (file order) gets VNI vni_base + i
+//! # group = "239.1.1.0"             # multicast base (network i: group + i), for > 2 hosts
+//! hosts = { alpha = "192.168.100.11", beta = "192.168.100.12" }  # unicast endpoints
+//! ```
+//!
+//! `netns-kit apply --host alpha FILE` builds alpha's share ([`super::Topology::for_host`]).
 //!
 //! Every example above is checked by `tests/validate_spec_doc.rs`.
 //!
@@ -80,11 +131,15 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// A whole topology file as written.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopologySpec {
     /// The topology's name (letters, digits, '-', '_').
     pub name: String,
+    /// Names of the values the runner supplies at start (secrets, data directories),
+    /// referenced in services as `${name}` and left unresolved by validation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vars: Vec<String>,
     /// Networks: one bridge and one subnet each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<NetworkSpec>,
@@ -106,6 +161,85 @@ pub struct TopologySpec {
     /// The lab-mode link from the host's root namespace to the router.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<HostSpec>,
+    /// The processes that run on the nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceSpec>,
+    /// Which host carries which nodes (host name → node names); optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<BTreeMap<String, Vec<String>>>,
+    /// How the hosts of the placement reach each other (the derived overlay's underlay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underlay: Option<UnderlaySpec>,
+}
+
+/// One service: a program run on one node, or one instance per listed node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// The service's name (what `${services.<name>.…}` and `depends_on` refer to).
+    pub name: String,
+    /// The node it runs on; exactly one of `node` / `nodes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// One instance per listed node (each instance is named after its node).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    /// Program and arguments; `${…}` placeholders resolve to declared values.
+    pub command: Vec<String>,
+    /// Environment variables; values may hold placeholders.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The main port it listens on (on its node's address), 1..=65535; optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    /// Further named ports (e.g. `dns = 8600`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: BTreeMap<String, i64>,
+    /// How the runner knows an instance is ready; default: no probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<ReadySpec>,
+    /// Services that must be ready before this one starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Named values declared once (e.g. `database = "products"`), for `${self.data.<key>}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+}
+
+/// A readiness probe as written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadySpec {
+    /// "tcp" (a connection is accepted) or "http" (GET `path` answers 200).
+    pub probe: String,
+    /// The HTTP path (http only), starting with '/'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A name from `ports`; default: the main `port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+}
+
+/// The underlay of a placement: how the hosts reach each other.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnderlaySpec {
+    /// The device on every host the overlay is bound to, e.g. "eth0".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    /// UDP port of the overlay; default 4789.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// VNI of the first network; network `i` (file order) gets `vni_base + i`. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vni_base: Option<u32>,
+    /// Multicast base: network `i` uses group `group + i`. Without it the overlay is
+    /// unicast, which joins exactly two hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Underlay address of each host (host name → address), the VXLAN's local/remote.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts: BTreeMap<String, String>,
 }
 
 /// One network: a bridge in the fabric namespace and a subnet.

@@ -321,6 +321,7 @@ pub fn validate(spec: &TopologySpec) -> Result<Topology, TopologyError> {
             Some(Router {
                 name: r.name.clone(),
                 interfaces,
+                remote: false,
             })
         }
     };
@@ -405,8 +406,14 @@ pub fn validate(spec: &TopologySpec) -> Result<Topology, TopologyError> {
         Some(h) => Some(validate_host(h, &ctx, &nodes, router.as_ref())?),
     };
 
+    // Services, then the placement and its derived overlay.
+    let services = super::service::validate_services(&spec.services, &nodes, &spec.vars)?;
+    let placement =
+        super::placement::validate_placement(spec, &ctx.networks, &nodes, router.as_ref())?;
+
     Ok(Topology {
         name: spec.name.clone(),
+        vars: spec.vars.clone(),
         networks: ctx.networks,
         nodes,
         router,
@@ -414,6 +421,8 @@ pub fn validate(spec: &TopologySpec) -> Result<Topology, TopologyError> {
         impairments,
         policy,
         host,
+        services,
+        placement,
     })
 }
 
@@ -1093,6 +1102,10 @@ pub fn to_spec(t: &Topology) -> TopologySpec {
     };
     TopologySpec {
         name: t.name.clone(),
+        vars: t.vars.clone(),
+        services: t.services.iter().map(service_spec).collect(),
+        placement: t.placement.as_ref().map(|p| p.hosts.clone()),
+        underlay: t.placement.as_ref().and_then(underlay_spec),
         networks: t
             .networks
             .iter()
@@ -1187,4 +1200,68 @@ pub fn to_spec(t: &Topology) -> TopologySpec {
                 .collect(),
         }),
     }
+}
+
+fn service_spec(s: &super::Service) -> super::spec::ServiceSpec {
+    use super::spec::{ReadySpec, ServiceSpec};
+    let nodes: Vec<String> = s.instances.iter().map(|i| i.node.clone()).collect();
+    let (node, nodes) = match (s.single, nodes.as_slice()) {
+        (true, [one]) => (Some(one.clone()), Vec::new()),
+        _ => (None, nodes),
+    };
+    let port_name = |p: u16| {
+        (s.port != Some(p))
+            .then(|| {
+                s.ports
+                    .iter()
+                    .find(|(_, x)| **x == p)
+                    .map(|(n, _)| n.clone())
+            })
+            .flatten()
+    };
+    let ready = match &s.ready {
+        super::Ready::None => None,
+        super::Ready::Tcp { port } => Some(ReadySpec {
+            probe: "tcp".to_string(),
+            path: None,
+            port: port_name(*port),
+        }),
+        super::Ready::Http { port, path } => Some(ReadySpec {
+            probe: "http".to_string(),
+            path: Some(path.clone()),
+            port: port_name(*port),
+        }),
+    };
+    ServiceSpec {
+        name: s.name.clone(),
+        node,
+        nodes,
+        command: s.command_template.clone(),
+        env: s.env_template.clone(),
+        port: s.port.map(i64::from),
+        ports: s
+            .ports
+            .iter()
+            .map(|(k, v)| (k.clone(), i64::from(*v)))
+            .collect(),
+        ready,
+        depends_on: s.depends_on.clone(),
+        data: s.data.clone(),
+    }
+}
+
+fn underlay_spec(p: &super::Placement) -> Option<super::spec::UnderlaySpec> {
+    let u = &p.underlay;
+    let spec = super::spec::UnderlaySpec {
+        dev: u.dev.clone(),
+        port: (u.port != super::placement::VXLAN_PORT).then_some(u.port),
+        vni_base: (u.vni_base != super::placement::VNI_BASE).then_some(u.vni_base),
+        group: u.group.map(|g| g.to_string()),
+        hosts: u
+            .addresses
+            .iter()
+            .map(|(h, a)| (h.clone(), a.to_string()))
+            .collect(),
+    };
+    (spec != super::spec::UnderlaySpec::default()).then_some(spec)
 }

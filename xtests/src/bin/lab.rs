@@ -71,6 +71,24 @@ enum Verb {
         /// A dump written by `lab backup`.
         file: PathBuf,
     },
+    /// Print the declaration resolved (hosts, nodes, services, overlay) as JSON; no root needed.
+    Layout {
+        /// Print JSON (the only format).
+        #[arg(long, required = true)]
+        json: bool,
+        /// Topology file (default: ecomm-services/deploy/three-tier.toml).
+        file: Option<PathBuf>,
+    },
+    /// Print compose.yml generated from the declaration; no root needed.
+    Compose {
+        /// Topology file (default: ecomm-services/deploy/three-tier.toml).
+        file: Option<PathBuf>,
+    },
+    /// Print swarm-stack.yml generated from the declaration; no root needed.
+    Swarm {
+        /// Topology file (default: ecomm-services/deploy/three-tier.toml).
+        file: Option<PathBuf>,
+    },
     /// The seeds' `ab -n 1000 -c 50` plus a wrk run against the gateway, from the host.
     Bench {
         /// Where the JSON report goes.
@@ -99,6 +117,14 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), LabError> {
+    // Pure verbs: no state directory.
+    let shared = |f: &Option<PathBuf>| f.clone().unwrap_or_else(xtests::topology_file::shared_file);
+    match &args.command {
+        Verb::Layout { file, .. } => return cli::layout::run(&shared(file)),
+        Verb::Compose { file } => return cli::layout::docker_file(&shared(file), false),
+        Verb::Swarm { file } => return cli::layout::docker_file(&shared(file), true),
+        _ => {}
+    }
     let lab = LabDir::ensure(&args.dir, &args.name)?;
     match args.command {
         Verb::Up {
@@ -130,6 +156,7 @@ fn run(args: Args) -> Result<(), LabError> {
         Verb::Backup { file } => cli::backup::backup(&lab, &file),
         Verb::Restore { file } => cli::backup::restore(&lab, &file),
         Verb::Bench { out, wrk_seconds } => cli::bench::run(&lab, &out, wrk_seconds),
+        Verb::Layout { .. } | Verb::Compose { .. } | Verb::Swarm { .. } => Ok(()), // above
     }
 }
 

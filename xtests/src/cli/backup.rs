@@ -12,10 +12,25 @@ use std::process::Stdio;
 use super::{open_namespaces, require_root, LabDir};
 use crate::datastores::Postgres;
 use crate::error::LabError;
-use crate::services::ORDER_DB;
 
-fn postgres(lab: &LabDir) -> Result<(Postgres, crate::ns::NsHandle, String), LabError> {
+/// The orders database: what the declaration gives the order service (`data.database`).
+fn order_db(state: &crate::state::LabState) -> Result<String, LabError> {
+    state
+        .components
+        .iter()
+        .find(|c| c.service == "order")
+        .and_then(|c| c.database())
+        .map(str::to_string)
+        .ok_or_else(|| LabError::Invalid {
+            what: "lab state".into(),
+            value: "order service".into(),
+            expected: "an order service declaring data.database (bring the lab up again)".into(),
+        })
+}
+
+fn postgres(lab: &LabDir) -> Result<(Postgres, crate::ns::NsHandle, String, String), LabError> {
     let state = lab.state()?;
+    let db = order_db(&state)?;
     let addr = state
         .components
         .iter()
@@ -32,23 +47,24 @@ fn postgres(lab: &LabDir) -> Result<(Postgres, crate::ns::NsHandle, String), Lab
         Postgres::new(lab.dir.join("postgres"), addr, false),
         ns,
         state.run_id,
+        db,
     ))
 }
 
 /// Writes a dump of the orders database to `file`.
 pub fn backup(lab: &LabDir, file: &Path) -> Result<(), LabError> {
     require_root()?;
-    let (pg, ns, run_id) = postgres(lab)?;
+    let (pg, ns, run_id, order_db) = postgres(lab)?;
     let out =
         File::create(file).map_err(|e| LabError::io(format!("create {}", file.display()), e))?;
-    pg.dump(ORDER_DB)?
+    pg.dump(&order_db)?
         .pipe(Some(&ns), &run_id, Stdio::null(), Stdio::from(out))?;
     let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let orders = pg
-        .query(&ns, &run_id, ORDER_DB, "SELECT count(*) FROM orders")
+        .query(&ns, &run_id, &order_db, "SELECT count(*) FROM orders")
         .unwrap_or_else(|_| "?".into());
     println!(
-        "lab: backed up database {ORDER_DB:?} ({orders} orders) to {} ({size} bytes)",
+        "lab: backed up database {order_db:?} ({orders} orders) to {} ({size} bytes)",
         file.display()
     );
     Ok(())
@@ -57,16 +73,16 @@ pub fn backup(lab: &LabDir, file: &Path) -> Result<(), LabError> {
 /// Replaces the orders database's contents with the dump in `file`.
 pub fn restore(lab: &LabDir, file: &Path) -> Result<(), LabError> {
     require_root()?;
-    let (pg, ns, run_id) = postgres(lab)?;
+    let (pg, ns, run_id, order_db) = postgres(lab)?;
     let input =
         File::open(file).map_err(|e| LabError::io(format!("open {}", file.display()), e))?;
-    pg.restore(ORDER_DB)?
+    pg.restore(&order_db)?
         .pipe(Some(&ns), &run_id, Stdio::from(input), Stdio::null())?;
     let orders = pg
-        .query(&ns, &run_id, ORDER_DB, "SELECT count(*) FROM orders")
+        .query(&ns, &run_id, &order_db, "SELECT count(*) FROM orders")
         .unwrap_or_else(|_| "?".into());
     println!(
-        "lab: restored database {ORDER_DB:?} from {} ({orders} orders now)",
+        "lab: restored database {order_db:?} from {} ({orders} orders now)",
         file.display()
     );
     Ok(())

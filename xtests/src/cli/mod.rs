@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod bench;
 pub mod down;
+pub mod layout;
 pub mod logs;
 pub mod scale;
 pub mod status;

@@ -43,7 +43,21 @@ pub fn print(lab: &LabDir, state: &LabState, stack: &mut Stack, picture: Option<
     let ns = |node: &str| state.namespace(node).unwrap_or(node).to_string();
     println!();
     println!("Reach it from the host:");
-    println!("  curl http://172.20.0.10:3000/api/products");
+    let addr = |name: &str| {
+        state
+            .components
+            .iter()
+            .find(|c| c.name == name)
+            .map_or_else(|| format!("<{name}>"), |c| c.addr.to_string())
+    };
+    let host = |name: &str| {
+        state
+            .components
+            .iter()
+            .find(|c| c.name == name)
+            .map_or_else(|| format!("<{name}>"), |c| c.addr.ip().to_string())
+    };
+    println!("  curl http://{}/api/products", addr("gateway"));
     if let Some(link) = &state.host_link {
         println!("  (host link: {link})");
     }
@@ -54,8 +68,9 @@ pub fn print(lab: &LabDir, state: &LabState, stack: &mut Stack, picture: Option<
     println!("  sudo ip netns exec {} bridge link show", ns("fabric"));
     println!("  sudo ip netns exec {} nft list ruleset", ns("router"));
     println!(
-        "  sudo ip netns exec {} redis-cli -h 172.22.0.10 info stats",
-        ns("redis")
+        "  sudo ip netns exec {} redis-cli -h {} info stats",
+        ns("redis"),
+        host("redis")
     );
     println!();
     println!("Operate it:");

@@ -61,11 +61,7 @@ pub fn run(lab: &LabDir, opts: &UpOptions) -> Result<(), LabError> {
     let namespaces = applied.namespace_names();
     let host_link = applied.host_link_summary();
     applied.persist();
-    let components: Vec<Component> = topology
-        .nodes
-        .iter()
-        .filter_map(|n| Component::on_node(&n.name, n.interfaces.first()?.address))
-        .collect();
+    let components: Vec<Component> = crate::component::from_topology(&topology)?;
     let enabled = components
         .iter()
         .filter(|c| c.kind != Kind::Product || product_number(&c.name) <= opts.products)

@@ -1,8 +1,12 @@
 //! The whole stack as containers started through testcontainers (async runner), on one
-//! user-defined network of this run. Containers are named after the seeds' nodes plus the run
-//! id (`redis-<run>`, `postgres-<run>`, `registry-<run>`, `product-1-<run>`, `product-2-<run>`,
-//! `order-1-<run>`, `gateway-<run>`): on a user-defined network those names are DNS names.
+//! user-defined network of this run. Containers are named after the declared nodes plus the run
+//! id (`redis-<run>`, `postgres-<run>`, `registry-<run>`, `product-1-<run>`, …, `order-1-<run>`,
+//! …, `gateway-<run>`): on a user-defined network those names are DNS names.
 //! Published ports bind to 127.0.0.1 only (the network's host binding address).
+//!
+//! Which instances run, their ports, readiness paths and database names come from the
+//! declaration (three-tier.toml's `[[services]]`); what is Docker's own — container DNS names
+//! instead of tier addresses, listening on 0.0.0.0, credentials of this test network — is here.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -22,6 +26,86 @@ const PG_PASSWORD: &str = "ecomm-test";
 /// The registry's bearer token inside the test network.
 const REGISTRY_TOKEN: &str = "ecomm-test-token";
 
+/// What the stack takes from the declaration.
+struct Declared {
+    /// Service → main port.
+    ports: std::collections::BTreeMap<String, u16>,
+    /// The registry's DNS port.
+    registry_dns: u16,
+    /// Service → HTTP readiness path.
+    ready: std::collections::BTreeMap<String, String>,
+    /// Service → declared database.
+    databases: std::collections::BTreeMap<String, String>,
+    /// Service → its instances (node names), in declared order.
+    instances: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Declared {
+    fn load() -> Result<Self, DockerError> {
+        use netns_kit::topology::{Ready, Topology};
+        let t = Topology::from_path(crate::topology_file::shared_file())
+            .map_err(|e| DockerError::Declaration(e.to_string()))?;
+        let mut d = Declared {
+            ports: Default::default(),
+            registry_dns: 0,
+            ready: Default::default(),
+            databases: Default::default(),
+            instances: Default::default(),
+        };
+        for s in &t.services {
+            if let Some(p) = s.port {
+                d.ports.insert(s.name.clone(), p);
+            }
+            if let Ready::Http { path, .. } = &s.ready {
+                d.ready.insert(s.name.clone(), path.clone());
+            }
+            if let Some(db) = s.data.get("database") {
+                d.databases.insert(s.name.clone(), db.clone());
+            }
+            d.instances.insert(
+                s.name.clone(),
+                s.instances.iter().map(|i| i.node.clone()).collect(),
+            );
+        }
+        d.registry_dns = t
+            .service("registry")
+            .and_then(|s| s.ports.get("dns").copied())
+            .ok_or_else(|| {
+                DockerError::Declaration("service registry declares no ports.dns".into())
+            })?;
+        for s in [
+            "redis", "postgres", "registry", "product", "order", "gateway",
+        ] {
+            d.port(s)?;
+        }
+        Ok(d)
+    }
+
+    fn port(&self, service: &str) -> Result<u16, DockerError> {
+        self.ports
+            .get(service)
+            .copied()
+            .ok_or_else(|| DockerError::Declaration(format!("service {service} declares no port")))
+    }
+
+    fn database(&self, service: &str) -> Result<&str, DockerError> {
+        self.databases
+            .get(service)
+            .map(String::as_str)
+            .ok_or_else(|| {
+                DockerError::Declaration(format!("service {service} declares no data.database"))
+            })
+    }
+
+    fn instances(&self, service: &str) -> Vec<String> {
+        self.instances.get(service).cloned().unwrap_or_default()
+    }
+
+    fn ready_path(&self, service: &str) -> &str {
+        self.ready.get(service).map_or("/readyz", String::as_str)
+    }
+}
+
 /// The running stack. Dropping it removes every container and the network of its run.
 pub struct ContainerStack {
     run: String,
@@ -31,12 +115,14 @@ pub struct ContainerStack {
     pub gateway: SocketAddr,
     /// The product containers' names, in start order.
     pub product_names: Vec<String>,
+    declared: Declared,
 }
 
 impl ContainerStack {
-    /// Builds the images if needed and starts redis, postgres, registry, product ×2, order and
-    /// the gateway, each waited on until its health check passes.
+    /// Builds the images if needed and starts redis, postgres, registry, every declared product
+    /// and order instance and the gateway, each waited on until its health check passes.
     pub async fn start() -> Result<Self, DockerError> {
+        let declared = Declared::load()?;
         ensure_images().await?;
         ensure_testcontainers_endpoint().await?;
         let run = new_run_id();
@@ -46,8 +132,14 @@ impl ContainerStack {
             network: network.clone(),
             containers: Vec::new(),
             gateway: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            product_names: vec![format!("product-1-{run}"), format!("product-2-{run}")],
+            product_names: declared
+                .instances("product")
+                .iter()
+                .map(|n| format!("{n}-{run}"))
+                .collect(),
+            declared,
         };
+        let d = &stack.declared;
         docker(&[
             "network",
             "create",
@@ -61,8 +153,9 @@ impl ContainerStack {
 
         let redis = stack.name("redis");
         let postgres = stack.name("postgres");
-        let registry_url = format!("http://{}:8500", stack.name("registry"));
-        let admin = format!("postgres://postgres:{PG_PASSWORD}@{postgres}:5432/postgres");
+        let (pg_port, redis_port) = (d.port("postgres")?, d.port("redis")?);
+        let registry_url = format!("http://{}:{}", stack.name("registry"), d.port("registry")?);
+        let admin = format!("postgres://postgres:{PG_PASSWORD}@{postgres}:{pg_port}/postgres");
 
         let (redis_c, pg_c) = tokio::try_join!(
             stack.launch(
@@ -88,20 +181,25 @@ impl ContainerStack {
         )?;
         stack.containers.extend([redis_c, pg_c]);
 
+        let dns_listen = format!("0.0.0.0:{}", stack.declared.registry_dns);
         let registry_c = stack
             .launch_ecomm(
                 "registry",
-                8500,
+                stack.declared.port("registry")?,
                 &[
                     ("ECOMM_REGISTRY_TOKEN", REGISTRY_TOKEN),
-                    ("ECOMM_REGISTRY_DNS_LISTEN", "0.0.0.0:8600"),
+                    ("ECOMM_REGISTRY_DNS_LISTEN", dns_listen.as_str()),
                 ],
             )
             .await?;
         stack.containers.push(registry_c);
 
-        let product_db = format!("postgres://ecomm_product:ecomm_product@{postgres}:5432/product");
-        let redis_url = format!("redis://{redis}:6379/");
+        let d = &stack.declared;
+        let product_db = format!(
+            "postgres://ecomm_product:ecomm_product@{postgres}:{pg_port}/{}",
+            d.database("product")?
+        );
+        let redis_url = format!("redis://{redis}:{redis_port}/");
         let product_env = [
             ("ECOMM_PRODUCT_DATABASE_URL", product_db.as_str()),
             ("ECOMM_PRODUCT_ADMIN_DATABASE_URL", admin.as_str()),
@@ -109,45 +207,52 @@ impl ContainerStack {
             ("ECOMM_REGISTRY_URL", registry_url.as_str()),
             ("ECOMM_REGISTRY_TOKEN", REGISTRY_TOKEN),
         ];
-        // The first product creates the database; the second starts once it exists.
-        let p1 = stack
-            .launch_ecomm_named("product-1", "product", 8001, &product_env)
-            .await?;
-        stack.containers.push(p1);
-        let p2 = stack
-            .launch_ecomm_named("product-2", "product", 8001, &product_env)
-            .await?;
-        stack.containers.push(p2);
+        let (product_port, order_port) = (d.port("product")?, d.port("order")?);
+        let order_db = format!(
+            "postgres://ecomm_order:ecomm_order@{postgres}:{pg_port}/{}",
+            d.database("order")?
+        );
+        let (products, orders) = (d.instances("product"), d.instances("order"));
+        let gateway_port = d.port("gateway")?;
+        // One after the other: the first product creates the database, the rest start once
+        // it exists (the same for orders).
+        for node in &products {
+            let c = stack
+                .launch_ecomm_named(node, "product", product_port, &product_env)
+                .await?;
+            stack.containers.push(c);
+        }
+        let product_url = format!(
+            "http://{}:{product_port}",
+            stack.product_names.first().cloned().unwrap_or_default()
+        );
+        let order_env = [
+            ("ECOMM_ORDER_DATABASE_URL", order_db.as_str()),
+            ("ECOMM_ORDER_ADMIN_DATABASE_URL", admin.as_str()),
+            ("ECOMM_ORDER_PRODUCT_URL", product_url.as_str()),
+            ("ECOMM_REGISTRY_URL", registry_url.as_str()),
+            ("ECOMM_REGISTRY_TOKEN", REGISTRY_TOKEN),
+        ];
+        for node in &orders {
+            let c = stack
+                .launch_ecomm_named(node, "order", order_port, &order_env)
+                .await?;
+            stack.containers.push(c);
+        }
 
-        let order_db = format!("postgres://ecomm_order:ecomm_order@{postgres}:5432/orders");
-        let product_url = format!("http://{}:8001", stack.product_names[0]);
-        let order = stack
-            .launch_ecomm_named(
-                "order-1",
-                "order",
-                8002,
-                &[
-                    ("ECOMM_ORDER_DATABASE_URL", order_db.as_str()),
-                    ("ECOMM_ORDER_ADMIN_DATABASE_URL", admin.as_str()),
-                    ("ECOMM_ORDER_PRODUCT_URL", product_url.as_str()),
-                    ("ECOMM_REGISTRY_URL", registry_url.as_str()),
-                    ("ECOMM_REGISTRY_TOKEN", REGISTRY_TOKEN),
-                ],
-            )
-            .await?;
-        stack.containers.push(order);
-
-        let product_dns = stack
-            .product_names
-            .iter()
-            .map(|n| format!("{n}:8001"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let order_dns = format!("{}:8002", stack.name("order-1"));
+        let dns = |nodes: &[String], port: u16| {
+            nodes
+                .iter()
+                .map(|n| format!("{}:{port}", stack.name(n)))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let product_dns = dns(&products, product_port);
+        let order_dns = dns(&orders, order_port);
         let gateway = stack
             .launch_ecomm(
                 "gateway",
-                3000,
+                gateway_port,
                 &[
                     ("ECOMM_PRODUCT_DNS", product_dns.as_str()),
                     ("ECOMM_ORDER_DNS", order_dns.as_str()),
@@ -156,7 +261,7 @@ impl ContainerStack {
             )
             .await?;
         let port = gateway
-            .get_host_port_ipv4(ContainerPort::Tcp(3000))
+            .get_host_port_ipv4(ContainerPort::Tcp(gateway_port))
             .await
             .map_err(|e| DockerError::Container {
                 name: stack.name("gateway"),
@@ -205,7 +310,10 @@ impl ContainerStack {
         port: u16,
         env: &[(&str, &str)],
     ) -> Result<ContainerAsync<GenericImage>, DockerError> {
-        let url = format!("http://127.0.0.1:{port}/readyz");
+        let url = format!(
+            "http://127.0.0.1:{port}{}",
+            self.declared.ready_path(service)
+        );
         let listen_var = format!("ECOMM_{}_LISTEN", service.to_ascii_uppercase());
         let listen = format!("0.0.0.0:{port}");
         let mut all: Vec<(&str, &str)> = vec![(listen_var.as_str(), listen.as_str())];

@@ -45,6 +45,9 @@ pub enum DockerError {
         /// Why it failed.
         message: String,
     },
+    /// The declaration (three-tier.toml) lacks what the stack needs, or does not validate.
+    #[error("declaration: {0}")]
+    Declaration(String),
     /// Building the `ecomm` binary for the image failed.
     #[error("building ecomm: {0}")]
     Build(String),

@@ -5,6 +5,7 @@
 //! - [`containers::ContainerStack`] starts every service as a container through testcontainers.
 //! - [`compose::ComposeProject`] and [`swarm::SwarmStack`] run the deploy files
 //!   (`ecomm-services/deploy/docker/compose.yml`, `swarm-stack.yml`) under a unique name.
+//! - [`generate`] derives those two files from the declaration (`lab compose`, `lab swarm`).
 //!
 //! Everything created carries the run id (in its name and the label `ecomm.run`); each fixture's
 //! `Drop` removes what it created, and [`run::leftovers`] lets a test assert nothing remains.
@@ -14,6 +15,7 @@ pub mod compose;
 pub mod containers;
 pub mod engine;
 pub mod error;
+pub mod generate;
 pub mod http;
 pub mod images;
 pub mod run;

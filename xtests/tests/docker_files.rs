@@ -1,0 +1,75 @@
+//! The committed Docker files are exactly what `lab compose` / `lab swarm` generate from the
+//! declaration, so they cannot drift from it (no Docker needed).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn lab(verb: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .arg(verb)
+        .arg(workspace().join("ecomm-services/deploy/three-tier.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn committed(file: &str) -> String {
+    std::fs::read_to_string(workspace().join("ecomm-services/deploy/docker").join(file)).unwrap()
+}
+
+#[test]
+fn compose_yml_is_what_lab_compose_prints() {
+    assert!(
+        committed("compose.yml") == lab("compose"),
+        "ecomm-services/deploy/docker/compose.yml differs from the declaration: run\n  lab compose > ecomm-services/deploy/docker/compose.yml"
+    );
+}
+
+#[test]
+fn swarm_stack_yml_is_what_lab_swarm_prints() {
+    assert!(
+        committed("swarm-stack.yml") == lab("swarm"),
+        "ecomm-services/deploy/docker/swarm-stack.yml differs from the declaration: run\n  lab swarm > ecomm-services/deploy/docker/swarm-stack.yml"
+    );
+}
+
+#[test]
+fn the_generated_files_carry_the_declared_values() {
+    let t = netns_kit::topology::Topology::from_path(
+        workspace().join("ecomm-services/deploy/three-tier.toml"),
+    )
+    .unwrap();
+    let compose = lab("compose");
+    let product_db = &t.service("product").unwrap().data["database"];
+    assert!(compose.contains(&format!("@postgres:5432/{product_db}\n")));
+    let gateway = t.node("gateway").unwrap().interfaces[0].address;
+    assert!(compose.contains(&format!("frontend: {{ ipv4_address: {gateway} }}")));
+    for n in &t.networks {
+        assert!(
+            compose.contains(&format!("- subnet: {}", n.subnet)),
+            "{}",
+            n.name
+        );
+    }
+    // The gateway has no leg on the database tier; product and order do.
+    let swarm = lab("swarm");
+    assert!(swarm.contains("    networks: [frontend, backend]\n"));
+    assert_eq!(
+        swarm.matches("    networks: [backend, database]\n").count(),
+        2
+    );
+    let products = t.service("product").unwrap().instances.len();
+    assert!(swarm.contains(&format!("replicas: {products}")));
+}
