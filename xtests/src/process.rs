@@ -5,6 +5,7 @@
 //! is signalled together), optionally drops to an unprivileged user, and carries the lab's run
 //! id in its environment (`ECOMM_LAB_RUN`) so a leak check can find every process of a run.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -378,7 +379,8 @@ pub fn start_time(pid: i32) -> Option<u64> {
     stat_fields(pid)?.get(19)?.parse().ok()
 }
 
-fn is_zombie(pid: i32) -> bool {
+/// True for a zombie (exited, not yet reaped) or dead process.
+pub fn is_zombie(pid: i32) -> bool {
     stat_fields(pid).is_some_and(|f| f.first().is_some_and(|s| s == "Z" || s == "X"))
 }
 
@@ -410,4 +412,52 @@ pub fn processes_of_run(run_id: &str) -> Vec<i32> {
                 .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
         })
         .collect()
+}
+
+/// Every live (non-zombie) process whose network namespace is one of `inodes`.
+pub fn processes_in_namespaces(inodes: &BTreeSet<u64>) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net"))
+                .is_ok_and(|m| inodes.contains(&std::os::unix::fs::MetadataExt::ino(&m)))
+        })
+        .filter(|pid| !is_zombie(*pid))
+        .collect()
+}
+
+/// Stops every process inside the namespaces `inodes`: `signal` first, SIGKILL to whatever is
+/// left after `grace`, then waits (at most 5 s more) until none is left. Returns how many
+/// processes were found; an error names those still there. Only processes inside namespaces
+/// the caller owns are ever signalled, so a pid reused elsewhere is never touched.
+pub fn stop_all_in(
+    inodes: &BTreeSet<u64>,
+    signal: impl Fn(i32) -> Signal,
+    grace: Duration,
+) -> Result<usize, Vec<i32>> {
+    let found = processes_in_namespaces(inodes);
+    for pid in &found {
+        let _ = kill(Pid::from_raw(*pid), signal(*pid));
+    }
+    let deadline = Instant::now() + grace;
+    while !processes_in_namespaces(inodes).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = processes_in_namespaces(inodes);
+        if left.is_empty() {
+            return Ok(found.len());
+        }
+        if Instant::now() >= deadline {
+            return Err(left);
+        }
+        for pid in &left {
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

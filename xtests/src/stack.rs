@@ -54,6 +54,10 @@ pub enum Progress {
 /// Where a progress report goes.
 pub type ProgressFn = Box<dyn Fn(&Progress) + Send + Sync>;
 
+/// Called right after a component's process is spawned, before anything else happens, with
+/// (component, pid, start time): `lab up` records the pid there. An error stops the process.
+pub type SpawnFn = Box<dyn Fn(&str, i32, u64) -> Result<(), LabError> + Send + Sync>;
+
 /// Settings of one stack run.
 #[derive(Debug, Clone)]
 pub struct StackConfig {
@@ -80,6 +84,7 @@ pub struct Stack {
     wiring: Option<Wiring>,
     registry_ttl: Option<u64>,
     progress: ProgressFn,
+    spawned: SpawnFn,
 }
 
 impl Stack {
@@ -125,6 +130,7 @@ impl Stack {
             wiring: None,
             registry_ttl: None,
             progress: Box::new(|_| {}),
+            spawned: Box::new(|_, _, _| Ok(())),
         })
     }
 
@@ -137,6 +143,12 @@ impl Stack {
     /// Sends progress reports to `f`.
     pub fn on_progress(&mut self, f: ProgressFn) {
         self.progress = f;
+    }
+
+    /// Calls `f` right after each spawn with (component, pid, start time); if `f` fails the
+    /// process is killed and the spawn fails.
+    pub fn on_spawn(&mut self, f: SpawnFn) {
+        self.spawned = f;
     }
 
     /// The run id.
@@ -299,13 +311,21 @@ impl Stack {
         let c = self.component(name)?.clone();
         let launch = self.launch_of(&c)?;
         let ns = self.ns(name)?.clone();
+        clear_leftovers(&c, &ns)?;
+        if c.kind == Kind::Postgres {
+            clear_stale_postmaster_lock(&self.postgres.data_dir())?;
+        }
         mark_log(&self.log_path(name), name, &self.config.run_id);
-        let process = launch.spawn(
+        let mut process = launch.spawn(
             Some(&ns),
             &self.log_path(name),
             self.config.lifetime,
             &self.config.run_id,
         )?;
+        if let Err(e) = (self.spawned)(name, process.pid(), process.start_time()) {
+            process.kill();
+            return Err(e);
+        }
         (self.progress)(&Progress::Started {
             name: name.to_string(),
             pid: process.pid(),
@@ -441,6 +461,48 @@ impl Drop for Stack {
             self.stop_all();
         }
     }
+}
+
+/// Stops whatever an earlier process of component `c` left inside its node's namespace (each
+/// node runs one component): e.g. PostgreSQL backends, which are session leaders of their own
+/// and outlive a SIGKILLed postmaster for a moment, holding its lock file and shared memory.
+fn clear_leftovers(c: &Component, ns: &NsHandle) -> Result<(), LabError> {
+    let inodes = std::collections::BTreeSet::from([ns.inode()?]);
+    crate::process::stop_all_in(&inodes, |_| Signal::SIGKILL, Duration::ZERO)
+        .map(|_| ())
+        .map_err(|left| {
+            LabError::Unhealthy(format!(
+                "cannot start {}: processes {left:?} of an earlier run stay in namespace {} after SIGKILL",
+                c.name,
+                ns.name()
+            ))
+        })
+}
+
+/// Makes a lock file left by a SIGKILLed postmaster harmless: waits (at most 5 s) while the
+/// pid it names is a zombie not yet reaped, and removes the file when that pid now belongs
+/// to an unrelated process (pid reuse would make PostgreSQL refuse to start). Called only
+/// after every process of the postgres node's namespace is gone, so no postmaster owns it.
+fn clear_stale_postmaster_lock(data_dir: &Path) -> Result<(), LabError> {
+    let lock = data_dir.join("postmaster.pid");
+    let Some(pid) = std::fs::read_to_string(&lock)
+        .ok()
+        .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
+    else {
+        return Ok(());
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while crate::process::is_zombie(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if crate::process::start_time(pid).is_some() {
+        match std::fs::remove_file(&lock) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LabError::io(format!("remove {}", lock.display()), e)),
+        }
+    }
+    Ok(())
 }
 
 /// Appends a line marking a (re)start to a component's log, so runs are told apart.

@@ -13,11 +13,12 @@ pub mod up;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::error::LabError;
 use crate::ns::NsHandle;
 use crate::process::Lifetime;
-use crate::stack::{Stack, StackConfig};
+use crate::stack::{SpawnFn, Stack, StackConfig};
 use crate::state::LabState;
 
 /// Where the lab lives and what it is called.
@@ -91,5 +92,35 @@ pub fn attach(lab: &LabDir, state: &LabState) -> Result<Stack, LabError> {
         .collect();
     let mut stack = Stack::new(config, namespaces, enabled)?;
     stack.adopt(&state.pids);
+    stack.on_spawn(pid_recorder(lab, state));
     Ok(stack)
+}
+
+/// Records each spawned process in the lab's state file the moment it exists (atomically, see
+/// [`LabState::save`]): a driver killed right after leaves a state naming the process. The
+/// `spawned:<component>` fault point fires just before, the window `lab down` covers by
+/// stopping every process inside the lab's namespaces.
+fn pid_recorder(lab: &LabDir, state: &LabState) -> SpawnFn {
+    let dir = lab.dir.clone();
+    let journal = Mutex::new(state.clone());
+    Box::new(move |name, pid, start_time| {
+        fault_point(&format!("spawned:{name}"));
+        let mut st = journal.lock().map_err(|_| LabError::Panicked {
+            what: "recording a pid in the lab state".into(),
+        })?;
+        st.record_pid(&dir, name, pid, start_time)
+    })
+}
+
+/// The environment variable naming a fault point at which the `lab` driver SIGKILLs itself
+/// (a test hook: `intent`, `applied`, `spawned:<component>`, `ready:<component>`).
+pub const FAULT_ENV: &str = "LAB_FAULT_AFTER";
+
+/// Dies at once by SIGKILL (no cleanup, no unwinding: what a killed terminal does) when
+/// [`FAULT_ENV`] names `point`; does nothing otherwise.
+pub fn fault_point(point: &str) {
+    if std::env::var(FAULT_ENV).is_ok_and(|p| p == point) {
+        eprintln!("lab: {FAULT_ENV}={point}: SIGKILL");
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
 }
