@@ -114,7 +114,7 @@ impl Stack {
             }
         }
         let postgres = Postgres::new(
-            config.dir.join("postgres"),
+            postgres_dir(&config.dir),
             find(Kind::Postgres)?,
             config.ephemeral,
         );
@@ -311,7 +311,7 @@ impl Stack {
         let c = self.component(name)?.clone();
         let launch = self.launch_of(&c)?;
         let ns = self.ns(name)?.clone();
-        clear_leftovers(&c, &ns)?;
+        clear_leftovers(&c, &ns, &self.postgres.data_dir())?;
         if c.kind == Kind::Postgres {
             clear_stale_postmaster_lock(&self.postgres.data_dir())?;
         }
@@ -465,10 +465,16 @@ impl Drop for Stack {
 
 /// Stops whatever an earlier process of component `c` left inside its node's namespace (each
 /// node runs one component): e.g. PostgreSQL backends, which are session leaders of their own
-/// and outlive a SIGKILLed postmaster for a moment, holding its lock file and shared memory.
-fn clear_leftovers(c: &Component, ns: &NsHandle) -> Result<(), LabError> {
+/// and outlive a SIGKILLed postmaster for a moment, holding its lock file and shared memory,
+/// or a whole server a killed driver started but never recorded. Gracefully first (SIGINT,
+/// PostgreSQL's fast shutdown; SIGTERM for the rest), SIGKILL after [`STOP_GRACE`].
+fn clear_leftovers(c: &Component, ns: &NsHandle, postgres_data_dir: &Path) -> Result<(), LabError> {
     let inodes = std::collections::BTreeSet::from([ns.inode()?]);
-    crate::process::stop_all_in(&inodes, |_| Signal::SIGKILL, Duration::ZERO)
+    let postmaster = match c.kind {
+        Kind::Postgres => postmaster_pid(postgres_data_dir),
+        _ => None,
+    };
+    crate::process::stop_all_in(&inodes, |pid| stop_signal(pid, postmaster), STOP_GRACE)
         .map(|_| ())
         .map_err(|left| {
             LabError::Unhealthy(format!(
@@ -479,16 +485,36 @@ fn clear_leftovers(c: &Component, ns: &NsHandle) -> Result<(), LabError> {
         })
 }
 
+/// The pid the lock file of the PostgreSQL data directory `data_dir` names (the postmaster
+/// that holds, or held, the directory).
+pub fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+    std::fs::read_to_string(data_dir.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The signal that stops `pid` quickly and cleanly: SIGINT for the postmaster (its fast
+/// shutdown: SIGTERM would wait for every client), SIGTERM for everything else — including
+/// PostgreSQL backends orphaned by a dead postmaster, which take SIGINT as "cancel the query".
+pub fn stop_signal(pid: i32, postmaster: Option<i32>) -> Signal {
+    if postmaster == Some(pid) {
+        Signal::SIGINT
+    } else {
+        Signal::SIGTERM
+    }
+}
+
 /// Makes a lock file left by a SIGKILLed postmaster harmless: waits (at most 5 s) while the
 /// pid it names is a zombie not yet reaped, and removes the file when that pid now belongs
 /// to an unrelated process (pid reuse would make PostgreSQL refuse to start). Called only
 /// after every process of the postgres node's namespace is gone, so no postmaster owns it.
 fn clear_stale_postmaster_lock(data_dir: &Path) -> Result<(), LabError> {
     let lock = data_dir.join("postmaster.pid");
-    let Some(pid) = std::fs::read_to_string(&lock)
-        .ok()
-        .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
-    else {
+    let Some(pid) = postmaster_pid(data_dir) else {
         return Ok(());
     };
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -552,6 +578,11 @@ pub fn write_private(path: &Path, text: &str) -> Result<(), LabError> {
         .open(path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|e| LabError::io(format!("write {}", path.display()), e))
+}
+
+/// PostgreSQL's directory (data/, socket/, password) under state directory `dir`.
+pub fn postgres_dir(dir: &Path) -> PathBuf {
+    dir.join("postgres")
 }
 
 /// The log file of component `name` under state directory `dir`.

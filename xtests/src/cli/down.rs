@@ -23,7 +23,7 @@ use super::{attach, require_root, LabDir};
 use crate::error::LabError;
 use crate::live;
 use crate::process::{processes_in_namespaces, stop_all_in, Process};
-use crate::stack::STOP_GRACE;
+use crate::stack::{postgres_dir, postmaster_pid, stop_signal, STOP_GRACE};
 use crate::state::LabState;
 use crate::topology_file;
 
@@ -51,18 +51,8 @@ pub fn run(lab: &LabDir) -> Result<(), LabError> {
     }
     let mut problems = Vec::new();
     let inodes = found.inodes();
-    let postgres = found.postgres_inode();
-    // PostgreSQL's postmaster: SIGINT is its fast shutdown (SIGTERM waits for clients).
-    let signal = |pid: i32| {
-        let in_postgres = postgres.is_some()
-            && std::fs::metadata(format!("/proc/{pid}/ns/net"))
-                .is_ok_and(|m| Some(std::os::unix::fs::MetadataExt::ino(&m)) == postgres);
-        if in_postgres {
-            Signal::SIGINT
-        } else {
-            Signal::SIGTERM
-        }
-    };
+    let postmaster = postmaster_pid(&postgres_dir(&lab.dir).join("data"));
+    let signal = |pid: i32| stop_signal(pid, postmaster);
     let stray = match stop_all_in(&inodes, signal, STOP_GRACE) {
         Ok(n) => n,
         Err(left) => {
@@ -139,8 +129,6 @@ struct Found {
     run_ids: BTreeSet<String>,
     /// Host link interface names recorded for the run.
     host_links: BTreeSet<String>,
-    /// The postgres node's namespace name, if known.
-    postgres: Option<String>,
 }
 
 impl Found {
@@ -150,13 +138,11 @@ impl Found {
             derived: BTreeSet::new(),
             run_ids: BTreeSet::new(),
             host_links: BTreeSet::new(),
-            postgres: None,
         };
         if let Some(s) = state {
             found.recorded.extend(s.namespaces.values().cloned());
             found.run_ids.insert(s.run_id.clone());
             found.host_links.extend(s.host_ifname.clone());
-            found.postgres = s.namespaces.get("postgres").cloned();
         }
         if let Some(r) = live::recorded(&lab.name) {
             found
@@ -164,13 +150,6 @@ impl Found {
                 .extend(r.namespaces.iter().map(|n| n.name.clone()));
             found.run_ids.insert(r.run_id.clone());
             found.host_links.extend(r.host_link.clone());
-            if found.postgres.is_none() {
-                found.postgres = r
-                    .namespaces
-                    .iter()
-                    .find(|n| n.key == "postgres")
-                    .map(|n| n.name.clone());
-            }
         }
         let topology = state
             .map(|s| s.topology.clone())
@@ -186,9 +165,6 @@ impl Found {
             found
                 .derived
                 .extend(keys.map(|k| format!("{}-{k}", lab.name)));
-        }
-        if found.postgres.is_none() {
-            found.postgres = Some(format!("{}-postgres", lab.name));
         }
         found
     }
@@ -206,13 +182,6 @@ impl Found {
             .filter_map(|n| std::fs::metadata(Path::new("/run/netns").join(n)).ok())
             .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
             .collect()
-    }
-
-    fn postgres_inode(&self) -> Option<u64> {
-        let name = self.postgres.as_ref()?;
-        std::fs::metadata(Path::new("/run/netns").join(name))
-            .ok()
-            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
     }
 
     /// What is still there: namespace names, processes in the lab's namespaces, host links.
