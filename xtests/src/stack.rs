@@ -224,7 +224,22 @@ impl Stack {
 
     /// Starts every component, stage by stage, each stage only after the previous is ready.
     pub fn start_all(&mut self) -> Result<(), LabError> {
-        self.postgres.prepare(&self.config.run_id)?;
+        let postgres = self
+            .components
+            .iter()
+            .find(|c| c.kind == Kind::Postgres)
+            .cloned()
+            .ok_or_else(|| LabError::UnknownComponent {
+                name: Kind::Postgres.to_string(),
+                known: names(&self.components),
+            })?;
+        let ns = self.ns(&postgres.name)?.clone();
+        if !self.is_running(&postgres.name) {
+            // What a dead postmaster or a killed initdb left must be gone before the data
+            // directory is looked at (an orphaned bootstrap backend may still be writing it).
+            clear_leftovers(&postgres, &ns, &self.postgres.data_dir())?;
+        }
+        self.postgres.prepare(&ns, &self.config.run_id)?;
         self.redis.prepare()?;
         for stage in 0..=LAST_STAGE {
             let names: Vec<String> = self

@@ -140,6 +140,36 @@ impl LabCli {
         );
     }
 
+    /// `lab up` SIGKILLed from outside as soon as `path` (under the state directory) exists.
+    fn up_killed_when_exists(&self, path: &str) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--name")
+            .arg(&self.name)
+            .args(["up", "--ecomm", &self.ecomm.to_string_lossy()])
+            .env("ECOMM_BIN", &self.ecomm)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Polled every 2 ms: the window (initdb's run) lasts a second or more.
+        let until = Instant::now() + Duration::from_secs(60);
+        let seen = loop {
+            if self.dir.join(path).exists() {
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() || Instant::now() > until {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        eprintln!("$ lab up -> {status} (SIGKILLed when {path} appeared)");
+        assert!(seen, "lab up ended ({status}) before {path} appeared");
+        assert_eq!(status.signal(), Some(9), "lab up was SIGKILLed");
+    }
+
     /// `lab down`, which must succeed.
     fn down(&self) {
         let out = self.run(&["down"], &[]);
@@ -335,6 +365,17 @@ fn a_lab_up_killed_while_it_starts_the_stack_is_taken_down_completely_and_comes_
     }
     let _one_lab = HOST_LINK.lock().unwrap_or_else(|e| e.into_inner());
     let Some(lab) = LabCli::new("a") else { return };
+
+    // Killed while initdb builds the cluster: nothing is left, and no half-made cluster is
+    // taken for a real one (the next `up` creates the database from scratch).
+    lab.up_killed_when_exists("postgres/data.initdb/base");
+    let footprint = lab.footprint();
+    lab.down();
+    assert_eq!(
+        lab.leftovers(&footprint),
+        Vec::<String>::new(),
+        "after a kill mid-initdb"
+    );
 
     // A first full run creates the database and an order in it.
     lab.up();

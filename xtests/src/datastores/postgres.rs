@@ -67,7 +67,11 @@ impl Postgres {
     /// Creates the cluster with `initdb` unless it exists already (idempotent). The cluster is
     /// built in `data.initdb` and renamed to `data` only when complete, so a driver killed
     /// mid-initdb leaves no half-made cluster that a later start would take for a real one.
-    pub fn prepare(&self, run_id: &str) -> Result<(), LabError> {
+    ///
+    /// `initdb` runs inside `ns` (the postgres node's namespace), so it and the bootstrap
+    /// `postgres` processes it starts are found and stopped with the lab's other processes
+    /// if the driver dies meanwhile: none of them is ever loose in the host's namespace.
+    pub fn prepare(&self, ns: &NsHandle, run_id: &str) -> Result<(), LabError> {
         let account = RunAs::lookup("postgres")?;
         let data = self.data_dir();
         if data.join("PG_VERSION").exists() {
@@ -110,7 +114,7 @@ impl Postgres {
             .arg(format!("--pwfile={}", pwfile.display()))
             .args(self.ephemeral.then_some("--no-sync"))
             .run_as(account)
-            .output(None, run_id)?;
+            .output(Some(ns), run_id)?;
         let hba = building.join("pg_hba.conf");
         let mut text = fs::read_to_string(&hba)
             .map_err(|e| LabError::io(format!("read {}", hba.display()), e))?;
