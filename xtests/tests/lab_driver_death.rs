@@ -140,8 +140,20 @@ impl LabCli {
         );
     }
 
-    /// `lab up` SIGKILLed from outside as soon as `path` (under the state directory) exists.
-    fn up_killed_when_exists(&self, path: &str) {
+    /// `lab down` with the driver SIGKILLing itself at fault point `point`.
+    fn down_killed_at(&self, point: &str) {
+        let out = self.run(&["down"], &[("LAB_FAULT_AFTER", point)]);
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "lab down was to be SIGKILLed at {point}, it ended {}",
+            out.status
+        );
+    }
+
+    /// `lab up` SIGKILLed from outside as soon as `path` exists (relative: under the state
+    /// directory).
+    fn up_killed_when_exists(&self, path: &Path) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
             .arg("--dir")
             .arg(&self.dir)
@@ -165,8 +177,15 @@ impl LabCli {
         };
         let _ = child.kill();
         let status = child.wait().unwrap();
-        eprintln!("$ lab up -> {status} (SIGKILLed when {path} appeared)");
-        assert!(seen, "lab up ended ({status}) before {path} appeared");
+        eprintln!(
+            "$ lab up -> {status} (SIGKILLed when {} appeared)",
+            path.display()
+        );
+        assert!(
+            seen,
+            "lab up ended ({status}) before {} appeared",
+            path.display()
+        );
         assert_eq!(status.signal(), Some(9), "lab up was SIGKILLed");
     }
 
@@ -368,7 +387,7 @@ fn a_lab_up_killed_while_it_starts_the_stack_is_taken_down_completely_and_comes_
 
     // Killed while initdb builds the cluster: nothing is left, and no half-made cluster is
     // taken for a real one (the next `up` creates the database from scratch).
-    lab.up_killed_when_exists("postgres/data.initdb/base");
+    lab.up_killed_when_exists(Path::new("postgres/data.initdb/base"));
     let footprint = lab.footprint();
     lab.down();
     assert_eq!(
@@ -385,8 +404,27 @@ fn a_lab_up_killed_while_it_starts_the_stack_is_taken_down_completely_and_comes_
     assert_eq!(lab.leftovers(&footprint), Vec::<String>::new());
     lab.assert_database_kept();
 
+    // Killed the moment netns-kit has recorded the run: somewhere inside the apply.
+    lab.up_killed_when_exists(&netns_kit::topology::state::RunState::path(
+        Path::new(netns_kit::topology::state::STATE_DIR),
+        &lab.name,
+    ));
+    let footprint = lab.footprint();
+    eprintln!(
+        "killed mid-apply with {} namespaces made",
+        footprint.named.len()
+    );
+    lab.down();
+    assert_eq!(
+        lab.leftovers(&footprint),
+        Vec::<String>::new(),
+        "after a kill mid-apply"
+    );
+    lab.assert_database_kept();
+
     // (fault point, whether `lab up` is run again on the wreck before `lab down`)
     let kills = [
+        ("intent", true),            // state written, nothing applied yet
         ("applied", false),          // topology up, state not yet marked applied
         ("spawned:postgres", true),  // postmaster running, its pid not recorded yet
         ("ready:postgres", false),   // data stores up, no service yet
@@ -397,10 +435,17 @@ fn a_lab_up_killed_while_it_starts_the_stack_is_taken_down_completely_and_comes_
         eprintln!("--- SIGKILL `lab up` at {point} ---");
         lab.up_killed_at(point);
         let mut footprint = lab.footprint();
-        assert!(
-            !footprint.named.is_empty(),
-            "the killed `lab up` left its namespaces for `down` to find"
-        );
+        if point == "intent" {
+            let state = lab
+                .state()
+                .expect("the intent is on disk before anything is made");
+            assert!(!state.applied && footprint.named.is_empty());
+        } else {
+            assert!(
+                !footprint.named.is_empty(),
+                "the killed `lab up` left its namespaces for `down` to find"
+            );
+        }
         if up_again {
             lab.up();
             assert!(
@@ -419,6 +464,20 @@ fn a_lab_up_killed_while_it_starts_the_stack_is_taken_down_completely_and_comes_
             "after a kill at {point}"
         );
         lab.assert_database_kept();
+    }
+
+    // `lab down` killed midway: the next `down` finishes the job.
+    for point in ["down:stopped", "down:removed"] {
+        eprintln!("--- SIGKILL `lab down` at {point} ---");
+        lab.up();
+        let footprint = lab.footprint();
+        lab.down_killed_at(point);
+        lab.down();
+        assert_eq!(
+            lab.leftovers(&footprint),
+            Vec::<String>::new(),
+            "after a down killed at {point}"
+        );
     }
 
     // The data survived every kill: a fresh `up` serves the order placed before them.

@@ -19,7 +19,7 @@ use netns_kit::netns::Netns;
 use netns_kit::runid::RunId;
 use nix::sys::signal::Signal;
 
-use super::{attach, require_root, LabDir};
+use super::{attach, fault_point, require_root, LabDir};
 use crate::error::LabError;
 use crate::live;
 use crate::process::{processes_in_namespaces, stop_all_in, Process};
@@ -60,6 +60,7 @@ pub fn run(lab: &LabDir) -> Result<(), LabError> {
             0
         }
     };
+    fault_point("down:stopped");
     let removed = match live::destroy_named(&lab.name) {
         Ok(removed) => removed,
         Err(e) => {
@@ -96,6 +97,7 @@ pub fn run(lab: &LabDir) -> Result<(), LabError> {
             problems.join("; ")
         )));
     }
+    fault_point("down:removed");
     LabState::remove(&lab.dir)?;
     if state.is_none() && !removed && stray == 0 && extra == 0 && !host_link_removed {
         println!("lab: nothing to take down (no lab named {:?})", lab.name);

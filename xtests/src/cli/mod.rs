@@ -113,7 +113,10 @@ fn pid_recorder(lab: &LabDir, state: &LabState) -> SpawnFn {
 }
 
 /// The environment variable naming a fault point at which the `lab` driver SIGKILLs itself
-/// (a test hook: `intent`, `applied`, `spawned:<component>`, `ready:<component>`).
+/// (a test hook). `lab up`: `intent` (state written, nothing applied), `applied` (topology
+/// up, not yet marked so), `spawned:<component>` (process started, pid not yet recorded),
+/// `ready:<component>`. `lab down`: `down:stopped` (processes gone, namespaces not),
+/// `down:removed` (everything gone but the state file).
 pub const FAULT_ENV: &str = "LAB_FAULT_AFTER";
 
 /// Dies at once by SIGKILL (no cleanup, no unwinding: what a killed terminal does) when
