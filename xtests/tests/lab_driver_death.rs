@@ -151,9 +151,9 @@ impl LabCli {
         );
     }
 
-    /// `lab up` SIGKILLed from outside as soon as `path` exists (relative: under the state
-    /// directory).
-    fn up_killed_when_exists(&self, path: &Path) {
+    /// `lab up` SIGKILLed from outside `delay` after `path` appears (relative: under the
+    /// state directory).
+    fn up_killed_when_exists(&self, path: &Path, delay: Duration) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
             .arg("--dir")
             .arg(&self.dir)
@@ -173,12 +173,13 @@ impl LabCli {
             if child.try_wait().unwrap().is_some() || Instant::now() > until {
                 break false;
             }
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(Duration::from_millis(1));
         };
+        std::thread::sleep(delay);
         let _ = child.kill();
         let status = child.wait().unwrap();
         eprintln!(
-            "$ lab up -> {status} (SIGKILLed when {} appeared)",
+            "$ lab up -> {status} (SIGKILLed {delay:?} after {} appeared)",
             path.display()
         );
         assert!(
@@ -387,7 +388,7 @@ fn a_lab_up_killed_while_it_starts_the_stack_is_taken_down_completely_and_comes_
 
     // Killed while initdb builds the cluster: nothing is left, and no half-made cluster is
     // taken for a real one (the next `up` creates the database from scratch).
-    lab.up_killed_when_exists(Path::new("postgres/data.initdb/base"));
+    lab.up_killed_when_exists(Path::new("postgres/data.initdb/base"), Duration::ZERO);
     let footprint = lab.footprint();
     lab.down();
     assert_eq!(
@@ -404,23 +405,26 @@ fn a_lab_up_killed_while_it_starts_the_stack_is_taken_down_completely_and_comes_
     assert_eq!(lab.leftovers(&footprint), Vec::<String>::new());
     lab.assert_database_kept();
 
-    // Killed the moment netns-kit has recorded the run: somewhere inside the apply.
-    lab.up_killed_when_exists(&netns_kit::topology::state::RunState::path(
+    // Killed inside the apply (which takes ~10 ms): 0-10 ms after netns-kit recorded the run.
+    let record = netns_kit::topology::state::RunState::path(
         Path::new(netns_kit::topology::state::STATE_DIR),
         &lab.name,
-    ));
-    let footprint = lab.footprint();
-    eprintln!(
-        "killed mid-apply with {} namespaces made",
-        footprint.named.len()
     );
-    lab.down();
-    assert_eq!(
-        lab.leftovers(&footprint),
-        Vec::<String>::new(),
-        "after a kill mid-apply"
-    );
-    lab.assert_database_kept();
+    for ms in [0, 2, 4, 6, 8, 10] {
+        lab.up_killed_when_exists(&record, Duration::from_millis(ms));
+        let footprint = lab.footprint();
+        eprintln!(
+            "killed mid-apply with {} namespaces made",
+            footprint.named.len()
+        );
+        lab.down();
+        assert_eq!(
+            lab.leftovers(&footprint),
+            Vec::<String>::new(),
+            "after a kill {ms} ms into the apply"
+        );
+        lab.assert_database_kept();
+    }
 
     // (fault point, whether `lab up` is run again on the wreck before `lab down`)
     let kills = [

@@ -88,6 +88,11 @@ pub fn run(lab: &LabDir) -> Result<(), LabError> {
             false
         }
     };
+    if let Some(untagged) = wait_host_links_gone(&found, Duration::from_secs(5)) {
+        eprintln!(
+            "lab: warning: host link {untagged} still exists and carries no run id of this lab; left alone"
+        );
+    }
     problems.extend(found.leftovers(&inodes));
     if !problems.is_empty() {
         return Err(LabError::Unhealthy(format!(
@@ -258,6 +263,26 @@ fn host_link_alias(ifname: &str) -> Result<Option<Option<String>>, LabError> {
     let link =
         netns_kit::link::by_name(&mut nl, ifname).map_err(|e| LabError::Topology(e.to_string()))?;
     Ok(link.map(|l| l.alias))
+}
+
+/// Waits (at most `limit`) until no recorded host link is left. A namespace's interfaces go
+/// after its last reference, in the kernel's own time: a host link the driver had created but
+/// not yet tagged (it is deleted with the router's namespace) may outlive `destroy` by a
+/// moment. The name of one still there at the end, if any.
+fn wait_host_links_gone(found: &Found, limit: Duration) -> Option<String> {
+    let until = std::time::Instant::now() + limit;
+    loop {
+        let present = found
+            .host_links
+            .iter()
+            .find(|ifname| matches!(host_link_alias(ifname), Ok(Some(_))))
+            .cloned();
+        match present {
+            None => return None,
+            Some(ifname) if std::time::Instant::now() >= until => return Some(ifname),
+            Some(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
 }
 
 /// Deletes the host link (and with it the host route) when it is still there and carries one
