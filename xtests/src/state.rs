@@ -134,3 +134,73 @@ impl LabState {
             })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn sample() -> LabState {
+        LabState {
+            name: "t".into(),
+            run_id: "0123abcd".into(),
+            topology: PathBuf::from("three-tier.toml"),
+            product_slots: 3,
+            ecomm: PathBuf::from("ecomm"),
+            components: Vec::new(),
+            enabled: vec!["gateway".into()],
+            namespaces: BTreeMap::from([("gateway".into(), "t-gateway".into())]),
+            pids: BTreeMap::new(),
+            host_link: None,
+            host_ifname: Some("nk-t".into()),
+            applied: false,
+        }
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lab-state-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_recorded_pid_is_on_disk_at_once_and_no_temporary_file_stays() {
+        let dir = temp_dir("pid");
+        let mut state = sample();
+        state.save(&dir).unwrap();
+        state.record_pid(&dir, "gateway", 4242, 77).unwrap();
+        let back = LabState::load(&dir).unwrap().unwrap();
+        assert_eq!(back.pids["gateway"], (4242, 77));
+        assert!(!back.applied);
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["state.json"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_file_from_before_the_intent_fields_counts_as_applied() {
+        let dir = temp_dir("old");
+        let mut json = serde_json::to_value(sample()).unwrap();
+        let fields = json.as_object_mut().unwrap();
+        fields.remove("applied");
+        fields.remove("host_ifname");
+        std::fs::write(LabState::path(&dir), json.to_string()).unwrap();
+        let back = LabState::load(&dir).unwrap().unwrap();
+        assert!(back.applied);
+        assert_eq!(back.host_ifname, None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_state_file_is_a_typed_error_naming_the_file() {
+        let dir = temp_dir("torn");
+        std::fs::write(LabState::path(&dir), "{\"name\": \"t\", \"run_").unwrap();
+        let err = LabState::load(&dir).unwrap_err().to_string();
+        assert!(err.contains("state.json"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
