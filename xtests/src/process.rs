@@ -470,18 +470,21 @@ fn signal_inside(pid: i32, inodes: &BTreeSet<u64>, signal: Signal) {
     }
 }
 
-/// Stops every process inside the namespaces `inodes`: `signal` first, SIGKILL to whatever is
-/// left after `grace`, then waits (at most 5 s more) until none is left. Returns how many
+/// Stops every process inside the namespaces `inodes`: `signal(pid)` first (`None`: leave it
+/// to its parent, e.g. a PostgreSQL backend to its postmaster), SIGKILL to whatever is left
+/// after `grace`, then waits (at most 5 s more) until none is left. Returns how many
 /// processes were found; an error names those still there. Only processes inside namespaces
 /// the caller owns are ever signalled, so a pid reused elsewhere is never touched.
 pub fn stop_all_in(
     inodes: &BTreeSet<u64>,
-    signal: impl Fn(i32) -> Signal,
+    signal: impl Fn(i32) -> Option<Signal>,
     grace: Duration,
 ) -> Result<usize, Vec<i32>> {
     let found = processes_in_namespaces(inodes);
     for pid in &found {
-        signal_inside(*pid, inodes, signal(*pid));
+        if let Some(signal) = signal(*pid) {
+            signal_inside(*pid, inodes, signal);
+        }
     }
     let deadline = Instant::now() + grace;
     while !processes_in_namespaces(inodes).is_empty() && Instant::now() < deadline {
@@ -515,7 +518,7 @@ mod tests {
         // No namespace has this inode number (never a real one: other tests' namespaces live).
         let elsewhere = BTreeSet::from([u64::MAX]);
         assert_eq!(
-            stop_all_in(&elsewhere, |_| Signal::SIGKILL, Duration::ZERO),
+            stop_all_in(&elsewhere, |_| Some(Signal::SIGKILL), Duration::ZERO),
             Ok(0)
         );
         signal_inside(pid, &elsewhere, Signal::SIGKILL);

@@ -485,11 +485,8 @@ impl Drop for Stack {
 /// PostgreSQL's fast shutdown; SIGTERM for the rest), SIGKILL after [`STOP_GRACE`].
 fn clear_leftovers(c: &Component, ns: &NsHandle, postgres_data_dir: &Path) -> Result<(), LabError> {
     let inodes = std::collections::BTreeSet::from([ns.inode()?]);
-    let postmaster = match c.kind {
-        Kind::Postgres => postmaster_pid(postgres_data_dir),
-        _ => None,
-    };
-    crate::process::stop_all_in(&inodes, |pid| stop_signal(pid, postmaster), STOP_GRACE)
+    let signal = stop_signals(c.kind, &inodes, postgres_data_dir);
+    crate::process::stop_all_in(&inodes, signal, STOP_GRACE)
         .map(|_| ())
         .map_err(|left| {
             LabError::Unhealthy(format!(
@@ -512,14 +509,23 @@ pub fn postmaster_pid(data_dir: &Path) -> Option<i32> {
         .ok()
 }
 
-/// The signal that stops `pid` quickly and cleanly: SIGINT for the postmaster (its fast
-/// shutdown: SIGTERM would wait for every client), SIGTERM for everything else — including
-/// PostgreSQL backends orphaned by a dead postmaster, which take SIGINT as "cancel the query".
-pub fn stop_signal(pid: i32, postmaster: Option<i32>) -> Signal {
-    if postmaster == Some(pid) {
-        Signal::SIGINT
-    } else {
-        Signal::SIGTERM
+/// How to stop what runs in the namespace `inodes` of a component of `kind` quickly and
+/// cleanly: SIGTERM to each process; for PostgreSQL, SIGINT (its fast shutdown: SIGTERM would
+/// wait for every client) to a live postmaster only, which stops its own children, and
+/// SIGTERM to backends a dead postmaster orphaned (SIGINT would only cancel their query).
+pub fn stop_signals(
+    kind: Kind,
+    inodes: &std::collections::BTreeSet<u64>,
+    postgres_data_dir: &Path,
+) -> impl Fn(i32) -> Option<Signal> {
+    let postmaster = (kind == Kind::Postgres)
+        .then(|| postmaster_pid(postgres_data_dir))
+        .flatten()
+        .filter(|pid| crate::process::processes_in_namespaces(inodes).contains(pid));
+    move |pid| match postmaster {
+        Some(p) if p == pid => Some(Signal::SIGINT),
+        Some(_) => None,
+        None => Some(Signal::SIGTERM),
     }
 }
 

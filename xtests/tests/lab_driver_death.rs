@@ -558,6 +558,16 @@ fn components_killed_at_random_are_restarted_by_up_and_removed_by_down() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
+    // And always the postmaster alone (not its group): its backends, session leaders of their
+    // own, are orphaned in the postgres namespace, recorded nowhere.
+    let (postmaster, _) = state.pids["postgres"];
+    if dead != "postgres" {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(postmaster),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
     let mut bystander = Command::new("sleep").arg("600").spawn().unwrap();
     let bystander_pid = bystander.id() as i32;
     let reused = victims.iter().next().unwrap().clone();
@@ -568,7 +578,7 @@ fn components_killed_at_random_are_restarted_by_up_and_removed_by_down() {
         .pids
         .insert(reused.clone(), (bystander_pid, wrong_start));
     state.save(&lab.dir).unwrap();
-    eprintln!("killed {dead} (pid {dead_pid}); {reused}'s pid now names an unrelated `sleep` ({bystander_pid})");
+    eprintln!("killed {dead} (pid {dead_pid}) and the postmaster ({postmaster}); {reused}'s pid now names an unrelated `sleep` ({bystander_pid})");
     lab.down();
     let bystander_alive = bystander.try_wait().unwrap().is_none();
     let _ = bystander.kill();
@@ -577,6 +587,14 @@ fn components_killed_at_random_are_restarted_by_up_and_removed_by_down() {
         bystander_alive,
         "lab down signalled an unrelated process whose pid it had on record"
     );
+    assert_eq!(lab.leftovers(&footprint), Vec::<String>::new());
+    lab.assert_database_kept();
+
+    // PostgreSQL recovers its SIGKILLed cluster: the order is still there.
+    lab.up();
+    lab.assert_order_kept(&order);
+    let footprint = lab.footprint();
+    lab.down();
     assert_eq!(lab.leftovers(&footprint), Vec::<String>::new());
     lab.assert_database_kept();
 }

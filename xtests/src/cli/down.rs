@@ -5,10 +5,11 @@
 //! It works whatever state a killed `lab up` left: the run is found from the lab's state file
 //! (written before the topology is applied, and again after every spawn), from netns-kit's own
 //! run registry (written before netns-kit creates anything), and from the lab's namespace
-//! names (`<name>-<node>` of the declaration). Every process inside one of those namespaces is
-//! stopped — whether or not its pid was recorded, e.g. PostgreSQL's backends, which lead
-//! sessions of their own — and a recorded pid is only signalled while it is still the process
-//! that was recorded (same start time), so a reused pid is never touched. The state file is
+//! names (`<name>-<node>` of the declaration). Processes are stopped by namespace, component
+//! by component in reverse start order, whether or not their pids were recorded — e.g.
+//! PostgreSQL's backends, which lead sessions of their own, or a server spawned a moment before
+//! its driver died — and each is signalled through a pidfd after its namespace is checked, so a
+//! recorded pid now reused by an unrelated process is never touched. The state file is
 //! removed last, only when nothing is left: a `down` that fails can simply be run again.
 
 use std::collections::BTreeSet;
@@ -19,11 +20,12 @@ use netns_kit::netns::Netns;
 use netns_kit::runid::RunId;
 use nix::sys::signal::Signal;
 
-use super::{attach, fault_point, require_root, LabDir};
+use super::{fault_point, require_root, LabDir};
+use crate::component::{Component, Kind};
 use crate::error::LabError;
 use crate::live;
-use crate::process::{processes_in_namespaces, stop_all_in, Process};
-use crate::stack::{postgres_dir, postmaster_pid, stop_signal, STOP_GRACE};
+use crate::process::{processes_in_namespaces, stop_all_in};
+use crate::stack::{postgres_dir, stop_signals, STOP_GRACE};
 use crate::state::LabState;
 use crate::topology_file;
 
@@ -32,28 +34,30 @@ pub fn run(lab: &LabDir) -> Result<(), LabError> {
     require_root()?;
     let state = LabState::load(&lab.dir)?;
     let found = Found::search(lab, state.as_ref());
+    let postgres_data = postgres_dir(&lab.dir).join("data");
+    let mut problems = Vec::new();
+    // Component by component, gateway first and data stores last (as `up` started them, in
+    // reverse), whether or not `up` lived to record their pids: everything inside a node's
+    // namespace is that node's component and nothing else.
     let mut stopped = 0;
-    if let Some(state) = &state {
-        match attach(lab, state) {
-            Ok(mut stack) => {
-                stopped = stack.pids().len();
-                stack.stop_all();
-            }
-            Err(_) => {
-                for (pid, start) in state.pids.values() {
-                    if let Some(mut p) = Process::adopt(*pid, *start) {
-                        p.stop(Signal::SIGTERM, Duration::from_secs(10));
-                        stopped += 1;
-                    }
-                }
-            }
+    for (kind, ns_name) in &found.stop_order {
+        let Some(inode) = inode_of(ns_name) else {
+            continue;
+        };
+        let inodes = BTreeSet::from([inode]);
+        match stop_all_in(
+            &inodes,
+            stop_signals(*kind, &inodes, &postgres_data),
+            STOP_GRACE,
+        ) {
+            Ok(0) => {}
+            Ok(_) => stopped += 1,
+            Err(left) => problems.push(format!("processes {left:?} in {ns_name} survive SIGKILL")),
         }
     }
-    let mut problems = Vec::new();
+    // Then anything else in any of the lab's namespaces (the router, the fabric, a `psql`…).
     let inodes = found.inodes();
-    let postmaster = postmaster_pid(&postgres_dir(&lab.dir).join("data"));
-    let signal = |pid: i32| stop_signal(pid, postmaster);
-    let stray = match stop_all_in(&inodes, signal, STOP_GRACE) {
+    let stray = match stop_all_in(&inodes, |_| Some(Signal::SIGTERM), STOP_GRACE) {
         Ok(n) => n,
         Err(left) => {
             problems.push(format!("processes {left:?} survive SIGKILL"));
@@ -104,7 +108,8 @@ pub fn run(lab: &LabDir) -> Result<(), LabError> {
     }
     fault_point("down:removed");
     LabState::remove(&lab.dir)?;
-    if state.is_none() && !removed && stray == 0 && extra == 0 && !host_link_removed {
+    if state.is_none() && stopped == 0 && !removed && stray == 0 && extra == 0 && !host_link_removed
+    {
         println!("lab: nothing to take down (no lab named {:?})", lab.name);
     } else {
         println!(
@@ -136,6 +141,8 @@ struct Found {
     run_ids: BTreeSet<String>,
     /// Host link interface names recorded for the run.
     host_links: BTreeSet<String>,
+    /// (kind, namespace name) of every component, in stop order: reverse start stages.
+    stop_order: Vec<(Kind, String)>,
 }
 
 impl Found {
@@ -145,6 +152,7 @@ impl Found {
             derived: BTreeSet::new(),
             run_ids: BTreeSet::new(),
             host_links: BTreeSet::new(),
+            stop_order: Vec::new(),
         };
         if let Some(s) = state {
             found.recorded.extend(s.namespaces.values().cloned());
@@ -162,7 +170,16 @@ impl Found {
             .map(|s| s.topology.clone())
             .unwrap_or_else(topology_file::shared_file);
         let slots = state.map_or(9, |s| s.product_slots.max(1));
+        let mut components: Vec<Component> =
+            state.map(|s| s.components.clone()).unwrap_or_default();
         if let Ok((_, t)) = topology_file::load(&topology, slots) {
+            if components.is_empty() {
+                components = t
+                    .nodes
+                    .iter()
+                    .filter_map(|n| Component::on_node(&n.name, n.interfaces.first()?.address))
+                    .collect();
+            }
             let keys = t
                 .nodes
                 .iter()
@@ -173,6 +190,16 @@ impl Found {
                 .derived
                 .extend(keys.map(|k| format!("{}-{k}", lab.name)));
         }
+        components.sort_by_key(|c| std::cmp::Reverse(c.stage()));
+        found.stop_order = components
+            .into_iter()
+            .map(|c| {
+                let ns = state
+                    .and_then(|s| s.namespaces.get(&c.name).cloned())
+                    .unwrap_or_else(|| format!("{}-{}", lab.name, c.name));
+                (c.kind, ns)
+            })
+            .collect();
         found
     }
 
@@ -185,10 +212,7 @@ impl Found {
 
     /// Inodes of the lab's namespaces that exist.
     fn inodes(&self) -> BTreeSet<u64> {
-        self.existing()
-            .filter_map(|n| std::fs::metadata(Path::new("/run/netns").join(n)).ok())
-            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-            .collect()
+        self.existing().filter_map(|n| inode_of(n)).collect()
     }
 
     /// What is still there: namespace names, processes in the lab's namespaces, host links.
@@ -218,6 +242,13 @@ impl Found {
             .filter_map(|id| RunId::parse(id).ok())
             .any(|id| alias == Some(id.alias().as_str()))
     }
+}
+
+/// The inode of namespace `name` under /run/netns, if it exists.
+fn inode_of(name: &str) -> Option<u64> {
+    std::fs::metadata(Path::new("/run/netns").join(name))
+        .ok()
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
 }
 
 /// Removes a recorded namespace name netns-kit did not prove its own, but only when there is
