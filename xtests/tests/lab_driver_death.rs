@@ -515,12 +515,12 @@ fn components_killed_at_random_are_restarted_by_up_and_removed_by_down() {
     lab.up();
     let order = lab.place_order("before-the-crashes");
     let before: BTreeMap<String, (i32, u64)> = lab.state().unwrap().pids;
-    let mut names: Vec<String> = before.keys().cloned().collect();
+    let mut survivors: Vec<String> = before.keys().cloned().collect();
     let count = 2 + (rng.next() % 2) as usize;
     let mut victims = BTreeSet::new();
     while victims.len() < count {
-        let i = (rng.next() % names.len() as u64) as usize;
-        victims.insert(names.swap_remove(i));
+        let i = (rng.next() % survivors.len() as u64) as usize;
+        victims.insert(survivors.swap_remove(i));
     }
     eprintln!("SIGKILL {victims:?}");
     for name in &victims {
@@ -551,7 +551,7 @@ fn components_killed_at_random_are_restarted_by_up_and_removed_by_down() {
     // no error for the dead one, and the unrelated process is never signalled.
     let mut footprint = lab.footprint();
     let mut state = lab.state().unwrap();
-    let dead = names[(rng.next() % names.len() as u64) as usize].clone();
+    let dead = survivors[(rng.next() % survivors.len() as u64) as usize].clone();
     let (dead_pid, _) = state.pids[&dead];
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(dead_pid),
