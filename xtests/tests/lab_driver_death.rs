@@ -151,9 +151,9 @@ impl LabCli {
         );
     }
 
-    /// `lab up` SIGKILLed from outside `delay` after `path` appears (relative: under the
-    /// state directory).
-    fn up_killed_when_exists(&self, path: &Path, delay: Duration) {
+    /// `lab up` started in the background; returned once `path` exists (relative: under the
+    /// state directory), or None if it ended first. Polled every millisecond.
+    fn up_until_exists(&self, path: &Path) -> (std::process::Child, bool) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
             .arg("--dir")
             .arg(&self.dir)
@@ -164,7 +164,6 @@ impl LabCli {
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // Polled every 2 ms: the window (initdb's run) lasts a second or more.
         let until = Instant::now() + Duration::from_secs(60);
         let seen = loop {
             if self.dir.join(path).exists() {
@@ -175,6 +174,13 @@ impl LabCli {
             }
             std::thread::sleep(Duration::from_millis(1));
         };
+        (child, seen)
+    }
+
+    /// `lab up` SIGKILLed from outside `delay` after `path` appears (relative: under the
+    /// state directory).
+    fn up_killed_when_exists(&self, path: &Path, delay: Duration) {
+        let (mut child, seen) = self.up_until_exists(path);
         std::thread::sleep(delay);
         let _ = child.kill();
         let status = child.wait().unwrap();
@@ -469,6 +475,24 @@ fn a_lab_up_killed_while_it_starts_the_stack_is_taken_down_completely_and_comes_
         );
         lab.assert_database_kept();
     }
+
+    // A `down` while an `up` is still at work refuses, and leaves that `up` to finish.
+    let (mut building, seen) = lab.up_until_exists(Path::new("state.json"));
+    assert!(seen, "lab up wrote its state");
+    let pid = nix::unistd::Pid::from_raw(building.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let refused = lab.run(&["down"], &[]);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert_eq!(refused.status.code(), Some(2), "down refuses while up runs");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("lab.lock"));
+    assert!(
+        building.wait().unwrap().success(),
+        "the interrupted up finished"
+    );
+    assert!(lab.status_ready());
+    let footprint = lab.footprint();
+    lab.down();
+    assert_eq!(lab.leftovers(&footprint), Vec::<String>::new());
 
     // `lab down` killed midway: the next `down` finishes the job.
     for point in ["down:stopped", "down:removed"] {

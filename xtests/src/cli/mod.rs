@@ -43,6 +43,34 @@ impl LabDir {
         })
     }
 
+    /// Takes the lab's lock (`<dir>/lab.lock`, flock): one `up`, `down`, `scale` or `restore`
+    /// at a time, so a `down` never half-removes a lab an `up` is still building. Held until
+    /// the returned guard drops; the kernel releases it when its holder dies, even by SIGKILL,
+    /// so a killed driver never leaves a stale lock. Refuses (never waits) when it is taken.
+    pub fn lock(&self) -> Result<LabLock, LabError> {
+        use nix::fcntl::{Flock, FlockArg};
+        let path = self.dir.join("lab.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| LabError::io(format!("open {}", path.display()), e))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(LabLock { _lock: lock }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(LabError::Invalid {
+                what: "lab".into(),
+                value: self.name.clone(),
+                expected: format!(
+                    "no other `lab up`, `down`, `scale` or `restore` running on it ({} is locked); wait for that one to finish",
+                    path.display()
+                ),
+            }),
+            Err((_, e)) => Err(LabError::io(format!("lock {}", path.display()), e.into())),
+        }
+    }
+
     /// The lab's saved state, or an error saying the lab is not up.
     pub fn state(&self) -> Result<LabState, LabError> {
         LabState::load(&self.dir)?.ok_or_else(|| LabError::Invalid {
@@ -51,6 +79,12 @@ impl LabDir {
             expected: "a lab brought up with `just up`".into(),
         })
     }
+}
+
+/// Holds the lab's lock (see [`LabDir::lock`]) until dropped.
+#[derive(Debug)]
+pub struct LabLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 /// Fails with [`LabError::NotRoot`] unless running as root.
