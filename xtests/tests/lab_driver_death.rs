@@ -342,8 +342,12 @@ impl LabCli {
 
 impl Drop for LabCli {
     fn drop(&mut self) {
-        // Always: the host link and route must not outlive the test.
-        let _ = self.run(&["down"], &[]);
+        // Always: the host link and route must not outlive the test (if an `up` of a failed
+        // test still holds the lab's lock, wait for it).
+        let until = Instant::now() + Duration::from_secs(120);
+        while self.run(&["down"], &[]).status.code() == Some(2) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(200));
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
