@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use netns_kit::topology::live::{self, ApplyOptions, LiveTopology};
+use netns_kit::topology::state::{RunState, STATE_DIR};
 use netns_kit::topology::{Naming, Plan, Topology};
 
 use crate::error::LabError;
@@ -33,12 +34,8 @@ pub struct LiveLab {
 impl LiveLab {
     /// Applies `topology` for run `run_id`; on failure nothing is left behind.
     pub fn apply(topology: &Topology, mode: Mode, run_id: &str) -> Result<LiveLab, LabError> {
-        let (naming, persist) = match mode {
-            Mode::Anonymous => (Naming::Anonymous, false),
-            Mode::Named { prefix } => (Naming::Named { prefix }, true),
-        };
-        let plan = Plan::for_run(topology, run_id, naming)
-            .map_err(|e| LabError::Topology(e.to_string()))?;
+        let persist = matches!(mode, Mode::Named { .. });
+        let plan = plan(topology, mode, run_id)?;
         let opts = ApplyOptions {
             persist,
             ..ApplyOptions::default()
@@ -57,26 +54,7 @@ impl LiveLab {
             .iter()
             .filter_map(|n| Some((n.key.clone(), n.name.clone()?)))
             .collect();
-        let host_link = plan.host_link.as_ref().map(|h| {
-            let routes: Vec<String> = h
-                .host_routes
-                .iter()
-                .map(|r| match r.via {
-                    Some(via) => format!("{} via {via}", r.dest),
-                    None => r.dest.to_string(),
-                })
-                .collect();
-            format!(
-                "{} {} on the host, {} in {}; host route {}",
-                h.host_ifname,
-                h.host_addr,
-                h.peer_addr,
-                plan.namespace(&h.peer_ns)
-                    .and_then(|n| n.name.clone())
-                    .unwrap_or_else(|| h.peer_ns.clone()),
-                routes.join(", ")
-            )
-        });
+        let host_link = host_link_words(&plan);
         Ok(LiveLab {
             live: Some(live),
             namespaces,
@@ -117,6 +95,69 @@ impl LiveLab {
             None => Ok(()),
         }
     }
+}
+
+/// What a run will create, known before anything exists: `lab up` records it first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    /// Namespace key → /run/netns name.
+    pub namespaces: BTreeMap<String, String>,
+    /// The host link's interface name in the root namespace, if the run has one.
+    pub host_ifname: Option<String>,
+    /// The host link in words.
+    pub host_link: Option<String>,
+}
+
+/// The names and host link `LiveLab::apply(topology, mode, run_id)` will create.
+pub fn intent(topology: &Topology, mode: Mode, run_id: &str) -> Result<Intent, LabError> {
+    let plan = plan(topology, mode, run_id)?;
+    Ok(Intent {
+        namespaces: plan
+            .namespaces
+            .iter()
+            .filter_map(|n| Some((n.key.clone(), n.name.clone()?)))
+            .collect(),
+        host_ifname: plan.host_link.as_ref().map(|h| h.host_ifname.clone()),
+        host_link: host_link_words(&plan),
+    })
+}
+
+fn plan(topology: &Topology, mode: Mode, run_id: &str) -> Result<Plan, LabError> {
+    let naming = match mode {
+        Mode::Anonymous => Naming::Anonymous,
+        Mode::Named { prefix } => Naming::Named { prefix },
+    };
+    Plan::for_run(topology, run_id, naming).map_err(|e| LabError::Topology(e.to_string()))
+}
+
+fn host_link_words(plan: &Plan) -> Option<String> {
+    plan.host_link.as_ref().map(|h| {
+        let routes: Vec<String> = h
+            .host_routes
+            .iter()
+            .map(|r| match r.via {
+                Some(via) => format!("{} via {via}", r.dest),
+                None => r.dest.to_string(),
+            })
+            .collect();
+        format!(
+            "{} {} on the host, {} in {}; host route {}",
+            h.host_ifname,
+            h.host_addr,
+            h.peer_addr,
+            plan.namespace(&h.peer_ns)
+                .and_then(|n| n.name.clone())
+                .unwrap_or_else(|| h.peer_ns.clone()),
+            routes.join(", ")
+        )
+    })
+}
+
+/// What netns-kit's own run registry (/run/netns-kit/<name>.json) records for the named run
+/// `name`: its run id, namespace names and host link. Written before netns-kit creates
+/// anything, so it names what a driver killed mid-apply left behind.
+pub fn recorded(name: &str) -> Option<RunState> {
+    RunState::load(std::path::Path::new(STATE_DIR), name).ok()
 }
 
 /// Destroys the named run `prefix` if netns-kit knows it; true if something was removed.

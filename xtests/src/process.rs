@@ -5,6 +5,7 @@
 //! is signalled together), optionally drops to an unprivileged user, and carries the lab's run
 //! id in its environment (`ECOMM_LAB_RUN`) so a leak check can find every process of a run.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -378,7 +379,8 @@ pub fn start_time(pid: i32) -> Option<u64> {
     stat_fields(pid)?.get(19)?.parse().ok()
 }
 
-fn is_zombie(pid: i32) -> bool {
+/// True for a zombie (exited, not yet reaped) or dead process.
+pub fn is_zombie(pid: i32) -> bool {
     stat_fields(pid).is_some_and(|f| f.first().is_some_and(|s| s == "Z" || s == "X"))
 }
 
@@ -410,4 +412,121 @@ pub fn processes_of_run(run_id: &str) -> Vec<i32> {
                 .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
         })
         .collect()
+}
+
+/// Every live (non-zombie) process whose network namespace is one of `inodes`.
+pub fn processes_in_namespaces(inodes: &BTreeSet<u64>) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| in_namespaces(*pid, inodes))
+        .filter(|pid| !is_zombie(*pid))
+        .collect()
+}
+
+fn in_namespaces(pid: i32, inodes: &BTreeSet<u64>) -> bool {
+    std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        .is_ok_and(|m| inodes.contains(&std::os::unix::fs::MetadataExt::ino(&m)))
+}
+
+/// Sends `signal` to process `pid` only if it is inside one of `inodes`, without a window
+/// for pid reuse: the process is pinned with a pidfd first, its namespace checked, and the
+/// signal sent through the pidfd. If `pid` died and was reused by a process elsewhere before
+/// the check, the check fails; if it died after, the signal reaches no one (ESRCH).
+fn signal_inside(pid: i32, inodes: &BTreeSet<u64>, signal: Signal) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open(2) takes a pid and flags by value, touches no memory of ours, and
+    // returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let Ok(fd) = i32::try_from(fd) else {
+        return;
+    };
+    if fd < 0 {
+        // Gone already (ESRCH), or a kernel without pidfds (before 5.3): checked kill.
+        if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS)
+            && in_namespaces(pid, inodes)
+        {
+            let _ = kill(Pid::from_raw(pid), signal);
+        }
+        return;
+    }
+    // SAFETY: `fd` was just returned by pidfd_open and is owned by nothing else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    if !in_namespaces(pid, inodes) {
+        return;
+    }
+    // SAFETY: pidfd_send_signal(2) takes our open pidfd, a signal number, a null siginfo
+    // (allowed: the kernel fills in what kill(2) would) and flags 0; nothing is written.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        );
+    }
+}
+
+/// Stops every process inside the namespaces `inodes`: `signal(pid)` first (`None`: leave it
+/// to its parent, e.g. a PostgreSQL backend to its postmaster), SIGKILL to whatever is left
+/// after `grace`, then waits (at most 5 s more) until none is left. Returns how many
+/// processes were found; an error names those still there. Only processes inside namespaces
+/// the caller owns are ever signalled, so a pid reused elsewhere is never touched.
+pub fn stop_all_in(
+    inodes: &BTreeSet<u64>,
+    signal: impl Fn(i32) -> Option<Signal>,
+    grace: Duration,
+) -> Result<usize, Vec<i32>> {
+    let found = processes_in_namespaces(inodes);
+    for pid in &found {
+        if let Some(signal) = signal(*pid) {
+            signal_inside(*pid, inodes, signal);
+        }
+    }
+    let deadline = Instant::now() + grace;
+    while !processes_in_namespaces(inodes).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = processes_in_namespaces(inodes);
+        if left.is_empty() {
+            return Ok(found.len());
+        }
+        if Instant::now() >= deadline {
+            return Err(left);
+        }
+        for pid in &left {
+            signal_inside(*pid, inodes, Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_outside_the_namespaces_is_never_signalled() {
+        let mut bystander = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = i32::try_from(bystander.id()).unwrap();
+        // No namespace has this inode number (never a real one: other tests' namespaces live).
+        let elsewhere = BTreeSet::from([u64::MAX]);
+        assert_eq!(
+            stop_all_in(&elsewhere, |_| Some(Signal::SIGKILL), Duration::ZERO),
+            Ok(0)
+        );
+        signal_inside(pid, &elsewhere, Signal::SIGKILL);
+        assert!(
+            bystander.try_wait().unwrap().is_none(),
+            "the bystander runs"
+        );
+        bystander.kill().unwrap();
+        bystander.wait().unwrap();
+    }
 }

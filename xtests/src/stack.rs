@@ -54,6 +54,10 @@ pub enum Progress {
 /// Where a progress report goes.
 pub type ProgressFn = Box<dyn Fn(&Progress) + Send + Sync>;
 
+/// Called right after a component's process is spawned, before anything else happens, with
+/// (component, pid, start time): `lab up` records the pid there. An error stops the process.
+pub type SpawnFn = Box<dyn Fn(&str, i32, u64) -> Result<(), LabError> + Send + Sync>;
+
 /// Settings of one stack run.
 #[derive(Debug, Clone)]
 pub struct StackConfig {
@@ -80,6 +84,7 @@ pub struct Stack {
     wiring: Option<Wiring>,
     registry_ttl: Option<u64>,
     progress: ProgressFn,
+    spawned: SpawnFn,
 }
 
 impl Stack {
@@ -109,7 +114,7 @@ impl Stack {
             }
         }
         let postgres = Postgres::new(
-            config.dir.join("postgres"),
+            postgres_dir(&config.dir),
             find(Kind::Postgres)?,
             config.ephemeral,
         );
@@ -125,6 +130,7 @@ impl Stack {
             wiring: None,
             registry_ttl: None,
             progress: Box::new(|_| {}),
+            spawned: Box::new(|_, _, _| Ok(())),
         })
     }
 
@@ -137,6 +143,12 @@ impl Stack {
     /// Sends progress reports to `f`.
     pub fn on_progress(&mut self, f: ProgressFn) {
         self.progress = f;
+    }
+
+    /// Calls `f` right after each spawn with (component, pid, start time); if `f` fails the
+    /// process is killed and the spawn fails.
+    pub fn on_spawn(&mut self, f: SpawnFn) {
+        self.spawned = f;
     }
 
     /// The run id.
@@ -212,7 +224,22 @@ impl Stack {
 
     /// Starts every component, stage by stage, each stage only after the previous is ready.
     pub fn start_all(&mut self) -> Result<(), LabError> {
-        self.postgres.prepare(&self.config.run_id)?;
+        let postgres = self
+            .components
+            .iter()
+            .find(|c| c.kind == Kind::Postgres)
+            .cloned()
+            .ok_or_else(|| LabError::UnknownComponent {
+                name: Kind::Postgres.to_string(),
+                known: names(&self.components),
+            })?;
+        let ns = self.ns(&postgres.name)?.clone();
+        if !self.is_running(&postgres.name) {
+            // What a dead postmaster or a killed initdb left must be gone before the data
+            // directory is looked at (an orphaned bootstrap backend may still be writing it).
+            clear_leftovers(&postgres, &ns, &self.postgres.data_dir())?;
+        }
+        self.postgres.prepare(&ns, &self.config.run_id)?;
         self.redis.prepare()?;
         let last = self.components.iter().map(|c| c.stage).max().unwrap_or(0);
         for stage in 0..=last {
@@ -335,13 +362,21 @@ impl Stack {
         let c = self.component(name)?.clone();
         let launch = self.launch_of(&c)?;
         let ns = self.ns(name)?.clone();
+        clear_leftovers(&c, &ns, &self.postgres.data_dir())?;
+        if c.kind == Kind::Postgres {
+            clear_stale_postmaster_lock(&self.postgres.data_dir())?;
+        }
         mark_log(&self.log_path(name), name, &self.config.run_id);
-        let process = launch.spawn(
+        let mut process = launch.spawn(
             Some(&ns),
             &self.log_path(name),
             self.config.lifetime,
             &self.config.run_id,
         )?;
+        if let Err(e) = (self.spawned)(name, process.pid(), process.start_time()) {
+            process.kill();
+            return Err(e);
+        }
         (self.progress)(&Progress::Started {
             name: name.to_string(),
             pid: process.pid(),
@@ -479,6 +514,80 @@ impl Drop for Stack {
     }
 }
 
+/// Stops whatever an earlier process of component `c` left inside its node's namespace (each
+/// node runs one component): e.g. PostgreSQL backends, which are session leaders of their own
+/// and outlive a SIGKILLed postmaster for a moment, holding its lock file and shared memory,
+/// or a whole server a killed driver started but never recorded. Gracefully first (SIGINT,
+/// PostgreSQL's fast shutdown; SIGTERM for the rest), SIGKILL after [`STOP_GRACE`].
+fn clear_leftovers(c: &Component, ns: &NsHandle, postgres_data_dir: &Path) -> Result<(), LabError> {
+    let inodes = std::collections::BTreeSet::from([ns.inode()?]);
+    let signal = stop_signals(c.kind, &inodes, postgres_data_dir);
+    crate::process::stop_all_in(&inodes, signal, STOP_GRACE)
+        .map(|_| ())
+        .map_err(|left| {
+            LabError::Unhealthy(format!(
+                "cannot start {}: processes {left:?} of an earlier run stay in namespace {} after SIGKILL",
+                c.name,
+                ns.name()
+            ))
+        })
+}
+
+/// The pid the lock file of the PostgreSQL data directory `data_dir` names (the postmaster
+/// that holds, or held, the directory).
+pub fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+    std::fs::read_to_string(data_dir.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// How to stop what runs in the namespace `inodes` of a component of `kind` quickly and
+/// cleanly: SIGTERM to each process; for PostgreSQL, SIGINT (its fast shutdown: SIGTERM would
+/// wait for every client) to a live postmaster only, which stops its own children, and
+/// SIGTERM to backends a dead postmaster orphaned (SIGINT would only cancel their query).
+pub fn stop_signals(
+    kind: Kind,
+    inodes: &std::collections::BTreeSet<u64>,
+    postgres_data_dir: &Path,
+) -> impl Fn(i32) -> Option<Signal> {
+    let postmaster = (kind == Kind::Postgres)
+        .then(|| postmaster_pid(postgres_data_dir))
+        .flatten()
+        .filter(|pid| crate::process::processes_in_namespaces(inodes).contains(pid));
+    move |pid| match postmaster {
+        Some(p) if p == pid => Some(Signal::SIGINT),
+        Some(_) => None,
+        None => Some(Signal::SIGTERM),
+    }
+}
+
+/// Makes a lock file left by a SIGKILLed postmaster harmless: waits (at most 5 s) while the
+/// pid it names is a zombie not yet reaped, and removes the file when that pid now belongs
+/// to an unrelated process (pid reuse would make PostgreSQL refuse to start). Called only
+/// after every process of the postgres node's namespace is gone, so no postmaster owns it.
+fn clear_stale_postmaster_lock(data_dir: &Path) -> Result<(), LabError> {
+    let lock = data_dir.join("postmaster.pid");
+    let Some(pid) = postmaster_pid(data_dir) else {
+        return Ok(());
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while crate::process::is_zombie(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if crate::process::start_time(pid).is_some() {
+        match std::fs::remove_file(&lock) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LabError::io(format!("remove {}", lock.display()), e)),
+        }
+    }
+    Ok(())
+}
+
 /// Appends a line marking a (re)start to a component's log, so runs are told apart.
 fn mark_log(log: &Path, name: &str, run_id: &str) {
     use std::io::Write;
@@ -526,6 +635,11 @@ pub fn write_private(path: &Path, text: &str) -> Result<(), LabError> {
         .open(path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|e| LabError::io(format!("write {}", path.display()), e))
+}
+
+/// PostgreSQL's directory (data/, socket/, password) under state directory `dir`.
+pub fn postgres_dir(dir: &Path) -> PathBuf {
+    dir.join("postgres")
 }
 
 /// The log file of component `name` under state directory `dir`.

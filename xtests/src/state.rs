@@ -33,6 +33,18 @@ pub struct LabState {
     /// The host link in words (lab mode), e.g. "nk-lab 172.29.0.1/30 → router 172.29.0.2".
     #[serde(default)]
     pub host_link: Option<String>,
+    /// The host link's interface name in the root namespace (lab mode), e.g. "nk-lab".
+    #[serde(default)]
+    pub host_ifname: Option<String>,
+    /// False from the moment `lab up` records its intent until the topology is applied: a
+    /// lab whose driver died in between is taken down and applied afresh, never converged.
+    /// Default true (state files written before this field existed were complete).
+    #[serde(default = "applied_by_default")]
+    pub applied: bool,
+}
+
+fn applied_by_default() -> bool {
+    true
 }
 
 impl LabState {
@@ -58,18 +70,43 @@ impl LabState {
             })
     }
 
-    /// Writes the state file into `dir` (atomically: temp file + rename).
+    /// Writes the state file into `dir` atomically: a temporary file of this process, fsynced,
+    /// renamed over the old one, then the directory fsynced. A reader (or a `lab down` after
+    /// a SIGKILL or a power loss) sees the old state or the new one, never a torn file.
     pub fn save(&self, dir: &Path) -> Result<(), LabError> {
+        use std::io::Write;
         let path = Self::path(dir);
-        let tmp = dir.join("state.json.tmp");
-        let text = serde_json::to_string_pretty(self).map_err(|e| LabError::Invalid {
+        let tmp = dir.join(format!(".state.json.tmp-{}", std::process::id()));
+        let text = serde_json::to_vec_pretty(self).map_err(|e| LabError::Invalid {
             what: "lab state".into(),
             value: e.to_string(),
             expected: "serializable state".into(),
         })?;
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| LabError::io(format!("write {}", path.display()), e))
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&text)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            LabError::io(format!("write {}", path.display()), e)
+        })
+    }
+
+    /// Records that component `name` runs as `pid` (started at `start_time`) and saves the
+    /// file at once: called right after each spawn, so a driver killed a moment later leaves
+    /// a state that names the process.
+    pub fn record_pid(
+        &mut self,
+        dir: &Path,
+        name: &str,
+        pid: i32,
+        start_time: u64,
+    ) -> Result<(), LabError> {
+        self.pids.insert(name.to_string(), (pid, start_time));
+        self.save(dir)
     }
 
     /// Removes the state file of `dir` (data directories stay).
@@ -95,5 +132,75 @@ impl LabState {
                     .collect::<Vec<_>>()
                     .join(", "),
             })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn sample() -> LabState {
+        LabState {
+            name: "t".into(),
+            run_id: "0123abcd".into(),
+            topology: PathBuf::from("three-tier.toml"),
+            product_slots: 3,
+            ecomm: PathBuf::from("ecomm"),
+            components: Vec::new(),
+            enabled: vec!["gateway".into()],
+            namespaces: BTreeMap::from([("gateway".into(), "t-gateway".into())]),
+            pids: BTreeMap::new(),
+            host_link: None,
+            host_ifname: Some("nk-t".into()),
+            applied: false,
+        }
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lab-state-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_recorded_pid_is_on_disk_at_once_and_no_temporary_file_stays() {
+        let dir = temp_dir("pid");
+        let mut state = sample();
+        state.save(&dir).unwrap();
+        state.record_pid(&dir, "gateway", 4242, 77).unwrap();
+        let back = LabState::load(&dir).unwrap().unwrap();
+        assert_eq!(back.pids["gateway"], (4242, 77));
+        assert!(!back.applied);
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["state.json"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_file_from_before_the_intent_fields_counts_as_applied() {
+        let dir = temp_dir("old");
+        let mut json = serde_json::to_value(sample()).unwrap();
+        let fields = json.as_object_mut().unwrap();
+        fields.remove("applied");
+        fields.remove("host_ifname");
+        std::fs::write(LabState::path(&dir), json.to_string()).unwrap();
+        let back = LabState::load(&dir).unwrap().unwrap();
+        assert!(back.applied);
+        assert_eq!(back.host_ifname, None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_state_file_is_a_typed_error_naming_the_file() {
+        let dir = temp_dir("torn");
+        std::fs::write(LabState::path(&dir), "{\"name\": \"t\", \"run_").unwrap();
+        let err = LabState::load(&dir).unwrap_err().to_string();
+        assert!(err.contains("state.json"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

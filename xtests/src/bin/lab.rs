@@ -126,6 +126,13 @@ fn run(args: Args) -> Result<(), LabError> {
         _ => {}
     }
     let lab = LabDir::ensure(&args.dir, &args.name)?;
+    // Verbs that change the lab take its lock (released when the process ends, however).
+    let _lock = match args.command {
+        Verb::Up { .. } | Verb::Down | Verb::Scale { .. } | Verb::Restore { .. } => {
+            Some(lab.lock()?)
+        }
+        _ => None,
+    };
     match args.command {
         Verb::Up {
             topology,

@@ -14,11 +14,12 @@ pub mod up;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::error::LabError;
 use crate::ns::NsHandle;
 use crate::process::Lifetime;
-use crate::stack::{Stack, StackConfig};
+use crate::stack::{SpawnFn, Stack, StackConfig};
 use crate::state::LabState;
 
 /// Where the lab lives and what it is called.
@@ -43,6 +44,34 @@ impl LabDir {
         })
     }
 
+    /// Takes the lab's lock (`<dir>/lab.lock`, flock): one `up`, `down`, `scale` or `restore`
+    /// at a time, so a `down` never half-removes a lab an `up` is still building. Held until
+    /// the returned guard drops; the kernel releases it when its holder dies, even by SIGKILL,
+    /// so a killed driver never leaves a stale lock. Refuses (never waits) when it is taken.
+    pub fn lock(&self) -> Result<LabLock, LabError> {
+        use nix::fcntl::{Flock, FlockArg};
+        let path = self.dir.join("lab.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| LabError::io(format!("open {}", path.display()), e))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(LabLock { _lock: lock }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(LabError::Invalid {
+                what: "lab".into(),
+                value: self.name.clone(),
+                expected: format!(
+                    "no other `lab up`, `down`, `scale` or `restore` running on it ({} is locked); wait for that one to finish",
+                    path.display()
+                ),
+            }),
+            Err((_, e)) => Err(LabError::io(format!("lock {}", path.display()), e.into())),
+        }
+    }
+
     /// The lab's saved state, or an error saying the lab is not up.
     pub fn state(&self) -> Result<LabState, LabError> {
         LabState::load(&self.dir)?.ok_or_else(|| LabError::Invalid {
@@ -51,6 +80,12 @@ impl LabDir {
             expected: "a lab brought up with `just up`".into(),
         })
     }
+}
+
+/// Holds the lab's lock (see [`LabDir::lock`]) until dropped.
+#[derive(Debug)]
+pub struct LabLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 /// Fails with [`LabError::NotRoot`] unless running as root.
@@ -92,5 +127,38 @@ pub fn attach(lab: &LabDir, state: &LabState) -> Result<Stack, LabError> {
         .collect();
     let mut stack = Stack::new(config, namespaces, enabled)?;
     stack.adopt(&state.pids);
+    stack.on_spawn(pid_recorder(lab, state));
     Ok(stack)
+}
+
+/// Records each spawned process in the lab's state file the moment it exists (atomically, see
+/// [`LabState::save`]): a driver killed right after leaves a state naming the process. The
+/// `spawned:<component>` fault point fires just before, the window `lab down` covers by
+/// stopping every process inside the lab's namespaces.
+fn pid_recorder(lab: &LabDir, state: &LabState) -> SpawnFn {
+    let dir = lab.dir.clone();
+    let journal = Mutex::new(state.clone());
+    Box::new(move |name, pid, start_time| {
+        fault_point(&format!("spawned:{name}"));
+        let mut st = journal.lock().map_err(|_| LabError::Panicked {
+            what: "recording a pid in the lab state".into(),
+        })?;
+        st.record_pid(&dir, name, pid, start_time)
+    })
+}
+
+/// The environment variable naming a fault point at which the `lab` driver SIGKILLs itself
+/// (a test hook). `lab up`: `intent` (state written, nothing applied), `applied` (topology
+/// up, not yet marked so), `spawned:<component>` (process started, pid not yet recorded),
+/// `ready:<component>`. `lab down`: `down:stopped` (processes gone, namespaces not),
+/// `down:removed` (everything gone but the state file).
+pub const FAULT_ENV: &str = "LAB_FAULT_AFTER";
+
+/// Dies at once by SIGKILL (no cleanup, no unwinding: what a killed terminal does) when
+/// [`FAULT_ENV`] names `point`; does nothing otherwise.
+pub fn fault_point(point: &str) {
+    if std::env::var(FAULT_ENV).is_ok_and(|p| p == point) {
+        eprintln!("lab: {FAULT_ENV}={point}: SIGKILL");
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
 }

@@ -20,6 +20,12 @@ pub fn run(lab: &LabDir) -> Result<(), LabError> {
             expected: "a lab that is up".into(),
         });
     };
+    if !state.applied {
+        return Err(LabError::Unhealthy(format!(
+            "the `lab up` of run {} stopped before its topology was complete; `just up` starts afresh, `just down` removes what it made",
+            state.run_id
+        )));
+    }
     if !live::named_exists(&state) {
         return Err(LabError::Topology(format!(
             "state of run {} exists but its namespaces are gone; run `just down` then `just up`",

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::{attach, require_root, summary, LabDir};
+use super::{attach, fault_point, require_root, summary, LabDir};
 use crate::component::{Component, Kind};
 use crate::error::LabError;
 use crate::live::{self, LiveLab, Mode};
@@ -27,40 +27,41 @@ pub struct UpOptions {
 }
 
 /// Brings the lab up (or converges a lab that is up).
+///
+/// Crash-safe: the state file names the run, its namespaces and its host link before the
+/// topology is applied, and each process's pid right after it is spawned (see
+/// [`super::attach`]), so a `lab up` killed at any moment leaves nothing `lab down` cannot
+/// find. A lab whose driver died before the topology was complete is taken down and applied
+/// afresh; one whose driver died later is converged (the data directory is kept either way).
 pub fn run(lab: &LabDir, opts: &UpOptions) -> Result<(), LabError> {
     require_root()?;
     if let Some(state) = LabState::load(&lab.dir)? {
-        if live::named_exists(&state) {
+        if state.applied && live::named_exists(&state) {
             return converge(lab, state);
         }
         println!(
-            "lab: found state of run {} but its namespaces are gone; cleaning up first",
-            state.run_id
+            "lab: found state of run {} but {}; cleaning up first",
+            state.run_id,
+            if state.applied {
+                "its namespaces are gone"
+            } else {
+                "its topology was never completed"
+            }
         );
         super::down::run(lab)?;
-    } else if live::destroy_named(&lab.name)? {
+    } else if super::down::has_leftovers(lab) {
         println!(
-            "lab: removed leftovers of an earlier lab named {:?}",
+            "lab: removing leftovers of an earlier lab named {:?}",
             lab.name
         );
+        super::down::run(lab)?;
     }
     let run_id = crate::datastores::random_hex(4)?;
     let (_, topology) = topology_file::load(&opts.topology, opts.product_slots)?;
-    println!(
-        "lab: applying {} as {:?} (run {run_id}) …",
-        opts.topology.display(),
-        lab.name
-    );
-    let applied = LiveLab::apply(
-        &topology,
-        Mode::Named {
-            prefix: lab.name.clone(),
-        },
-        &run_id,
-    )?;
-    let namespaces = applied.namespace_names();
-    let host_link = applied.host_link_summary();
-    applied.persist();
+    let mode = Mode::Named {
+        prefix: lab.name.clone(),
+    };
+    let intent = live::intent(&topology, mode.clone(), &run_id)?;
     let components: Vec<Component> = crate::component::from_topology(&topology)?;
     let enabled = components
         .iter()
@@ -69,19 +70,41 @@ pub fn run(lab: &LabDir, opts: &UpOptions) -> Result<(), LabError> {
         .collect();
     let mut state = LabState {
         name: lab.name.clone(),
-        run_id,
+        run_id: run_id.clone(),
         topology: std::fs::canonicalize(&opts.topology).unwrap_or_else(|_| opts.topology.clone()),
         product_slots: opts.product_slots,
         ecomm: opts.ecomm.clone(),
         components,
         enabled,
-        namespaces,
+        namespaces: intent.namespaces,
         pids: Default::default(),
-        host_link,
+        host_link: intent.host_link,
+        host_ifname: intent.host_ifname,
+        applied: false,
     };
     state.save(&lab.dir)?;
+    fault_point("intent");
+    println!(
+        "lab: applying {} as {:?} (run {run_id}) …",
+        opts.topology.display(),
+        lab.name
+    );
+    let applied = match LiveLab::apply(&topology, mode, &run_id) {
+        Ok(applied) => applied,
+        Err(e) => {
+            // Apply undid what it made; if netns-kit still records the run, `down` finishes.
+            if live::recorded(&lab.name).is_none() {
+                let _ = LabState::remove(&lab.dir);
+            }
+            return Err(e);
+        }
+    };
+    applied.persist();
+    fault_point("applied");
+    state.applied = true;
+    state.save(&lab.dir)?;
     let mut stack = attach(lab, &state)?;
-    stack.on_progress(Box::new(print_progress));
+    stack.on_progress(Box::new(progress_with_faults));
     println!("lab: starting PostgreSQL and Redis, then registry, products, order, gateway");
     if let Err(e) = stack.start_all() {
         let first = e.to_string();
@@ -105,7 +128,7 @@ pub fn run(lab: &LabDir, opts: &UpOptions) -> Result<(), LabError> {
 fn converge(lab: &LabDir, mut state: LabState) -> Result<(), LabError> {
     let mut stack = attach(lab, &state)?;
     let before = stack.pids();
-    stack.on_progress(Box::new(print_progress));
+    stack.on_progress(Box::new(progress_with_faults));
     stack.start_all()?;
     let after = stack.pids();
     let restarted: Vec<&String> = after
@@ -143,6 +166,14 @@ pub fn product_number(name: &str) -> u8 {
     name.rsplit_once('-')
         .and_then(|(_, n)| n.parse().ok())
         .unwrap_or(0)
+}
+
+/// Prints one progress line, then honours a `ready:<component>` fault point.
+fn progress_with_faults(p: &Progress) {
+    print_progress(p);
+    if let Progress::Ready { name, .. } = p {
+        fault_point(&format!("ready:{name}"));
+    }
 }
 
 /// Prints one progress line.

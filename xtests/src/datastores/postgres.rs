@@ -64,11 +64,31 @@ impl Postgres {
         ))
     }
 
-    /// Creates the cluster with `initdb` unless it exists already (idempotent).
-    pub fn prepare(&self, run_id: &str) -> Result<(), LabError> {
+    /// Creates the cluster with `initdb` unless it exists already (idempotent). The cluster is
+    /// built in `data.initdb` and renamed to `data` only when complete, so a driver killed
+    /// mid-initdb leaves no half-made cluster that a later start would take for a real one.
+    ///
+    /// `initdb` runs inside `ns` (the postgres node's namespace), so it and the bootstrap
+    /// `postgres` processes it starts are found and stopped with the lab's other processes
+    /// if the driver dies meanwhile: none of them is ever loose in the host's namespace.
+    pub fn prepare(&self, ns: &NsHandle, run_id: &str) -> Result<(), LabError> {
         let account = RunAs::lookup("postgres")?;
-        if self.data_dir().join("PG_VERSION").exists() {
+        let data = self.data_dir();
+        if data.join("PG_VERSION").exists() {
             return Ok(());
+        }
+        let building = self.dir.join("data.initdb");
+        for half_made in [&building, &data] {
+            match fs::remove_dir_all(half_made) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(LabError::io(
+                        format!("remove the unfinished cluster {}", half_made.display()),
+                        e,
+                    ))
+                }
+            }
         }
         for dir in [&self.dir, &self.socket_dir()] {
             fs::create_dir_all(dir)
@@ -81,7 +101,7 @@ impl Postgres {
         chown(&pwfile, account)?;
         Launch::new(bin("initdb")?)
             .arg("-D")
-            .arg(self.data_dir())
+            .arg(&building)
             .args([
                 "-U",
                 "postgres",
@@ -94,12 +114,21 @@ impl Postgres {
             .arg(format!("--pwfile={}", pwfile.display()))
             .args(self.ephemeral.then_some("--no-sync"))
             .run_as(account)
-            .output(None, run_id)?;
-        let hba = self.data_dir().join("pg_hba.conf");
+            .output(Some(ns), run_id)?;
+        let hba = building.join("pg_hba.conf");
         let mut text = fs::read_to_string(&hba)
             .map_err(|e| LabError::io(format!("read {}", hba.display()), e))?;
         text.push_str("\n# ecomm lab: any tier address; the router's policy limits who gets here\nhost all all 0.0.0.0/0 scram-sha-256\n");
-        fs::write(&hba, text).map_err(|e| LabError::io(format!("write {}", hba.display()), e))
+        fs::write(&hba, text).map_err(|e| LabError::io(format!("write {}", hba.display()), e))?;
+        fs::rename(&building, &data).map_err(|e| {
+            LabError::io(
+                format!("rename {} to {}", building.display(), data.display()),
+                e,
+            )
+        })?;
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| LabError::io(format!("sync {}", self.dir.display()), e))
     }
 
     /// The server process (run it inside the postgres node's namespace).
