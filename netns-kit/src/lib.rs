@@ -49,3 +49,10 @@ pub use netns::Netns;
 pub use probe::TcpProbe;
 pub use topology::live::{ApplyError, ApplyOptions, LiveTopology};
 pub use topology::{Topology, TopologyError};
+
+// The netlink crates whose types are in netns-kit's API ([`Netlink::queue`](netlink::Netlink::queue)
+// takes a `RouteNetlinkMessage`, the link builders build a `LinkMessage`): use these paths and
+// the versions always match netns-kit's.
+pub use netlink_packet_core;
+pub use netlink_packet_route;
+pub use netlink_sys;
