@@ -43,6 +43,9 @@ pub mod runid;
 pub mod sysctl;
 pub mod topology;
 
+#[cfg(feature = "tokio")]
+pub mod tokio;
+
 pub use error::{Error, Result};
 pub use firewall::{Ruleset, RulesetError};
 pub use netns::Netns;
