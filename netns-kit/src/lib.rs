@@ -43,6 +43,8 @@ pub mod runid;
 pub mod sysctl;
 pub mod topology;
 
+#[cfg(feature = "rtnetlink")]
+pub mod rtnetlink_interop;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
@@ -59,3 +61,6 @@ pub use topology::{Topology, TopologyError};
 pub use netlink_packet_core;
 pub use netlink_packet_route;
 pub use netlink_sys;
+/// The rtnetlink crate [`Netns::rtnetlink_connection`] speaks (feature `rtnetlink`).
+#[cfg(feature = "rtnetlink")]
+pub use rtnetlink;
