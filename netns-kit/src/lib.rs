@@ -28,6 +28,11 @@
 //! everything done is undone and an [`ApplyError`] returned) and tears it down on drop; named
 //! runs are recorded ([`topology::state`]), compared with the kernel ([`topology::status`]) and
 //! their leftovers collected ([`topology::gc`]); [`runid`] is the id everything created carries.
+//!
+//! **Async** (features, off by default) — `tokio`: the module `netns_kit::tokio` and
+//! `Netns::run_async` / `Netns::command_async`, each doing its namespace-bound work on a
+//! dedicated thread (or between fork and exec) and awaiting it; `rtnetlink`:
+//! `Netns::rtnetlink_connection` and the module `netns_kit::rtnetlink_interop`.
 
 pub mod addr;
 pub mod error;
