@@ -59,3 +59,20 @@ async fn an_rtnetlink_handle_opened_in_a_fresh_namespace_lists_lo_and_adds_links
     }
     connection.abort();
 }
+
+#[tokio::test]
+async fn any_rtnetlink_constructor_can_be_run_inside_the_namespace() {
+    if !privileged("rtnetlink strict-check connection in a namespace") {
+        return;
+    }
+    let ns = Netns::new_anonymous().unwrap();
+    let (connection, handle, _messages) = ns
+        .rtnetlink_connection_with(netns_kit::rtnetlink::new_connection_with_strict_check)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let links: Vec<_> = handle.link().get().execute().try_collect().await.unwrap();
+    assert_eq!(links.len(), 1, "a fresh namespace holds only lo: {links:?}");
+    assert_eq!(links[0].header.index, 1);
+    connection.abort();
+}
