@@ -15,7 +15,9 @@ use std::time::Duration;
 use netns_kit::firewall::{self, Action, Hook, PortRange, Proto, Rule};
 use netns_kit::link::LinkChange;
 use netns_kit::netns;
-use netns_kit::tokio::{listen_tcp_async, probe_tcp_async, probe_tcp_stream_async};
+use netns_kit::tokio::{
+    icmp_echo_async, listen_tcp_async, matrix_async, probe_tcp_async, probe_tcp_stream_async,
+};
 use netns_kit::{Error, Netns, Ruleset, TcpProbe};
 use privileged_support::privileged;
 
@@ -157,6 +159,72 @@ async fn async_probes_answer_reachable_refused_and_timed_out() {
     assert_eq!(outcome, TcpProbe::Reachable);
     assert_eq!(stream.unwrap().peer_addr().unwrap(), open);
     server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_matrix_answers_every_pair_in_the_order_asked() {
+    if !privileged("async matrix") {
+        return;
+    }
+    let ns = namespace_with_a_blackhole();
+    let listener = listen_tcp_async(&ns, "127.0.0.1:7000".parse().unwrap())
+        .await
+        .unwrap();
+    let server = tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            drop(conn);
+        }
+    });
+    let port = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    let sources = vec![("a".to_string(), ns.clone()), ("b".to_string(), ns.clone())];
+    let targets = vec![
+        ("open".to_string(), port(7000)),
+        ("closed".to_string(), port(7001)),
+        ("dropped".to_string(), port(DROPPED_PORT)),
+    ];
+    let cells = matrix_async(&sources, &targets, Duration::from_millis(500))
+        .await
+        .unwrap();
+    let got: Vec<(&str, &str, TcpProbe)> = cells
+        .iter()
+        .map(|c| (c.from.as_str(), c.to.as_str(), c.outcome))
+        .collect();
+    use TcpProbe::*;
+    assert_eq!(
+        got,
+        vec![
+            ("a", "open", Reachable),
+            ("a", "closed", Refused),
+            ("a", "dropped", TimedOut),
+            ("b", "open", Reachable),
+            ("b", "closed", Refused),
+            ("b", "dropped", TimedOut),
+        ]
+    );
+    server.abort();
+}
+
+#[tokio::test]
+async fn an_async_icmp_echo_is_answered_inside_the_namespace() {
+    if !privileged("async icmp echo") {
+        return;
+    }
+    let ns = namespace_with_a_blackhole();
+    let lo = "127.0.0.1".parse().unwrap();
+    let rtt = icmp_echo_async(&ns, lo, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(
+        rtt.is_some(),
+        "no echo reply from {lo} inside the namespace"
+    );
+    // An IPv6 target is refused with a typed error naming it.
+    let v6 = "::1".parse().unwrap();
+    let refused = icmp_echo_async(&ns, v6, Duration::from_secs(1)).await;
+    assert!(
+        matches!(&refused, Err(Error::Invalid { value, .. }) if value == "::1"),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]

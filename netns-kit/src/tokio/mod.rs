@@ -16,7 +16,8 @@
 //! - [`probe_tcp_async`], [`probe_tcp_stream_async`], [`listen_tcp_async`]: the socket is
 //!   created by a thread inside the namespace (a socket keeps the namespace it was created
 //!   in), then connected or accepted on by tokio, with the same [`TcpProbe`](crate::TcpProbe)
-//!   answers as [`probe::tcp_connect`](crate::probe::tcp_connect).
+//!   answers as [`probe::tcp_connect`](crate::probe::tcp_connect); [`matrix_async`] runs
+//!   many at once, [`icmp_echo_async`] awaits an ICMP echo.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,7 +45,9 @@ mod probe;
 mod run;
 
 pub use command::{AsyncNsChild, AsyncNsCommand};
-pub use probe::{listen_tcp_async, probe_tcp_async, probe_tcp_stream_async};
+pub use probe::{
+    icmp_echo_async, listen_tcp_async, matrix_async, probe_tcp_async, probe_tcp_stream_async,
+};
 
 use crate::error::{Error, Result};
 
