@@ -18,7 +18,10 @@
 //! 0.9 and netlink-sys 0.9 — the versions netns-kit itself uses (re-exported at the crate
 //! root, and rtnetlink as [`crate::rtnetlink`]), so a `LinkMessage` from one of netns-kit's
 //! builders is the type rtnetlink's requests take. rtnetlink 0.22 and older use
-//! netlink-packet-core 0.8 and an older netlink-packet-route; 0.23 uses route 0.33.
+//! netlink-packet-core 0.8 and an older netlink-packet-route; 0.23 uses route 0.33. To get
+//! there netns-kit moved from netlink-sys 0.8 to 0.9 (0.9.0 only adds `IntoRawFd` for
+//! `Socket` and fixes the boolean socket-option getters; nothing netns-kit calls changed) and
+//! from `netlink-packet-route = "=0.34.0"` to `"0.34"`.
 //!
 //! **Namespaces.** The socket is created — and registered with the caller's tokio runtime —
 //! on a dedicated thread that entered the namespace ([`Netns::run_async`]); a netlink socket
