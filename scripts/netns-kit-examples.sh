@@ -33,7 +33,9 @@ fi
 
 build=()
 for name in "${examples[@]}"; do build+=(--example "$name"); done
-cargo build -q -p netns-kit "${build[@]}"
+# --all-features: an example that needs a feature (tokio_probe: `tokio`) declares it with
+# `required-features` in netns-kit/Cargo.toml, and without the feature cargo refuses to build it.
+cargo build -q -p netns-kit --all-features "${build[@]}"
 
 dir="${CARGO_TARGET_DIR:-target}/debug/examples"
 passed=0 failed=0 skipped=0

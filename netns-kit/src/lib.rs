@@ -28,6 +28,11 @@
 //! everything done is undone and an [`ApplyError`] returned) and tears it down on drop; named
 //! runs are recorded ([`topology::state`]), compared with the kernel ([`topology::status`]) and
 //! their leftovers collected ([`topology::gc`]); [`runid`] is the id everything created carries.
+//!
+//! **Async** (features, off by default) — `tokio`: the module `netns_kit::tokio` and
+//! `Netns::run_async` / `Netns::command_async`, each doing its namespace-bound work on a
+//! dedicated thread (or between fork and exec) and awaiting it; `rtnetlink`:
+//! `Netns::rtnetlink_connection` and the module `netns_kit::rtnetlink_interop`.
 
 pub mod addr;
 pub mod error;
@@ -44,9 +49,24 @@ pub mod runid;
 pub mod sysctl;
 pub mod topology;
 
+#[cfg(feature = "rtnetlink")]
+pub mod rtnetlink_interop;
+#[cfg(feature = "tokio")]
+pub mod tokio;
+
 pub use error::{Error, Result};
 pub use firewall::{Ruleset, RulesetError};
 pub use netns::Netns;
 pub use probe::TcpProbe;
 pub use topology::live::{ApplyError, ApplyOptions, LiveTopology};
 pub use topology::{Topology, TopologyError};
+
+// The netlink crates whose types are in netns-kit's API ([`Netlink::queue`](netlink::Netlink::queue)
+// takes a `RouteNetlinkMessage`, the link builders build a `LinkMessage`): use these paths and
+// the versions always match netns-kit's.
+pub use netlink_packet_core;
+pub use netlink_packet_route;
+pub use netlink_sys;
+/// The rtnetlink crate [`Netns::rtnetlink_connection`] speaks (feature `rtnetlink`).
+#[cfg(feature = "rtnetlink")]
+pub use rtnetlink;

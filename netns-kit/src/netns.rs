@@ -600,6 +600,13 @@ impl NsCommand {
         &mut self.cmd
     }
 
+    /// The command (its pre_exec already enters the namespace) and the namespace whose
+    /// descriptor that pre_exec uses: whoever takes the command must keep the namespace.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn into_parts(self) -> (Command, Netns) {
+        (self.cmd, self.ns)
+    }
+
     /// Spawn the child; it is killed when the returned handle drops unless detached.
     pub fn spawn(&mut self) -> Result<NsChild> {
         let program = self.cmd.get_program().to_string_lossy().into_owned();

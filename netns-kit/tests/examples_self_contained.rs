@@ -35,6 +35,7 @@ fn there_is_an_example_per_task() {
         "netem_delay",
         "probe_matrix",
         "topology_from_str",
+        "tokio_probe",
     ] {
         assert!(
             names.iter().any(|n| n == task),
@@ -55,8 +56,13 @@ fn every_example_says_what_it_asserts_and_how_to_run_it() {
             header.contains("Asserts"),
             "{name}: no `//! Asserts ...` line"
         );
-        let run = format!("Run as root: `cargo run -p netns-kit --example {name}`");
-        assert!(header.contains(&run), "{name}: the header lacks {run:?}");
+        // An example with `required-features` names them after its name.
+        let run = format!("Run as root: `cargo run -p netns-kit --example {name}");
+        let complete = [format!("{run}`"), format!("{run} --features ")];
+        assert!(
+            complete.iter().any(|r| header.contains(r.as_str())),
+            "{name}: the header lacks {run:?}` (or {run:?} --features ...`)"
+        );
     }
 }
 
