@@ -50,7 +50,7 @@ _lab-build:
 
 # Run every test: unit, property, privileged netns, services against real PostgreSQL/Redis.
 test: setup docker-ensure examples
-    scripts/as-root.sh cargo test --workspace --all-targets
+    scripts/as-root.sh cargo test --workspace --all-targets --all-features
 
 # Run the multi-VM suite under QEMU.
 test-vm: setup
@@ -82,7 +82,7 @@ fmt:
 # Formatting check and clippy with warnings denied.
 lint:
     cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 # Start dockerd when it is not answering (root; quiet when it already runs).
 docker-ensure:
