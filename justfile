@@ -99,3 +99,9 @@ docker-up: setup docker-ensure
 # Stop the Compose stack; remove its containers, networks and volumes.
 docker-down:
     @scripts/docker-down.sh
+
+# Re-resolve images.lock (every Debian input of the images, by SHA-256) from the apt lists; print what moved.
+lock:
+    @if [ "$(id -u)" = 0 ]; then apt-get update -qq; fi
+    @cargo build -q -p images --bin images
+    @"${CARGO_TARGET_DIR:-target}/debug/images" lock

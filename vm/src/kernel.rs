@@ -12,12 +12,15 @@ use std::process::Command;
 
 use crate::error::{Error, Result};
 
-/// The pinned kernel package: the one place the guest kernel's version is recorded.
-pub const KERNEL_PACKAGE: &str = "linux-image-6.1.0-56-amd64-unsigned";
-/// The pinned Debian version of [`KERNEL_PACKAGE`].
-pub const KERNEL_VERSION: &str = "6.1.192-2";
+/// The pinned kernel package: `[kernel] name` of the workspace's `images.lock` (read by
+/// `vm/build.rs`), the one place the guest kernel's version is recorded; `just lock` moves it.
+pub const KERNEL_PACKAGE: &str = env!("VM_KERNEL_PACKAGE");
+/// The pinned Debian version of [`KERNEL_PACKAGE`] (`[kernel] version`).
+pub const KERNEL_VERSION: &str = env!("VM_KERNEL_VERSION");
 /// The kernel release (`uname -r` in the guest); names the package's /lib/modules directory.
-pub const KERNEL_RELEASE: &str = "6.1.0-56-amd64";
+pub const KERNEL_RELEASE: &str = env!("VM_KERNEL_RELEASE");
+/// SHA-256 of the pinned `.deb` (`[kernel] sha256`); checked before it is unpacked.
+pub const KERNEL_SHA256: &str = env!("VM_KERNEL_SHA256");
 
 /// XZ stream magic: the bzImage's compressed payload starts with it.
 const XZ_MAGIC: &[u8] = b"\xfd7zXZ\x00";
@@ -122,8 +125,7 @@ fn download(dir: &Path) -> Result<PathBuf> {
         run(Command::new("apt-get").args(["update", "-qq"]))?;
         attempt().map_err(|e| {
             kernel_err(format!(
-                "{e}; if the archive moved past the pin, pick a current version with \
-                 `apt-cache policy 'linux-image-6.1.0-*-amd64-unsigned'` and update KERNEL_* in vm/src/kernel.rs"
+                "{e}; if the archive moved past the pin, `just lock` (it moves images.lock's [kernel] table)"
             ))
         })?;
     }
