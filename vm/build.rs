@@ -1,5 +1,5 @@
 //! Reads the guest kernel's pin from the workspace's `images.lock` (`[kernel]`: `name`,
-//! `version`, `release`, `sha256`, `pool`, `archive`) into compile-time environment variables, so
+//! `version`, `release`, `sha256`, `pool`, `archive`, `size`, `arch`) into compile-time environment variables, so
 //! `src/kernel.rs`'s consts are the lock's values and the lock is the one place they live.
 
 use std::process::ExitCode;
@@ -11,6 +11,8 @@ const KEYS: &[(&str, &str)] = &[
     ("sha256", "VM_KERNEL_SHA256"),
     ("pool", "VM_KERNEL_POOL"),
     ("archive", "VM_KERNEL_ARCHIVE"),
+    ("size", "VM_KERNEL_SIZE"),
+    ("arch", "VM_KERNEL_ARCH"),
 ];
 
 fn main() -> ExitCode {

@@ -14,6 +14,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod error;
+pub mod fetch;
 pub mod lock;
 pub mod resolve;
 pub mod roles;
