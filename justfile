@@ -105,3 +105,9 @@ lock:
     @if [ "$(id -u)" = 0 ]; then apt-get update -qq; fi
     @cargo build -q -p images --bin images
     @"${CARGO_TARGET_DIR:-target}/debug/images" lock
+
+# Build every image from images.lock (no Docker, no root): one `IMAGE <name> sha256:<hex> <size>` line each.
+images:
+    @cargo build --release -q -p ecomm-services --bin ecomm
+    @cargo build -q -p images --bin images
+    @"${CARGO_TARGET_DIR:-target}/debug/images" build --ecomm "${CARGO_TARGET_DIR:-target}/release/ecomm"

@@ -303,6 +303,7 @@ mod tests {
             size: content.len() as u64,
             pool: pool.into(),
             archive: "debian".into(),
+            depends: Vec::new(),
         };
         (fetcher, pkg)
     }

@@ -13,11 +13,17 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod build;
+pub mod cpio;
+pub mod docker;
+pub mod elf;
 pub mod error;
 pub mod fetch;
 pub mod lock;
 pub mod resolve;
 pub mod roles;
+pub mod rootfs;
+pub mod tar;
 
 pub use error::{Error, Result};
 
@@ -27,4 +33,9 @@ use std::path::{Path, PathBuf};
 pub fn workspace() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Whether a missing capability must fail instead of skip (`ECOMM_REQUIRE_ALL=1`).
+pub fn require_all() -> bool {
+    std::env::var("ECOMM_REQUIRE_ALL").is_ok_and(|v| v == "1")
 }

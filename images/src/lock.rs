@@ -38,6 +38,9 @@ pub struct Package {
     pub pool: String,
     /// Which archive serves it: `debian` or `debian-security`.
     pub archive: String,
+    /// The locked packages it depends on (as resolved: skipped and essential ones left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends: Vec<String>,
 }
 
 /// The guest kernel: a package plus the release its module tree is named by.
@@ -126,8 +129,8 @@ impl Lock {
                 .map(|p| (p.name.clone(), p.version.clone()))
                 .collect();
             m.insert(
-                format!("{} (kernel)", l.kernel.package.name),
-                l.kernel.package.version.clone(),
+                "(kernel)".to_string(),
+                format!("{} {}", l.kernel.package.name, l.kernel.package.version),
             );
             m
         };
@@ -146,6 +149,19 @@ impl Lock {
             }
         }
         out
+    }
+
+    /// `roots` and every locked package they depend on, transitively, sorted by name;
+    /// `prune`d packages are not entered (nor what only they depend on).
+    pub fn closure(&self, roots: &[&str], prune: &[&str]) -> Result<Vec<&Package>> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack: Vec<String> = roots.iter().map(|r| r.to_string()).collect();
+        while let Some(name) = stack.pop() {
+            if !prune.contains(&name.as_str()) && seen.insert(name.clone()) {
+                stack.extend(self.get(&name)?.depends.iter().cloned());
+            }
+        }
+        seen.iter().map(|n| self.get(n)).collect()
     }
 
     /// One line per package (`name version sha256`), for humans.
@@ -177,6 +193,7 @@ mod tests {
             size: 1,
             pool: format!("pool/main/x/{name}/{name}_{version}_amd64.deb"),
             archive: "debian".into(),
+            depends: Vec::new(),
         }
     }
 
@@ -211,6 +228,26 @@ mod tests {
             vec!["+ fresh 2", "~ libc6 2.36-9 -> 2.36-10", "- gone 1"]
         );
         assert!(new.diff(&new).is_empty());
+    }
+
+    #[test]
+    fn a_closure_follows_depends_and_stops_at_pruned_packages() {
+        let mut pg = pkg("postgresql-15", "15");
+        pg.depends = vec!["libc6".into(), "libllvm14".into()];
+        let mut llvm = pkg("libllvm14", "14");
+        llvm.depends = vec!["libz3-4".into()];
+        let l = lock(vec![pg, llvm, pkg("libc6", "2"), pkg("libz3-4", "4")]);
+        let names = |v: Vec<&Package>| v.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(l.closure(&["postgresql-15"], &[]).unwrap()),
+            ["libc6", "libllvm14", "libz3-4", "postgresql-15"]
+        );
+        assert_eq!(
+            names(l.closure(&["postgresql-15"], &["libllvm14"]).unwrap()),
+            ["libc6", "postgresql-15"]
+        );
+        let e = l.closure(&["nope"], &[]).unwrap_err().to_string();
+        assert!(e.contains("nope") && e.contains("just lock"), "{e}");
     }
 
     #[test]

@@ -94,6 +94,7 @@ impl Stanza {
             })?,
             archive: archive_of(&pool).to_string(),
             pool,
+            depends: Vec::new(),
         })
     }
 
@@ -201,7 +202,16 @@ pub fn resolve(roots: &[&str]) -> Result<Lock> {
                     detail: format!("needed by {by}; none of the alternatives is a real package"),
                 })?;
             let essential = matches!(known.get(chosen.as_str()), Some(Some(s)) if s.get("Essential") == Some("yes"));
-            if !done.contains_key(chosen) && !essential {
+            if essential {
+                continue;
+            }
+            if let Some(p) = done.get_mut(&by) {
+                if !p.depends.contains(chosen) {
+                    p.depends.push(chosen.clone());
+                    p.depends.sort();
+                }
+            }
+            if !done.contains_key(chosen) {
                 next.insert(chosen.clone());
             }
         }

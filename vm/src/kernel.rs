@@ -117,6 +117,7 @@ pub fn kernel_package() -> images::lock::Package {
         size: env!("VM_KERNEL_SIZE").parse().unwrap_or(0),
         pool: env!("VM_KERNEL_POOL").into(),
         archive: env!("VM_KERNEL_ARCHIVE").into(),
+        depends: Vec::new(),
     }
 }
 
