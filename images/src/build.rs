@@ -161,3 +161,45 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::write(&tmp, bytes).map_err(Error::io("write", &tmp))?;
     fs::rename(&tmp, path).map_err(Error::io("rename", path))
 }
+
+/// A layer of workspace binaries for a VM image: each `(dest, bytes)` at `dest` with its
+/// `DT_NEEDED` closure resolved in `role`'s locked packages (so the libraries are the lock's,
+/// never the host's), as cpio named by content: `<cache>/out/layer-<16 hex>.cpio`.
+pub fn layer(
+    lock: &Lock,
+    cache: &Cache,
+    fetcher: &Fetcher,
+    role: &str,
+    binaries: &[(&str, Vec<u8>)],
+) -> Result<Built> {
+    let role = ROLES
+        .iter()
+        .find(|r| r.name == role)
+        .ok_or_else(|| Error::Usage(format!("no role `{role}`")))?;
+    let mut roots = Vec::new();
+    for p in lock.closure(role.packages, role.prune)? {
+        roots.push((p.name.clone(), fetcher.unpacked(p, cache)?));
+    }
+    let mut closure = Closure::new("layer", roots);
+    for (dest, bytes) in binaries {
+        let at = dest.trim_start_matches('/');
+        closure.tree.file(at, bytes.clone(), 0o755);
+        closure.needs(at)?;
+    }
+    let bytes = cpio::write(&closure.tree);
+    let sha = hex(&Sha256::digest(&bytes));
+    let path = cache
+        .work
+        .join("out")
+        .join(format!("layer-{}.cpio", &sha[..16]));
+    if !path.exists() {
+        write_atomic(&path, &bytes)?;
+    }
+    Ok(Built {
+        name: "layer".into(),
+        path,
+        sha256: sha,
+        size: bytes.len() as u64,
+        tag: None,
+    })
+}

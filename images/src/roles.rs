@@ -14,6 +14,7 @@ use crate::rootfs::{Closure, Tree};
 /// The root packages of every role; `just lock` locks their dependency closure.
 pub const ROOTS: &[&str] = &[
     "busybox-static",
+    "dash",
     "iproute2",
     "libc6",
     "nftables",
@@ -140,7 +141,7 @@ pub const ROLES: &[Role] = &[
     },
     Role {
         name: "vm-base",
-        packages: &["busybox-static", "iproute2", "nftables"],
+        packages: &["busybox-static", "dash", "iproute2", "nftables"],
         prune: &[],
         output: Output::Vm,
         assemble: vm_base,
@@ -263,11 +264,16 @@ fn postgres_config() -> Config {
     }
 }
 
-/// The VM guest's base: busybox, ip (with its `/etc/iproute2` tables) and nft.
+/// The VM guest's base: busybox, dash as `/bin/sh`, ip (at `/bin/ip` and `/sbin/ip`, with its `/etc/iproute2`
+/// tables) and nft. Init links busybox's other applets at boot, never over these.
 fn vm_base(c: &mut Closure, _: &Inputs) -> Result<()> {
     c.add("/bin/busybox", &[])?;
-    c.tree.symlink("bin/sh", "busybox");
+    // dash as /bin/sh, as on Debian: busybox's sh runs its own applets before PATH, so
+    // `ip` there would be busybox's, not iproute2's.
+    c.add_elf("/bin/dash")?;
+    c.tree.symlink("bin/sh", "dash");
     c.add_elf("/bin/ip")?;
+    c.add("/sbin/ip", &[])?;
     c.add("/etc/iproute2", &[])?;
     c.add_elf("/usr/sbin/nft")?;
     c.tree
