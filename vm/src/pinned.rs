@@ -24,8 +24,23 @@ const ROLE: &str = "vm-base";
 /// the agent is one of them, at [`AGENT`]. Returns the file (named by its content) and the
 /// `IMAGE` lines of the base image and the layer.
 pub fn initrd(initramfs: &Path, binaries: &[(&str, &Path)]) -> Result<(PathBuf, Vec<String>)> {
+    initrd_in(
+        &images::fetch::Cache::from_env(),
+        &cache_root().join("initramfs"),
+        initramfs,
+        binaries,
+    )
+}
+
+/// [`initrd`] with the image builder's cache and the output directory given.
+pub fn initrd_in(
+    cache: &images::fetch::Cache,
+    out: &Path,
+    initramfs: &Path,
+    binaries: &[(&str, &Path)],
+) -> Result<(PathBuf, Vec<String>)> {
+    let cache = cache.clone();
     let lock = images::lock::Lock::read(&images::lock::default_path())?;
-    let cache = images::fetch::Cache::from_env();
     let fetcher = images::fetch::Fetcher::from_host();
     let base = images::build::build(
         &lock,
@@ -55,7 +70,7 @@ pub fn initrd(initramfs: &Path, binaries: &[(&str, &Path)]) -> Result<(PathBuf, 
         .take(8)
         .map(|b| format!("{b:02x}"))
         .collect();
-    let dir = cache_root().join("initramfs");
+    let dir = out.to_path_buf();
     fs::create_dir_all(&dir).map_err(Error::io("create cache dir", &dir))?;
     let path = dir.join(format!("pinned-{hex}.cpio"));
     if !path.exists() {
