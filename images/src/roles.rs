@@ -265,7 +265,7 @@ fn postgres_config() -> Config {
 }
 
 /// The VM guest's base: busybox, dash as `/bin/sh`, ip (at `/bin/ip` and `/sbin/ip`, with its `/etc/iproute2`
-/// tables) and nft. Init links busybox's other applets at boot, never over these.
+/// tables), tc, ss and nft. Init links busybox's other applets at boot, never over these.
 fn vm_base(c: &mut Closure, _: &Inputs) -> Result<()> {
     c.add("/bin/busybox", &[])?;
     // dash as /bin/sh, as on Debian: busybox's sh runs its own applets before PATH, so
@@ -274,6 +274,8 @@ fn vm_base(c: &mut Closure, _: &Inputs) -> Result<()> {
     c.tree.symlink("bin/sh", "dash");
     c.add_elf("/bin/ip")?;
     c.add("/sbin/ip", &[])?;
+    c.add_elf("/sbin/tc")?;
+    c.add_elf("/bin/ss")?;
     c.add("/etc/iproute2", &[])?;
     c.add_elf("/usr/sbin/nft")?;
     c.tree
