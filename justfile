@@ -57,9 +57,13 @@ test-vm: setup
     cargo build -p netns-kit -p ecomm-services --bins
     cargo test -p vm --all-targets -- --test-threads=1
 
-# Boot time per VM, suite time per test, accelerator; JSON lands in target/bench/vm.json.
+# Image sizes, a cold and a cached image build, one pinned-image VM's boot, then boot time per VM and suite time per test; JSON in target/bench/vm.json.
 bench-vm: setup
     cargo build -p netns-kit -p ecomm-services --bins
+    cargo build --release -q -p ecomm-services --bin ecomm
+    cargo build -q -p images --bin images
+    "${CARGO_TARGET_DIR:-target}/debug/images" bench --ecomm "${CARGO_TARGET_DIR:-target}/release/ecomm"
+    cargo test -q -p vm --test pinned -- --nocapture 2>&1 | grep -E '^\[vm\] (IMAGE|pinned: booted)|test result'
     mkdir -p target/bench
     VM_BENCH_JSON="$PWD/target/bench/vm.json" cargo test -p vm --test suite
 

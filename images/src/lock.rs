@@ -84,6 +84,25 @@ impl Lock {
     pub fn parse(text: &str) -> Result<Lock, String> {
         let mut lock: Lock = toml::from_str(text).map_err(|e| e.to_string())?;
         lock.package.sort_by(|a, b| a.name.cmp(&b.name));
+        for p in std::iter::once(&lock.kernel.package).chain(&lock.package) {
+            if p.sha256.len() != 64
+                || !p
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
+                return Err(format!(
+                    "package `{}`: sha256 {:?} is not 64 lowercase hex digits",
+                    p.name, p.sha256
+                ));
+            }
+            if !p.pool.starts_with("pool/") || p.pool.contains("..") {
+                return Err(format!(
+                    "package `{}`: pool path {:?} is not under pool/",
+                    p.name, p.pool
+                ));
+            }
+        }
         for pair in lock.package.windows(2) {
             if pair[0].name == pair[1].name {
                 return Err(format!("package `{}` is pinned twice", pair[0].name));
@@ -168,13 +187,8 @@ impl Lock {
     pub fn summary(&self) -> String {
         let mut s = String::new();
         for p in std::iter::once(&self.kernel.package).chain(&self.package) {
-            let _ = writeln!(
-                s,
-                "{} {} {}",
-                p.name,
-                p.version,
-                &p.sha256[..16.min(p.sha256.len())]
-            );
+            let short: String = p.sha256.chars().take(16).collect();
+            let _ = writeln!(s, "{} {} {short}", p.name, p.version);
         }
         s
     }
@@ -248,6 +262,18 @@ mod tests {
         );
         let e = l.closure(&["nope"], &[]).unwrap_err().to_string();
         assert!(e.contains("nope") && e.contains("just lock"), "{e}");
+    }
+
+    #[test]
+    fn a_digest_that_is_not_hex_or_a_pool_path_outside_pool_is_rejected() {
+        let mut bad = pkg("libc6", "2");
+        bad.sha256 = "../../etc/passwd".into();
+        let e = Lock::parse(&toml::to_string(&lock(vec![bad])).unwrap()).unwrap_err();
+        assert!(e.contains("libc6") && e.contains("64 lowercase hex"), "{e}");
+        let mut bad = pkg("libc6", "2");
+        bad.pool = "/etc/passwd".into();
+        let e = Lock::parse(&toml::to_string(&lock(vec![bad])).unwrap()).unwrap_err();
+        assert!(e.contains("libc6") && e.contains("pool/"), "{e}");
     }
 
     #[test]
