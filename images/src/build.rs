@@ -157,7 +157,7 @@ fn recall(role: &Role, memo: &Path, out_dir: &Path) -> Result<Option<Built>> {
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(Error::io("create dir", dir))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = path.with_extension(format!("tmp{}", crate::fetch::unique()));
     fs::write(&tmp, bytes).map_err(Error::io("write", &tmp))?;
     fs::rename(&tmp, path).map_err(Error::io("rename", path))
 }

@@ -74,9 +74,7 @@ impl Fetcher {
             fs::remove_file(&path).map_err(Error::io("remove corrupt cache entry", &path))?;
         }
         fs::create_dir_all(&cache.debs).map_err(Error::io("create cache dir", &cache.debs))?;
-        let tmp = cache
-            .debs
-            .join(format!(".fetch-{}-{}", pkg.name, std::process::id()));
+        let tmp = cache.debs.join(format!(".fetch-{}-{}", pkg.name, unique()));
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(Error::io("remove stale fetch dir", &tmp))?;
         }
@@ -165,11 +163,10 @@ impl Fetcher {
             return Ok(root);
         }
         let deb = self.fetch(pkg, cache)?;
-        let tmp =
-            cache
-                .work
-                .join("unpacked")
-                .join(format!(".{}-{}", pkg.sha256, std::process::id()));
+        let tmp = cache
+            .work
+            .join("unpacked")
+            .join(format!(".{}-{}", pkg.sha256, unique()));
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(Error::io("remove stale unpack dir", &tmp))?;
         }
@@ -185,6 +182,13 @@ impl Fetcher {
             Err(e) => Err(Error::io("move unpacked tree", &root)(e)),
         }
     }
+}
+
+/// A name part no other fetch, in this process (any thread) or another, uses at once.
+pub fn unique() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}.{n}", std::process::id())
 }
 
 /// The one `.deb` apt left in `dir`, if any.

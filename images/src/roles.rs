@@ -56,7 +56,9 @@ impl Inputs {
 
 fn stripped(binary: &Path, cache: &Cache) -> Result<Vec<u8>> {
     fs::create_dir_all(&cache.work).map_err(Error::io("create cache dir", &cache.work))?;
-    let out = cache.work.join(format!(".stripped-{}", std::process::id()));
+    let out = cache
+        .work
+        .join(format!(".stripped-{}", crate::fetch::unique()));
     let tool = format!("strip --strip-debug {}", binary.display());
     let status = Command::new("strip")
         .arg("--strip-debug")

@@ -121,7 +121,7 @@ pub fn build(kernel: &Kernel) -> Result<PathBuf> {
     fs::create_dir_all(&dir).map_err(Error::io("create cache dir", &dir))?;
     let path = dir.join(format!("initramfs-{hex}.cpio"));
     if !path.exists() {
-        let tmp = dir.join(format!(".initramfs-{hex}.{}", std::process::id()));
+        let tmp = dir.join(format!(".initramfs-{hex}.{}", images::fetch::unique()));
         fs::write(&tmp, &bytes).map_err(Error::io("write", &tmp))?;
         fs::rename(&tmp, &path).map_err(Error::io("rename", &path))?;
     }

@@ -74,7 +74,7 @@ pub fn initrd_in(
     fs::create_dir_all(&dir).map_err(Error::io("create cache dir", &dir))?;
     let path = dir.join(format!("pinned-{hex}.cpio"));
     if !path.exists() {
-        let tmp = dir.join(format!(".pinned-{hex}.{}", std::process::id()));
+        let tmp = dir.join(format!(".pinned-{hex}.{}", images::fetch::unique()));
         fs::write(&tmp, &bytes).map_err(Error::io("write", &tmp))?;
         fs::rename(&tmp, &path).map_err(Error::io("rename", &path))?;
     }
