@@ -57,9 +57,13 @@ test-vm: setup
     cargo build -p netns-kit -p ecomm-services --bins
     scripts/as-root.sh cargo test -p vm --all-targets -- --test-threads=1
 
-# Boot time per VM, suite time per test, accelerator; JSON lands in target/bench/vm.json.
+# Image sizes, a cold and a cached image build, one pinned-image VM's boot, then boot time per VM and suite time per test; JSON in target/bench/vm.json.
 bench-vm: setup
     cargo build -p netns-kit -p ecomm-services --bins
+    cargo build --release -q -p ecomm-services --bin ecomm
+    cargo build -q -p images --bin images
+    "${CARGO_TARGET_DIR:-target}/debug/images" bench --ecomm "${CARGO_TARGET_DIR:-target}/release/ecomm"
+    cargo test -q -p vm --test pinned -- --nocapture 2>&1 | grep -E '^\[vm\] (IMAGE|pinned: booted)|test result'
     mkdir -p target/bench
     VM_BENCH_JSON="$PWD/target/bench/vm.json" scripts/as-root.sh cargo test -p vm --test suite
 
@@ -100,6 +104,18 @@ docker-up: setup docker-ensure
 docker-down:
     @scripts/docker-down.sh
 
-# Build and run every netns-kit example as root; each asserts what it shows (not root: skip).
+# Build and run every netns-kit example as root; each asserts what it shows (elevates itself).
 examples:
     @scripts/as-root.sh scripts/netns-kit-examples.sh
+
+# Re-resolve images.lock (every Debian input of the images, by SHA-256) from the apt lists; print what moved.
+lock:
+    @if [ "$(id -u)" = 0 ]; then apt-get update -qq; fi
+    @cargo build -q -p images --bin images
+    @"${CARGO_TARGET_DIR:-target}/debug/images" lock
+
+# Build every image from images.lock (no Docker, no root): one `IMAGE <name> sha256:<hex> <size>` line each.
+images:
+    @cargo build --release -q -p ecomm-services --bin ecomm
+    @cargo build -q -p images --bin images
+    @"${CARGO_TARGET_DIR:-target}/debug/images" build --ecomm "${CARGO_TARGET_DIR:-target}/release/ecomm"

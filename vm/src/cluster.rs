@@ -55,6 +55,8 @@ impl VmSpec {
 pub struct ClusterSpec {
     vms: Vec<VmSpec>,
     agent: Option<PathBuf>,
+    pinned: Vec<(String, PathBuf)>,
+    pinned_root: bool,
 }
 
 impl ClusterSpec {
@@ -72,6 +74,20 @@ impl ClusterSpec {
     /// The guest agent binary (default: `$VM_AGENT`, else `vm-agent` next to the test binary).
     pub fn agent(mut self, path: impl Into<PathBuf>) -> ClusterSpec {
         self.agent = Some(path.into());
+        self
+    }
+
+    /// Boots every VM from the pinned image (see [`crate::pinned`]) instead of the host's
+    /// `/` over 9p (the default).
+    pub fn pinned_root(mut self) -> ClusterSpec {
+        self.pinned_root = true;
+        self
+    }
+
+    /// With [`ClusterSpec::pinned_root`]: also puts the host file `host` at `guest` in the
+    /// run's layer (its libraries resolved in the locked packages).
+    pub fn pinned_binary(mut self, guest: &str, host: impl Into<PathBuf>) -> ClusterSpec {
+        self.pinned.push((guest.to_string(), host.into()));
         self
     }
 }
@@ -164,6 +180,7 @@ fn probe_kvm(agent: &Path) -> Result<()> {
         vmlinux: assets.vmlinux,
         initrd: assets.initrd,
         agent: agent.to_path_buf(),
+        host_root: true,
         nics: Vec::new(),
         dir: dir.0.clone(),
         accel: Accel::Kvm,
@@ -241,6 +258,17 @@ impl Cluster {
             None => default_agent()?,
         };
         let accel = accel(&agent)?;
+        let (initrd, agent) = if spec.pinned_root {
+            let mut files: Vec<(&str, &Path)> = vec![(crate::pinned::AGENT, agent.as_path())];
+            files.extend(spec.pinned.iter().map(|(g, h)| (g.as_str(), h.as_path())));
+            let (initrd, lines) = crate::pinned::initrd(&assets.initrd, &files)?;
+            for line in lines {
+                progress(&line);
+            }
+            (initrd, PathBuf::from(crate::pinned::AGENT))
+        } else {
+            (assets.initrd.clone(), agent)
+        };
         let dir = RunDir::create("run")?;
         let mut segments: Vec<String> = Vec::new();
         let mut names = std::collections::BTreeSet::new();
@@ -290,8 +318,9 @@ impl Cluster {
                 name: vm.name.clone(),
                 memory_mib: vm.memory_mib,
                 vmlinux: assets.vmlinux.clone(),
-                initrd: assets.initrd.clone(),
+                initrd: initrd.clone(),
                 agent: agent.clone(),
+                host_root: !spec.pinned_root,
                 nics,
                 dir: dir.0.clone(),
                 accel,

@@ -93,6 +93,9 @@ pub enum Error {
     /// The requested accelerator cannot boot a guest here.
     #[error("accelerator unavailable: {0}")]
     AccelUnavailable(String),
+    /// The image builder failed (lock, fetch, closure, output).
+    #[error("images: {0}")]
+    Image(#[from] images::Error),
     /// Something the driver needs (qemu, the kernel cache) is not available on this host.
     #[error("capability missing: {0}")]
     Missing(String),

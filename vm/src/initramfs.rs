@@ -23,8 +23,16 @@ use crate::error::{Error, Result};
 use crate::kernel::{cache_root, Kernel};
 use crate::modules::{resolve, WANTED};
 
-/// The static busybox the init script runs on (Debian's busybox-static).
-pub const BUSYBOX: &str = "/bin/busybox";
+/// The static busybox the init script runs on: `bin/busybox` of the `busybox-static`
+/// package that `images.lock` pins (fetched and checked by SHA-256, never the host's).
+pub fn busybox() -> Result<Vec<u8>> {
+    let lock = images::lock::Lock::read(&images::lock::default_path())?;
+    let pkg = lock.get("busybox-static")?;
+    let root =
+        images::fetch::Fetcher::from_host().unpacked(pkg, &images::fetch::Cache::from_env())?;
+    let path = root.join("bin/busybox");
+    fs::read(&path).map_err(Error::io("read the locked busybox", &path))
+}
 
 /// The 9p mount tag the host root is exported under.
 pub const ROOT_TAG: &str = "hostroot";
@@ -41,10 +49,26 @@ $B mount -t sysfs sys /sys
 for m in $($B cat /modules.order); do
   $B insmod /lib/modules/$m || echo "init: insmod $m failed" >/dev/ttyS0
 done
-agent=/bin/sh; host=vm
+agent=/bin/sh; host=vm; root=host
 for a in $($B cat /proc/cmdline); do
-  case $a in vm.agent=*) agent=${a#vm.agent=};; vm.hostname=*) host=${a#vm.hostname=};; esac
+  case $a in vm.agent=*) agent=${a#vm.agent=};; vm.hostname=*) host=${a#vm.hostname=};; vm.root=*) root=${a#vm.root=};; esac
 done
+if [ "$root" = image ]; then
+  # The pinned image and the run's layer were unpacked into this RAM root with the
+  # initramfs: no host tree. Applet links for what the image does not ship.
+  $B --install -s /bin 2>/dev/null
+  $B mount -t tmpfs -o mode=0755 tmpfs /run
+  $B mkdir -p /dev/shm /dev/pts /run/netns /mnt /var/tmp
+  $B mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+  $B mount -t devpts devpts /dev/pts
+  $B ln -sf /proc/self/fd /dev/fd
+  $B ln -sf /proc/self/fd/0 /dev/stdin
+  $B ln -sf /proc/self/fd/1 /dev/stdout
+  $B ln -sf /proc/self/fd/2 /dev/stderr
+  $B hostname $host
+  $B ip link set lo up
+  exec $agent
+fi
 $B mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 @ROOT_TAG@ /mnt/lower || echo "init: 9p mount failed" >/dev/ttyS0
 $B mount -t tmpfs -o mode=0755 tmpfs /mnt/rw
 $B mkdir -p /mnt/rw/upper /mnt/rw/work
@@ -75,9 +99,7 @@ pub fn build(kernel: &Kernel) -> Result<PathBuf> {
         .dir("mnt/lower")
         .dir("mnt/rw")
         .dir("newroot");
-    let busybox =
-        fs::read(BUSYBOX).map_err(Error::io("read busybox (install busybox-static)", BUSYBOX))?;
-    archive.file("bin/busybox", busybox, true);
+    archive.file("bin/busybox", busybox()?, true);
     archive.file(
         "init",
         INIT.replace("@ROOT_TAG@", ROOT_TAG).into_bytes(),
@@ -99,7 +121,7 @@ pub fn build(kernel: &Kernel) -> Result<PathBuf> {
     fs::create_dir_all(&dir).map_err(Error::io("create cache dir", &dir))?;
     let path = dir.join(format!("initramfs-{hex}.cpio"));
     if !path.exists() {
-        let tmp = dir.join(format!(".initramfs-{hex}.{}", std::process::id()));
+        let tmp = dir.join(format!(".initramfs-{hex}.{}", images::fetch::unique()));
         fs::write(&tmp, &bytes).map_err(Error::io("write", &tmp))?;
         fs::rename(&tmp, &path).map_err(Error::io("rename", &path))?;
     }

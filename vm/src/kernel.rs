@@ -1,5 +1,6 @@
-//! The guest kernel: Debian's bookworm kernel package, fetched with `apt-get download`
-//! into a cache under `target/`, unpacked with `dpkg-deb`, and its bzImage's XZ payload
+//! The guest kernel: Debian's bookworm kernel package as `images.lock` pins it, fetched and
+//! SHA-256-checked by the image builder (`images::fetch`) into its cache under `target/`,
+//! unpacked with `dpkg-deb`, and its bzImage's XZ payload
 //! decompressed (in Rust, liblzma via `xz2`) into a `vmlinux` that QEMU boots directly
 //! through its PVH entry point.
 //!
@@ -12,12 +13,15 @@ use std::process::Command;
 
 use crate::error::{Error, Result};
 
-/// The pinned kernel package: the one place the guest kernel's version is recorded.
-pub const KERNEL_PACKAGE: &str = "linux-image-6.1.0-56-amd64-unsigned";
-/// The pinned Debian version of [`KERNEL_PACKAGE`].
-pub const KERNEL_VERSION: &str = "6.1.192-2";
+/// The pinned kernel package: `[kernel] name` of the workspace's `images.lock` (read by
+/// `vm/build.rs`), the one place the guest kernel's version is recorded; `just lock` moves it.
+pub const KERNEL_PACKAGE: &str = env!("VM_KERNEL_PACKAGE");
+/// The pinned Debian version of [`KERNEL_PACKAGE`] (`[kernel] version`).
+pub const KERNEL_VERSION: &str = env!("VM_KERNEL_VERSION");
 /// The kernel release (`uname -r` in the guest); names the package's /lib/modules directory.
-pub const KERNEL_RELEASE: &str = "6.1.0-56-amd64";
+pub const KERNEL_RELEASE: &str = env!("VM_KERNEL_RELEASE");
+/// SHA-256 of the pinned `.deb` (`[kernel] sha256`); checked before it is unpacked.
+pub const KERNEL_SHA256: &str = env!("VM_KERNEL_SHA256");
 
 /// XZ stream magic: the bzImage's compressed payload starts with it.
 const XZ_MAGIC: &[u8] = b"\xfd7zXZ\x00";
@@ -77,7 +81,7 @@ impl Kernel {
         if ready.exists() {
             return Ok(kernel);
         }
-        let deb = download(&dir)?;
+        let deb = download()?;
         let root = dir.join("root");
         if root.exists() {
             fs::remove_dir_all(&root).map_err(Error::io("remove stale tree", &root))?;
@@ -91,7 +95,6 @@ impl Kernel {
                 kernel.modules.display()
             )));
         }
-        fs::remove_file(&deb).map_err(Error::io("remove .deb", &deb))?;
         fs::write(&ready, b"").map_err(Error::io("write", &ready))?;
         Ok(kernel)
     }
@@ -104,40 +107,40 @@ fn kernel_err(detail: String) -> Error {
     }
 }
 
-/// `apt-get download` the pinned package into `dir`; on failure (no package lists yet)
-/// runs `apt-get update` when root and retries once.
-fn download(dir: &Path) -> Result<PathBuf> {
-    let spec = format!("{KERNEL_PACKAGE}={KERNEL_VERSION}");
-    let attempt = || {
-        run(Command::new("apt-get")
-            .args(["download", "-q", &spec])
-            .current_dir(dir))
-    };
-    if let Err(first) = attempt() {
+/// The pinned package as the image builder's lock entry.
+pub fn kernel_package() -> images::lock::Package {
+    images::lock::Package {
+        name: KERNEL_PACKAGE.into(),
+        version: KERNEL_VERSION.into(),
+        arch: env!("VM_KERNEL_ARCH").into(),
+        sha256: KERNEL_SHA256.into(),
+        size: env!("VM_KERNEL_SIZE").parse().unwrap_or(0),
+        pool: env!("VM_KERNEL_POOL").into(),
+        archive: env!("VM_KERNEL_ARCHIVE").into(),
+        depends: Vec::new(),
+    }
+}
+
+/// Fetches the pinned package by hash into the image builder's cache (`apt-get download`,
+/// else the archive's pool path; the SHA-256 is checked before `dpkg-deb` sees it). When
+/// apt's lists lack it and we are root, runs `apt-get update` and retries once.
+fn download() -> Result<PathBuf> {
+    let pkg = kernel_package();
+    let cache = images::fetch::Cache::from_env();
+    let fetcher = images::fetch::Fetcher::from_host();
+    let attempt = || fetcher.fetch(&pkg, &cache);
+    let fetched = match attempt() {
+        Ok(deb) => Ok(deb),
         // SAFETY: geteuid has no preconditions and cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
-        if !root {
-            return Err(first);
+        Err(images::Error::NotServed { .. }) | Err(images::Error::Tool { .. })
+            if unsafe { libc::geteuid() } == 0 && fetcher.use_apt =>
+        {
+            run(Command::new("apt-get").args(["update", "-qq"]))?;
+            attempt()
         }
-        run(Command::new("apt-get").args(["update", "-qq"]))?;
-        attempt().map_err(|e| {
-            kernel_err(format!(
-                "{e}; if the archive moved past the pin, pick a current version with \
-                 `apt-cache policy 'linux-image-6.1.0-*-amd64-unsigned'` and update KERNEL_* in vm/src/kernel.rs"
-            ))
-        })?;
-    }
-    let deb = dir.join(format!(
-        "{KERNEL_PACKAGE}_{}_amd64.deb",
-        KERNEL_VERSION.replace(':', "%3a")
-    ));
-    if !deb.exists() {
-        return Err(kernel_err(format!(
-            "apt-get download left no {}",
-            deb.display()
-        )));
-    }
-    Ok(deb)
+        Err(e) => Err(e),
+    };
+    fetched.map_err(|e| kernel_err(e.to_string()))
 }
 
 /// Finds the XZ payload in a bzImage and decompresses its first stream (the trailing

@@ -26,6 +26,7 @@ pub mod kernel;
 pub mod machine;
 pub mod modules;
 pub mod pcap;
+pub mod pinned;
 pub mod protocol;
 pub mod qmp;
 pub mod switch;

@@ -36,8 +36,11 @@ pub struct MachineConfig {
     pub vmlinux: PathBuf,
     /// The initramfs image.
     pub initrd: PathBuf,
-    /// The host path of the guest agent binary (seen by the guest through 9p).
+    /// The guest agent binary's path in the guest (the host's, seen through 9p, or the
+    /// pinned root's [`crate::pinned::AGENT`]).
     pub agent: PathBuf,
+    /// Whether the guest mounts the host's `/` over 9p (false: the pinned image root).
+    pub host_root: bool,
     /// NICs: sockets and MAC address.
     pub nics: Vec<(NicSockets, String)>,
     /// The run directory holding sockets and the console log.
@@ -70,9 +73,10 @@ impl MachineConfig {
     fn command(&self) -> Command {
         let mut cmd = Command::new(QEMU);
         let append = format!(
-            "{CMDLINE} vm.agent={} vm.hostname={}",
+            "{CMDLINE} vm.agent={} vm.hostname={} vm.root={}",
             self.agent.display(),
-            self.name
+            self.name,
+            if self.host_root { "host" } else { "image" }
         );
         cmd.args(["-M", "q35", "-m"])
             .arg(self.memory_mib.to_string());
@@ -97,10 +101,12 @@ impl MachineConfig {
             self.console().display()
         ));
         cmd.args(["-serial", "chardev:con"]);
-        cmd.arg("-fsdev")
-            .arg("local,id=root,path=/,security_model=none,readonly=on,multidevs=remap");
-        cmd.arg("-device")
-            .arg(format!("virtio-9p-pci,fsdev=root,mount_tag={ROOT_TAG}"));
+        if self.host_root {
+            cmd.arg("-fsdev")
+                .arg("local,id=root,path=/,security_model=none,readonly=on,multidevs=remap");
+            cmd.arg("-device")
+                .arg(format!("virtio-9p-pci,fsdev=root,mount_tag={ROOT_TAG}"));
+        }
         cmd.args(["-device", "virtio-serial-pci"]);
         cmd.arg("-chardev").arg(format!(
             "socket,id=agent,path={},server=on,wait=off",

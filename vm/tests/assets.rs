@@ -32,6 +32,41 @@ fn the_initramfs_is_byte_identical_across_builds() {
     assert_eq!(std::fs::read(&second).unwrap(), bytes);
 }
 
+/// Every VM image too: the pinned initrd (initramfs + `vm-base` + the agent's layer) built
+/// from two empty assembly caches is byte-identical (the `.deb` files are shared, by
+/// verified SHA-256 only; `images/tests/reproducible.rs` does the same for every image).
+#[test]
+fn the_pinned_initrd_is_byte_identical_across_builds_from_empty_caches() {
+    let Some(kernel) = kernel() else { return };
+    let initramfs = vm::initramfs::build(&kernel).unwrap();
+    let base = std::env::temp_dir().join(format!("vm-assets-pinned-{}", std::process::id()));
+    let debs = images::fetch::Cache::from_env().debs;
+    let mut built = Vec::new();
+    for run in ["a", "b"] {
+        let cache = images::fetch::Cache {
+            debs: debs.clone(),
+            work: base.join(run),
+        };
+        let out = base.join(run).join("initrd");
+        let agent = std::path::Path::new(common::AGENT);
+        let (path, lines) =
+            vm::pinned::initrd_in(&cache, &out, &initramfs, &[(vm::pinned::AGENT, agent)]).unwrap();
+        built.push((
+            std::fs::read(&path).unwrap(),
+            path.file_name().unwrap().to_owned(),
+            lines,
+        ));
+    }
+    assert_eq!(built[0].1, built[1].1, "named by content");
+    assert_eq!(built[0].2, built[1].2, "identical IMAGE lines");
+    assert!(built[0].0 == built[1].0, "identical bytes");
+    assert!(
+        built[0].0.starts_with(&std::fs::read(&initramfs).unwrap()),
+        "the initramfs comes first"
+    );
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
 #[test]
 fn modules_load_after_their_dependencies() {
     let Some(kernel) = kernel() else { return };

@@ -54,11 +54,18 @@ fn a_declared_delay_slows_exactly_its_link_and_is_gone_once_removed() {
     let Some(netns_kit) = common::netns_kit_bin() else {
         return;
     };
-    let Some(cluster) = common::start(ClusterSpec::new().vm(VmSpec::new("netem"))) else {
+    // The guest boots from the pinned image: iproute2's tc and ip, nft and busybox are the
+    // locked packages', and netns-kit enters the run's layer by its content.
+    const NK: &str = "/usr/local/bin/netns-kit";
+    let spec = ClusterSpec::new()
+        .pinned_root()
+        .pinned_binary(NK, &netns_kit)
+        .vm(VmSpec::new("netem"));
+    let Some(cluster) = common::start(spec) else {
         return;
     };
     let guest = cluster.vm("netem");
-    let nk = netns_kit.display();
+    let nk = NK;
     let ping = |to: &str| {
         min_rtt_ms(&guest.succeed(&format!(
             "{nk} exec netem client -- busybox ping -c 3 -W 5 {to}"
