@@ -49,7 +49,7 @@ _lab-build:
     @cargo build --release -q -p xtests -p ecomm-services --bin lab --bin ecomm
 
 # Run every test: unit, property, privileged netns, services against real PostgreSQL/Redis.
-test: setup docker-ensure
+test: setup docker-ensure fuzz-smoke
     cargo test --workspace --all-targets
 
 # Run the multi-VM suite under QEMU.
@@ -99,3 +99,19 @@ docker-up: setup docker-ensure
 # Stop the Compose stack; remove its containers, networks and volumes.
 docker-down:
     @scripts/docker-down.sh
+
+# Fuzz TARGET (topology, response_head, chunked) for SECONDS; crashes land in fuzz/artifacts/TARGET.
+fuzz TARGET SECONDS="60": _fuzz-install
+    cd fuzz && RUSTC_BOOTSTRAP=1 nice -n 10 cargo fuzz run {{TARGET}} corpus/{{TARGET}} -- -max_total_time={{SECONDS}} -print_final_stats=1
+
+# Fuzz every target for SECONDS each.
+fuzz-all SECONDS="60": _fuzz-install
+    for target in $(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz list); do just fuzz "$target" {{SECONDS}}; done
+
+# A short fuzz run of every target (15 s each); part of `just test`.
+fuzz-smoke: (fuzz-all "15")
+
+# Install cargo-fuzz when missing (a fresh CI machine).
+[private]
+_fuzz-install:
+    @command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

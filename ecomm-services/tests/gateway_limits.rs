@@ -357,3 +357,33 @@ async fn a_pipelined_head_over_a_bound_is_refused_in_turn() {
     assert_eq!(upstream.gets(), 1, "only the first request was forwarded");
     assert_eq!(rejected(gw, "header_line_too_long").await, 1);
 }
+
+#[tokio::test]
+async fn heads_after_a_chunked_body_are_measured_once_parsed() {
+    let (upstream, _gateway, gw) = stack(&[]);
+    let mut stream = TcpStream::connect(gw).await.unwrap();
+    let body = br#"{"customer":"alice@example.com","items":[]}"#;
+    let mut post = b"POST /api/orders HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\nidempotency-key: k1\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    post.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+    post.extend_from_slice(body);
+    post.extend_from_slice(b"\r\n0\r\n\r\n");
+    stream.write_all(&post).await.unwrap();
+    let first = read_one(&mut stream).await;
+    assert!(first.starts_with("HTTP/1.1 201 "), "{first}");
+
+    // Within hyper's own limits, over the gateway's: refused after parsing, as problem+json.
+    let oversized = get(
+        "/api/products/1",
+        &[format!("x-big: {}", "a".repeat(MAX_HEADER_LINE))],
+    );
+    stream.write_all(&oversized).await.unwrap();
+    let second = read_to_close(&mut stream).await;
+
+    assert_problem(&second, 431, "request-header-fields-too-large");
+    assert_eq!(
+        upstream.gets(),
+        0,
+        "the upstream never saw the second request"
+    );
+    assert_eq!(rejected(gw, "header_line_too_long").await, 1);
+}
