@@ -49,7 +49,7 @@ _lab-build:
     @cargo build --release -q -p xtests -p ecomm-services --bin lab --bin ecomm
 
 # Run every test: unit, property, privileged netns, services against real PostgreSQL/Redis.
-test: setup docker-ensure examples
+test: setup docker-ensure examples fuzz-smoke
     scripts/as-root.sh cargo test --workspace --all-targets --all-features
 
 # Run the multi-VM suite under QEMU.
@@ -119,3 +119,19 @@ images:
     @cargo build --release -q -p ecomm-services --bin ecomm
     @cargo build -q -p images --bin images
     @"${CARGO_TARGET_DIR:-target}/debug/images" build --ecomm "${CARGO_TARGET_DIR:-target}/release/ecomm"
+
+# Fuzz TARGET (topology, response_head, chunked) for SECONDS; crashes land in fuzz/artifacts/TARGET.
+fuzz TARGET SECONDS="60": _fuzz-install
+    cd fuzz && RUSTC_BOOTSTRAP=1 nice -n 10 cargo fuzz run {{TARGET}} corpus/{{TARGET}} -- -max_total_time={{SECONDS}} -print_final_stats=1
+
+# Fuzz every target for SECONDS each.
+fuzz-all SECONDS="60": _fuzz-install
+    for target in $(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz list); do just fuzz "$target" {{SECONDS}}; done
+
+# A short fuzz run of every target (15 s each); part of `just test`.
+fuzz-smoke: (fuzz-all "15")
+
+# Install cargo-fuzz when missing (a fresh CI machine).
+[private]
+_fuzz-install:
+    @command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

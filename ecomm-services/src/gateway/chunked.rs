@@ -30,17 +30,7 @@ pub fn decode_chunked(buf: &[u8], max: usize) -> Result<Chunked, ExchangeError> 
         let Some(line_end) = find_crlf(&buf[at..]) else {
             return too_long_or_incomplete(buf.len() - at);
         };
-        let line = &buf[at..at + line_end];
-        let size_text = line
-            .split(|b| *b == b';')
-            .next()
-            .unwrap_or(b"")
-            .trim_ascii();
-        let size = std::str::from_utf8(size_text)
-            .ok()
-            .filter(|t| !t.is_empty() && t.len() <= 16)
-            .and_then(|t| usize::from_str_radix(t, 16).ok())
-            .ok_or_else(|| ExchangeError::Malformed("invalid chunk size".into()))?;
+        let size = chunk_size(&buf[at..at + line_end])?;
         at += line_end + 2;
         if size == 0 {
             // Trailer section: header lines until an empty line (trailers are dropped).
@@ -57,10 +47,16 @@ pub fn decode_chunked(buf: &[u8], max: usize) -> Result<Chunked, ExchangeError> 
                 }
             }
         }
-        if body.len().saturating_add(size) > max {
+        if size > max.saturating_sub(body.len()) {
             return Err(ExchangeError::TooLarge(max));
         }
-        if buf.len() < at + size + 2 {
+        // Where the chunk and its CRLF end; past usize::MAX no buffer can ever hold it.
+        let Some(end) = at.checked_add(size).and_then(|end| end.checked_add(2)) else {
+            return Err(ExchangeError::Malformed(format!(
+                "chunk size {size:#x} does not fit in memory"
+            )));
+        };
+        if buf.len() < end {
             return Ok(Chunked::Incomplete);
         }
         body.extend_from_slice(&buf[at..at + size]);
@@ -72,6 +68,35 @@ pub fn decode_chunked(buf: &[u8], max: usize) -> Result<Chunked, ExchangeError> 
         }
         at += 2;
     }
+}
+
+/// The size of a chunk-size line (`1*HEXDIG [ chunk-ext ]`, RFC 9112 §7.1): 1 to 16 hex
+/// digits, nothing else (no sign, no `0x`), before any `;` extension.
+fn chunk_size(line: &[u8]) -> Result<usize, ExchangeError> {
+    let digits = line
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or(b"")
+        .trim_ascii();
+    let invalid = || {
+        ExchangeError::Malformed(format!(
+            "invalid chunk size {:?}: expected 1 to 16 hex digits",
+            String::from_utf8_lossy(&digits[..digits.len().min(32)])
+        ))
+    };
+    if digits.is_empty() || digits.len() > 16 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return Err(invalid());
+    }
+    let size = digits.iter().fold(0u64, |size, digit| {
+        // At most 16 hex digits: the shift never drops a set bit.
+        let value = match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            _ => digit - b'A' + 10,
+        };
+        (size << 4) | u64::from(value)
+    });
+    usize::try_from(size).map_err(|_| invalid())
 }
 
 fn find_crlf(buf: &[u8]) -> Option<usize> {
@@ -113,6 +138,34 @@ mod tests {
             decode_chunked(b"4\r\nWiki\r\n0\r\n", 1024).unwrap(),
             Chunked::Incomplete
         );
+    }
+
+    #[test]
+    fn a_huge_hex_size_under_an_unbounded_cap_is_a_typed_error_not_an_overflow() {
+        // 16 hex digits: usize::MAX bytes announced, with no cap that would refuse them.
+        assert!(matches!(
+            decode_chunked(b"ffffffffffffffff\r\n", usize::MAX),
+            Err(ExchangeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_chunked(b"fffffffffffffffe\r\nab", usize::MAX),
+            Err(ExchangeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_size_with_a_sign_or_non_hex_digits_is_refused() {
+        for wire in [
+            &b"+4\r\nWiki\r\n0\r\n\r\n"[..],
+            b"0x4\r\nWiki\r\n0\r\n\r\n",
+            b"-0\r\n\r\n",
+        ] {
+            assert!(
+                matches!(decode_chunked(wire, 1024), Err(ExchangeError::Malformed(_))),
+                "{:?}",
+                String::from_utf8_lossy(wire)
+            );
+        }
     }
 
     #[test]

@@ -7,10 +7,20 @@
 //! request costs two relaxed atomic stores instead: each proxy thread runs one sweeper that
 //! ticks once a second over the thread's connections and closes those past their deadline,
 //! so a stalled connection lives between `timeout` and `timeout` + 1 s.
+//!
+//! The same client stream checks each request head against the [`RequestLimits`] as it is
+//! read ([`HeadScan`]), and answers an oversized head itself (problem+json, then close)
+//! without handing it to hyper. It knows where a head starts by counting the body after it:
+//! the service tells the request's Content-Length when it starts ([`Watch::request_started`]),
+//! and the next head begins right after that many bytes. Where that cannot be known (a
+//! chunked body, pipelined requests read ahead of their predecessor's start), the stream
+//! stops scanning and the service measures the parsed heads instead.
+//!
+//! [`RequestLimits`]: super::request_limits::RequestLimits
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -20,10 +30,17 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::request_limits::{HeadGuard, HeadScan, Scanned, Violation};
+
 /// `since` while the service works on a request (no deadline runs).
 const IN_FLIGHT: u32 = u32::MAX;
 /// How often the sweeper looks.
 const TICK: Duration = Duration::from_secs(1);
+/// `body_len` before the service has told the request's body length.
+const UNKNOWN: u64 = u64::MAX;
+/// Bytes of a refused head read and dropped (so that the close does not reset the refusal
+/// away) before the connection is cut, in bytes.
+const DRAIN_LIMIT: usize = 1 << 20;
 
 /// Seconds since the watchlist started, advanced by the sweeper (one load to read).
 struct CoarseClock {
@@ -48,6 +65,7 @@ pub struct Watchlist {
     clock: Arc<CoarseClock>,
     timeout_s: u32,
     watches: Mutex<Vec<Weak<Watch>>>,
+    guard: Option<Arc<HeadGuard>>,
 }
 
 impl Watchlist {
@@ -65,7 +83,18 @@ impl Watchlist {
             }),
             timeout_s: u32::try_from(timeout_s).unwrap_or(IN_FLIGHT - 1),
             watches: Mutex::new(Vec::new()),
+            guard: None,
         })
+    }
+
+    /// A watchlist as [`Watchlist::new`] whose streams also check request heads against
+    /// `guard`'s limits as they arrive.
+    pub fn guarded(timeout: Duration, guard: Arc<HeadGuard>) -> Arc<Self> {
+        let mut list = Self::new(timeout);
+        if let Some(list) = Arc::get_mut(&mut list) {
+            list.guard = Some(guard);
+        }
+        list
     }
 
     /// Watches `stream` from now on (its first request head is due within the timeout).
@@ -75,6 +104,9 @@ impl Watchlist {
             killed: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             clock: self.clock.clone(),
+            body_len: AtomicU64::new(UNKNOWN),
+            after_head: AtomicU64::new(0),
+            unguarded: AtomicBool::new(self.guard.is_none()),
         });
         if let Ok(mut watches) = self.watches.lock() {
             watches.push(Arc::downgrade(&watch));
@@ -83,6 +115,9 @@ impl Watchlist {
             Watched {
                 stream,
                 watch: watch.clone(),
+                guard: self.guard.clone(),
+                state: GuardState::Scanning(HeadScan::default()),
+                write_blocked: false,
             },
             watch,
         )
@@ -142,12 +177,34 @@ pub struct Watch {
     killed: AtomicBool,
     waker: AtomicWaker,
     clock: Arc<CoarseClock>,
+    /// Body length of the request whose head was scanned last ([`UNKNOWN`] until its
+    /// service starts).
+    body_len: AtomicU64,
+    /// Bytes read since the end of the head scanned last.
+    after_head: AtomicU64,
+    /// Whether the stream no longer knows where heads start (the service checks them).
+    unguarded: AtomicBool,
 }
 
 impl Watch {
-    /// A complete request head arrived: no deadline while the service works on it.
-    pub fn request_started(&self) {
+    /// A complete request head arrived, its body `body_len` bytes long (None: chunked): no
+    /// deadline while the service works on it. Returns whether the client stream checked
+    /// this head against the request limits (false: the service must check it).
+    pub fn request_started(&self, body_len: Option<u64>) -> bool {
         self.since.store(IN_FLIGHT, Ordering::Relaxed);
+        let guarded = !self.unguarded.load(Ordering::Relaxed);
+        match body_len {
+            // Nothing of the next request read yet: the stream finds where it starts.
+            Some(len) if self.after_head.load(Ordering::Relaxed) <= len => {
+                self.body_len.store(len, Ordering::Relaxed)
+            }
+            _ => self.unguarded.store(true, Ordering::Relaxed),
+        }
+        guarded
+    }
+
+    fn in_flight(&self) -> bool {
+        self.since.load(Ordering::Relaxed) == IN_FLIGHT
     }
 
     /// The response is handed to the connection: the next head (or write progress) is due
@@ -206,10 +263,135 @@ impl Watch {
     }
 }
 
-/// A client stream that fails with `TimedOut` once its watch is killed.
+/// Where the client stream is in its byte stream, for the request limits.
+enum GuardState {
+    /// Reading a request head from its first byte.
+    Scanning(HeadScan),
+    /// Past the end of a head: `after` bytes of its body (and maybe more) read.
+    Body { after: u64 },
+    /// Lost track of where heads start: the service checks them.
+    Off,
+    /// A head was refused: `refusal[written..]` still to send, then the client's bytes are
+    /// dropped (at most `left` more) until it closes.
+    Refused {
+        refusal: Vec<u8>,
+        written: usize,
+        left: usize,
+    },
+}
+
+impl GuardState {
+    /// Follows `read`, the bytes just read; a violation of the head being scanned, if any.
+    fn observe(&mut self, watch: &Watch, guard: &HeadGuard, mut read: &[u8]) -> Option<Violation> {
+        loop {
+            match self {
+                Self::Scanning(scan) => {
+                    return match scan.feed(&guard.limits, read) {
+                        Scanned::More => None,
+                        Scanned::End(n) => {
+                            let after = (read.len() - n) as u64;
+                            watch.body_len.store(UNKNOWN, Ordering::Relaxed);
+                            watch.after_head.store(after, Ordering::Relaxed);
+                            *self = Self::Body { after };
+                            None
+                        }
+                        Scanned::Over(violation) => Some(violation),
+                    };
+                }
+                Self::Body { after } => {
+                    if watch.unguarded.load(Ordering::Relaxed) {
+                        *self = Self::Off;
+                        return None;
+                    }
+                    let len = watch.body_len.load(Ordering::Relaxed);
+                    let n = read.len() as u64;
+                    if len == UNKNOWN || *after + n < len {
+                        *after += n;
+                        watch.after_head.store(*after, Ordering::Relaxed);
+                        return None;
+                    }
+                    // The body ends in this read (request_started made sure it had not
+                    // ended before): the next head starts right after it.
+                    let split = usize::try_from(len.saturating_sub(*after)).unwrap_or(read.len());
+                    read = &read[split.min(read.len())..];
+                    *self = Self::Scanning(HeadScan::default());
+                    if read.is_empty() {
+                        return None;
+                    }
+                }
+                Self::Off | Self::Refused { .. } => return None,
+            }
+        }
+    }
+}
+
+/// A client stream that fails with `TimedOut` once its watch is killed, and refuses request
+/// heads over the limits (see the module docs).
 pub struct Watched {
     stream: TcpStream,
     watch: Arc<Watch>,
+    guard: Option<Arc<HeadGuard>>,
+    state: GuardState,
+    /// Whether the last write found the socket full (hyper holds unsent response bytes).
+    write_blocked: bool,
+}
+
+impl Watched {
+    /// After a refusal: sends the rest of the refusal, then shuts the write side and reads
+    /// and drops what the client still sends; EOF for hyper when the client closes.
+    fn poll_refused(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let GuardState::Refused {
+            refusal,
+            written,
+            left,
+        } = &mut self.state
+        else {
+            return Poll::Ready(Ok(()));
+        };
+        while *written < refusal.len() {
+            match Pin::new(&mut self.stream).poll_write(cx, &refusal[*written..]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                    *written = refusal.len();
+                    break;
+                }
+                Poll::Ready(Ok(n)) => {
+                    *written += n;
+                    if *written == refusal.len() {
+                        let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
+                    }
+                }
+                Poll::Pending => break,
+            }
+        }
+        loop {
+            let before = buf.filled().len();
+            match Pin::new(&mut self.stream).poll_read(cx, buf) {
+                Poll::Pending => {
+                    self.watch.park(cx)?;
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Ready(Ok(())) => {
+                    let n = buf.filled().len() - before;
+                    buf.set_filled(before);
+                    if n == 0 {
+                        return Poll::Ready(Ok(()));
+                    }
+                    *left = left.saturating_sub(n);
+                    if *left == 0 {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "client kept sending a refused request head",
+                        )));
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl AsyncRead for Watched {
@@ -219,13 +401,43 @@ impl AsyncRead for Watched {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         self.watch.check()?;
-        match Pin::new(&mut self.stream).poll_read(cx, buf) {
-            Poll::Pending => {
-                self.watch.park(cx)?;
-                Poll::Pending
-            }
-            ready => ready,
+        let this = &mut *self;
+        if matches!(this.state, GuardState::Refused { .. }) {
+            return this.poll_refused(cx, buf);
         }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Pending => {
+                this.watch.park(cx)?;
+                return Poll::Pending;
+            }
+            Poll::Ready(Ok(())) => {}
+            error => return error,
+        }
+        let Some(guard) = &this.guard else {
+            return Poll::Ready(Ok(()));
+        };
+        let Some(violation) = this
+            .state
+            .observe(&this.watch, guard, &buf.filled()[before..])
+        else {
+            return Poll::Ready(Ok(()));
+        };
+        if this.watch.in_flight() || this.write_blocked {
+            // A response is still on its way: answering now would overtake it. hyper gets
+            // the head, and the service refuses it in turn.
+            this.watch.unguarded.store(true, Ordering::Relaxed);
+            this.state = GuardState::Off;
+            return Poll::Ready(Ok(()));
+        }
+        tracing::debug!(reason = violation.reason(), "refusing a request head");
+        buf.set_filled(before);
+        this.state = GuardState::Refused {
+            refusal: guard.refusal(violation),
+            written: 0,
+            left: DRAIN_LIMIT,
+        };
+        this.poll_refused(cx, buf)
     }
 }
 
@@ -237,6 +449,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<io::Result<usize>> {
         self.watch.check()?;
         let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.write_blocked = polled.is_pending();
         self.watch.after_write(cx, polled)
     }
 
@@ -247,6 +460,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<io::Result<usize>> {
         self.watch.check()?;
         let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.write_blocked = polled.is_pending();
         self.watch.after_write(cx, polled)
     }
 
@@ -302,7 +516,7 @@ mod tests {
     async fn no_deadline_runs_while_a_request_is_in_flight() {
         let list = Watchlist::new(Duration::from_secs(1));
         let (_watched, watch, _client) = pair(&list).await;
-        watch.request_started();
+        watch.request_started(Some(0));
         tokio::time::advance(Duration::from_secs(60)).await;
         assert_eq!(list.sweep(), 0);
         watch.request_done();

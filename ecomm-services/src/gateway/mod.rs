@@ -7,12 +7,16 @@ mod client_watch;
 mod conn_pool;
 mod discovery;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 mod health_check;
 mod instance;
 mod outlier;
 mod pool;
 mod proxy;
+mod request_limits;
 mod server;
 mod upstream_conn;
 
@@ -37,6 +41,11 @@ pub use instance::Instance;
 pub use outlier::EjectionPolicy;
 pub use pool::Pool;
 pub use proxy::{GatewayBody, Proxy, ProxyLimits, Route, UpstreamClient, MAX_TRIES_LIMIT};
+pub use request_limits::{
+    HeadGuard, Rejections, RequestLimits, Violation, DEFAULT_MAX_HEADERS,
+    DEFAULT_MAX_HEADER_LINE_BYTES, DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_REQUEST_LINE_BYTES,
+    MAX_HEADERS_LIMIT, MAX_HEAD_BYTES_LIMIT, MAX_REQUEST_LINE_LIMIT,
+};
 pub use server::{serve_proxy, serve_proxy_threads, ServeTimeouts};
 pub use upstream_conn::{ExchangeError, Exchanged, UpstreamConn};
 
@@ -109,6 +118,27 @@ pub struct GatewayArgs {
     /// Largest request body in bytes; larger gets 413 (default 1048576).
     #[arg(long, env = "ECOMM_GATEWAY_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+    /// Largest request head in bytes: request line, header lines, their line ends and the
+    /// blank line; larger gets 431, 1024..=262144 (default 61440 = 60 KiB, Envoy's).
+    #[arg(long, env = "ECOMM_GATEWAY_MAX_HEAD_BYTES", default_value_t = DEFAULT_MAX_HEAD_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(1024..=MAX_HEAD_BYTES_LIMIT as u64))]
+    pub max_head_bytes: u64,
+    /// Longest request line (method, target, version) in bytes; longer gets 414,
+    /// 16..=61440 (default 8192 = 8 KiB, nginx's).
+    #[arg(long, env = "ECOMM_GATEWAY_MAX_REQUEST_LINE_BYTES", default_value_t = DEFAULT_MAX_REQUEST_LINE_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(16..=MAX_REQUEST_LINE_LIMIT as u64))]
+    pub max_request_line_bytes: u64,
+    /// Longest request header line (name, colon, value) in bytes; longer gets 431,
+    /// 16..=262144 (default 8192 = 8 KiB, nginx's).
+    #[arg(long, env = "ECOMM_GATEWAY_MAX_HEADER_LINE_BYTES", default_value_t = DEFAULT_MAX_HEADER_LINE_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(16..=MAX_HEAD_BYTES_LIMIT as u64))]
+    pub max_header_line_bytes: u64,
+    /// Most request header lines (a count); more gets 431, 1..=100 (default 96: with the
+    /// X-Forwarded-For, X-Request-Id and Content-Length the gateway adds, a forwarded head
+    /// stays within the 100 lines the services parse).
+    #[arg(long, env = "ECOMM_GATEWAY_MAX_HEADERS", default_value_t = DEFAULT_MAX_HEADERS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_HEADERS_LIMIT as u64))]
+    pub max_headers: u64,
     /// Largest upstream response body in bytes, buffered whole before answering; larger
     /// gets 502 (default 16777216).
     #[arg(long, env = "ECOMM_GATEWAY_MAX_RESPONSE_BYTES", default_value_t = 16 << 20)]
@@ -268,6 +298,13 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         max_tries: args.max_tries,
         max_body_bytes: args.max_body_bytes,
         max_response_bytes: args.max_response_bytes,
+        // In range: clap checked each against its *_LIMIT, all far below usize::MAX.
+        request: RequestLimits {
+            max_head_bytes: args.max_head_bytes as usize,
+            max_request_line_bytes: args.max_request_line_bytes as usize,
+            max_header_line_bytes: args.max_header_line_bytes as usize,
+            max_headers: args.max_headers as usize,
+        },
     };
     let proxy = Proxy::new(routes, make_pool(), limits, metrics);
     let listener = std::net::TcpListener::bind(args.listen)

@@ -18,6 +18,7 @@ use super::conn_pool::ConnPool;
 
 use super::instance::Instance;
 use super::pool::Pool;
+use super::request_limits::{check_parsed, HeadGuard, Rejections, RequestLimits, Violation};
 use super::upstream_conn::{ExchangeError, Exchanged, OutgoingRequest};
 use crate::http::{request_id_from, Counter, Metrics, Problem, RouteStats, REQUEST_ID};
 
@@ -43,6 +44,8 @@ pub struct ProxyLimits {
     pub max_body_bytes: usize,
     /// Largest upstream response body buffered, in bytes; larger gets 502 (default 16 MiB).
     pub max_response_bytes: usize,
+    /// Bounds of the request head (431/414 beyond them).
+    pub request: RequestLimits,
 }
 
 /// One routed prefix and the pool behind it (cheap to clone: shared handles).
@@ -96,17 +99,24 @@ pub struct Proxy {
     limits: ProxyLimits,
     metrics: Metrics,
     local: Arc<RouteStats>,
+    guard: Arc<HeadGuard>,
 }
 
 impl Proxy {
     /// A proxy over `routes` forwarding over connections from `conns`.
     pub fn new(routes: Vec<Route>, conns: ConnPool, limits: ProxyLimits, metrics: Metrics) -> Self {
+        let guard = Arc::new(HeadGuard {
+            limits: limits.request,
+            max_body_bytes: limits.max_body_bytes,
+            rejections: Rejections::new(&metrics),
+        });
         Self {
             routes,
             conns: Arc::new(conns),
             limits,
             local: metrics.route("local"),
             metrics,
+            guard,
         }
     }
 
@@ -135,6 +145,26 @@ impl Proxy {
             Some(route) => Err(format!("no healthy {} instance", route.pool.name)),
             None => Ok(()),
         }
+    }
+
+    /// The request limits and their counters, for the client streams that check heads.
+    pub fn head_guard(&self) -> Arc<HeadGuard> {
+        self.guard.clone()
+    }
+
+    /// The refusal of a parsed request whose head breaks a request limit (for heads the
+    /// client stream could not check as they arrived), counted; None when it keeps them.
+    pub fn refuse_head<B>(&self, req: &Request<B>) -> Option<Response<GatewayBody>> {
+        let violation = check_parsed(req, &self.guard.limits)?;
+        self.guard.rejections.count(violation);
+        let mut response =
+            problem(&violation.problem(&self.guard.limits, self.limits.max_body_bytes));
+        self.local
+            .record(response.status().as_u16(), Duration::ZERO);
+        response
+            .headers_mut()
+            .insert(REQUEST_ID.clone(), request_id_from(req.headers()));
+        Some(response)
     }
 
     /// Handles one client request from `peer`.
@@ -189,7 +219,12 @@ impl Proxy {
         let (parts, body) = req.into_parts();
         let body = match read_body(&parts.headers, body, self.limits.max_body_bytes).await {
             Ok(body) => body,
-            Err(p) => return problem(&p),
+            Err(p) => {
+                if p.status == StatusCode::PAYLOAD_TOO_LARGE {
+                    self.guard.rejections.count(Violation::BodyTooLarge);
+                }
+                return problem(&p);
+            }
         };
         let retry_after_send =
             is_idempotent(&parts.method) || parts.headers.contains_key("idempotency-key");

@@ -150,7 +150,7 @@ async fn serve_connections(
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let builder = builder();
-    let watchlist = Watchlist::new(timeouts.client);
+    let watchlist = Watchlist::guarded(timeouts.client, proxy.head_guard());
     let sweeper = tokio::spawn(watchlist.clone().run());
     loop {
         let (stream, peer) = tokio::select! {
@@ -196,7 +196,7 @@ pub async fn serve_proxy(
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let builder = builder();
-    let watchlist = Watchlist::new(timeouts.client);
+    let watchlist = Watchlist::guarded(timeouts.client, proxy.head_guard());
     let sweeper = tokio::spawn(watchlist.clone().run());
     while let Some((stream, peer)) = next_client(&listener, &shutdown).await {
         let client = Client {
@@ -255,11 +255,21 @@ fn serve_one(
         watch,
         peer,
     });
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let ctx = ctx.clone();
         async move {
-            ctx.watch.request_started();
-            let response = ctx.proxy.handle(req, ctx.peer).await;
+            let checked = ctx
+                .watch
+                .request_started(hyper::body::Body::size_hint(req.body()).exact());
+            let refused = if checked {
+                None
+            } else {
+                ctx.proxy.refuse_head(&req)
+            };
+            let response = match refused {
+                Some(refusal) => refusal,
+                None => ctx.proxy.handle(req, ctx.peer).await,
+            };
             ctx.watch.request_done();
             Ok::<_, Infallible>(response)
         }

@@ -369,6 +369,62 @@ impl UpstreamConn {
     }
 }
 
+/// [`UpstreamConn::read_response`] over a buffer holding everything the upstream sent, for
+/// the fuzz targets: 1xx heads skipped, the body framed as announced, the response built.
+#[cfg(feature = "fuzzing")]
+pub(super) fn parse_response(
+    buf: &[u8],
+    head_request: bool,
+    max_body: usize,
+) -> Result<Option<Response<Bytes>>, ExchangeError> {
+    let mut spans = Vec::new();
+    let mut at = 0;
+    let head = loop {
+        match parse_head(&buf[at..], head_request, &mut spans)? {
+            Some(head) if (100..200).contains(&head.status) => {
+                if head.status == 101 {
+                    return Err(ExchangeError::Malformed(
+                        "101 Switching Protocols is not proxied".into(),
+                    ));
+                }
+                at += head.len;
+            }
+            Some(head) => break head,
+            None if buf.len() - at > MAX_HEAD_BYTES => {
+                return Err(ExchangeError::Malformed(format!(
+                    "response head larger than {MAX_HEAD_BYTES} bytes"
+                )))
+            }
+            None => return Ok(None),
+        }
+    };
+    let rest = &buf[at + head.len..];
+    let (message_len, body) = match head.framing {
+        Framing::Empty => (head.len, Bytes::new()),
+        Framing::Length(length) => {
+            if length > max_body {
+                return Err(ExchangeError::TooLarge(max_body));
+            }
+            if rest.len() < length {
+                return Ok(None);
+            }
+            (head.len + length, Bytes::copy_from_slice(&rest[..length]))
+        }
+        Framing::Chunked => match decode_chunked(rest, max_body)? {
+            Chunked::Complete { body, consumed } => (head.len + consumed, body),
+            Chunked::Incomplete => return Ok(None),
+        },
+        Framing::UntilClose => {
+            if rest.len() > max_body {
+                return Err(ExchangeError::TooLarge(max_body));
+            }
+            (buf.len() - at, Bytes::copy_from_slice(rest))
+        }
+    };
+    let message = Bytes::copy_from_slice(&buf[at..at + message_len]);
+    build_response(&message, &spans, head.status, body).map(Some)
+}
+
 /// Parses the response head at the start of `buf` (None: incomplete); its header lines are
 /// left in `spans`.
 fn parse_head(
