@@ -242,13 +242,19 @@ fn status_lists_each_difference_from_the_declaration() {
         .unwrap();
     assert!(down.success());
     let status = run.cli(&["status", &run.name]);
-    assert_eq!(status.status.code(), Some(1), "{}", text(&status));
+    assert_eq!(status.status.code(), Some(3), "drifted: {}", text(&status));
     assert!(
         String::from_utf8_lossy(&status.stdout).contains("web: link eth0 is down"),
         "{}",
         text(&status)
     );
     let json = run.cli(&["status", &run.name, "--json"]);
+    assert_eq!(
+        json.status.code(),
+        Some(3),
+        "drifted, as JSON: {}",
+        text(&json)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["differences"][0]["kind"], "link_down");

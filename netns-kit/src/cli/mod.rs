@@ -28,7 +28,8 @@ Examples:
   sudo netns-kit destroy lab
   sudo netns-kit gc --dry-run
 
-Exit codes: 0 ok, 1 runtime failure, 2 bad input or missing privileges.
+Exit codes: 0 ok, 1 runtime failure, 2 bad input or missing privileges, 3 `status`: the run
+has drifted from its declaration.
 The topology file format is documented in netns-kit/src/topology/spec.rs.
 
 Runs are crash-consistent: whenever apply or destroy dies, `list` marks the run dead and

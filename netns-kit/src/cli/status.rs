@@ -12,7 +12,8 @@ use super::{not_found_is_bad_input, privilege, CliError, Outcome};
   sudo netns-kit status lab
   sudo netns-kit status lab --json | jq .differences
 
-Exits 0 when the run is exactly as declared, 1 when there are differences.")]
+Exits 0 when the run is exactly as declared, 3 when it has drifted (differences listed),
+1 when the comparison itself failed, 2 on bad input: `netns-kit status lab || rebuild`.")]
 pub struct Args {
     /// The run's name (as given to `apply --name`; see `netns-kit list`).
     pub name: String,
@@ -21,7 +22,11 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Lists every difference; exits 0 when there is none, 1 otherwise.
+/// Exit code of `status` when the live run differs from its declaration (distinct from 1, a
+/// failure to compare, so scripts can tell "drifted" from "broken").
+pub const DRIFTED: u8 = 3;
+
+/// Lists every difference; exits 0 when there is none, [`DRIFTED`] otherwise.
 pub fn run(args: Args, state_dir: &Path) -> Outcome {
     super::check_run_name(&args.name)?;
     privilege::require("status")?;
@@ -48,5 +53,5 @@ pub fn run(args: Args, state_dir: &Path) -> Outcome {
             println!("  {d}");
         }
     }
-    Ok(if diffs.is_empty() { 0 } else { 1 })
+    Ok(if diffs.is_empty() { 0 } else { DRIFTED })
 }
