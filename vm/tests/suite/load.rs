@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::lab::{address, Lab};
+use crate::lab::Lab;
 
 /// One logged request.
 #[derive(Debug, Clone)]
@@ -65,7 +65,7 @@ impl<'a> Load<'a> {
     /// Starts both loops; `tag` names the run (and prefixes customers and keys).
     pub fn start(lab: &'a Lab, tag: &str) -> Load<'a> {
         let dir = format!("/run/load-{tag}");
-        let gw = format!("http://{}:3000", address("gateway"));
+        let gw = lab.gateway_url();
         let vm1 = lab.vm("vm1");
         vm1.succeed(&format!("mkdir -p {dir}"));
         let gets = format!(
