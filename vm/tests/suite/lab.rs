@@ -31,7 +31,7 @@ pub const RUN: &str = "lab";
 /// The underlay segment all VMs share.
 pub const UNDERLAY: &str = "underlay";
 /// Where the topology file is copied in each guest.
-const TOPOLOGY_IN_GUEST: &str = "/run/three-tier.toml";
+const TOPOLOGY_IN_GUEST: &str = "/run/topology.toml";
 /// The registry's bearer token (test-only; `${registry_token}`).
 pub const REGISTRY_TOKEN: &str = "vm-suite-token";
 /// The role the services connect to PostgreSQL as (`${db_auth}`; the data directory
@@ -277,7 +277,8 @@ impl Lab {
         }
     }
 
-    /// Copies the declaration into `vm_name` and applies that host's share of it.
+    /// Copies the declaration into `vm_name` and applies that host's share of it; checks
+    /// that the VM then holds the namespaces of exactly the nodes placed on it.
     pub fn build_host(&self, vm_name: &str) {
         let vm = self.vm(vm_name);
         vm.write_file(TOPOLOGY_IN_GUEST, self.text.as_bytes());
@@ -287,10 +288,27 @@ impl Lab {
             Some(dev) => format!("ip link set {dev} mtu 1600 && "),
             None => String::new(),
         };
-        vm.succeed(&format!(
-            "{mtu}{} apply --host {vm_name} {TOPOLOGY_IN_GUEST} --name {RUN} 2>&1",
+        let out = vm.succeed(&format!(
+            "{mtu}{} apply --host {vm_name} {TOPOLOGY_IN_GUEST} --name {RUN} >&2 && ip netns list",
             self.bins.netns_kit.display()
         ));
+        let namespaces: Vec<&str> = out
+            .lines()
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .next()?
+                    .strip_prefix(&format!("{RUN}-"))
+            })
+            .collect();
+        for (host, nodes) in &self.placement().hosts {
+            for node in nodes {
+                assert_eq!(
+                    namespaces.contains(&node.as_str()),
+                    host == vm_name,
+                    "{vm_name} after apply --host {vm_name}: namespace {RUN}-{node} (placed on {host}); namespaces: {namespaces:?}"
+                );
+            }
+        }
     }
 
     /// Whether this lab runs `s` (the ecomm services only when `ecomm` has them).
@@ -336,12 +354,19 @@ impl Lab {
                 .iter()
                 .filter(|s| s.stage == stage && self.runs(s))
                 .collect();
-            std::thread::scope(|s| {
-                for host in hosts {
-                    let services = &services;
-                    s.spawn(move || self.start_on(host, services));
-                }
-            });
+            if services.is_empty() {
+                continue;
+            }
+            let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+            self.cluster
+                .phase(&format!("stage {stage} ({})", names.join(", ")), || {
+                    std::thread::scope(|s| {
+                        for host in hosts {
+                            let services = &services;
+                            s.spawn(move || self.start_on(host, services));
+                        }
+                    });
+                });
         }
     }
 
