@@ -80,7 +80,7 @@ fn wait_rejoined(lab: &Lab, tag: &str) {
                 )
             })
             .collect();
-        let _ = lab.vm("vm1").execute(&format!(
+        let _ = lab.host_of("gateway").execute(&format!(
             "{} sh -c '{}; true'",
             lab.in_node("gateway"),
             requests.join("; ").replace('\'', "'\\''")

@@ -27,7 +27,7 @@ pub fn served(lab: &Lab, node: &str, route: &str) -> u64 {
 
 /// `curl` through the gateway from the frontend tier; returns the body.
 pub fn via_gateway(lab: &Lab, args: &str) -> String {
-    lab.vm("vm1")
+    lab.host_of("gateway")
         .succeed(&format!("{} curl -sf -m 20 {args}", lab.in_node("gateway")))
 }
 
@@ -38,7 +38,7 @@ pub fn gateway_reaches_both_backend_hosts_and_orders_land_in_postgres(lab: &Lab)
         product_requests(lab, "product-1"),
         product_requests(lab, "product-2"),
     );
-    lab.vm("vm1").succeed(&format!(
+    lab.host_of("gateway").succeed(&format!(
         "{} sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do curl -sf -m 20 -o /dev/null {gw}/api/products/1 || exit 1; done'",
         lab.in_node("gateway")
     ));
