@@ -353,6 +353,13 @@ impl Lab {
                 .services
                 .iter()
                 .filter(|s| s.stage == stage && self.runs(s))
+                .filter(|s| {
+                    s.instances.iter().any(|i| {
+                        hosts
+                            .iter()
+                            .any(|h| self.placement().hosts[*h].contains(&i.node))
+                    })
+                })
                 .collect();
             if services.is_empty() {
                 continue;
