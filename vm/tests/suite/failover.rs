@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::lab::{address, Lab, EJECTION_BOUND, ORDER_DB};
+use crate::lab::{Lab, EJECTION_BOUND};
 use crate::load::{now_ms, Load, Report};
 use crate::routing::served;
 
@@ -38,7 +38,7 @@ fn assert_guarantees(lab: &Lab, report: &Report, fault_ms: u64, what: &str) {
     let acked = report.acknowledged();
     assert!(!acked.is_empty());
     let stored = lab.sql(
-        ORDER_DB,
+        lab.database("order"),
         "select customer, count(*) from orders group by customer",
     );
     for key in &acked {
@@ -56,15 +56,15 @@ fn assert_guarantees(lab: &Lab, report: &Report, fault_ms: u64, what: &str) {
 /// Waits until both of vm3's instances serve gateway traffic again: product-2 GETs
 /// and order-2 orders (each rejoin request is a fresh, idempotent order).
 fn wait_rejoined(lab: &Lab, tag: &str) {
-    let gw = format!("http://{}:3000", address("gateway"));
+    let gw = lab.gateway_url();
     let (products, orders) = (
-        served(lab, "product-2", 8001, "/api/products"),
-        served(lab, "order-2", 8002, "/api/orders"),
+        served(lab, "product-2", "/api/products"),
+        served(lab, "order-2", "/api/orders"),
     );
     let deadline = Instant::now() + lab.cluster.accel().scale(Duration::from_secs(30));
     let mut n = 0;
-    while served(lab, "product-2", 8001, "/api/products") <= products
-        || served(lab, "order-2", 8002, "/api/orders") <= orders
+    while served(lab, "product-2", "/api/products") <= products
+        || served(lab, "order-2", "/api/orders") <= orders
     {
         assert!(Instant::now() < deadline, "vm3's instances did not rejoin");
         // Four GETs and four fresh orders in one guest command (one round trip).
@@ -80,7 +80,7 @@ fn wait_rejoined(lab: &Lab, tag: &str) {
                 )
             })
             .collect();
-        let _ = lab.vm("vm1").execute(&format!(
+        let _ = lab.host_of("gateway").execute(&format!(
             "{} sh -c '{}; true'",
             lab.in_node("gateway"),
             requests.join("; ").replace('\'', "'\\''")

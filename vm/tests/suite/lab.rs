@@ -1,82 +1,58 @@
-//! The multi-VM lab: three VMs on one switched underlay segment.
+//! The multi-VM lab: the VMs, what each carries and what runs where all come from the
+//! declaration (`ecomm-services/deploy/three-tier.toml`, `[placement]`, `[[services]]`):
 //!
 //! - vm1: the router, the frontend tier (gateway) and the database tier (redis, postgres);
 //! - vm2: backend nodes registry, product-1, order-1;
 //! - vm3: backend nodes product-2, order-2.
 //!
-//! Every VM applies the same topology file with `netns-kit apply` (the shared
-//! three-tier file plus an `order-2` slot so orders survive the loss of one backend VM),
-//! then deletes the namespaces of the nodes it does not host. The backend bridge of every
-//! VM is joined by a VXLAN (VNI 100, multicast group over eth0) into one segment: nodes
-//! on vm2/vm3 keep their default route to the router's 172.21.0.1 on vm1, so the tier
-//! policy of vm1's router applies to cross-host traffic exactly as on one host.
+//! One VM per placement host. Every VM gets the file unmodified and applies only its share
+//! (`netns-kit apply --host <vm> FILE --name lab`): its nodes, the networks they touch, the
+//! overlay derived from the placement, and the router and its policy where the router is
+//! placed. The derived overlay stretches every network spanning hosts (the backend) with a
+//! VXLAN created in the guest's root namespace on the `[underlay]` device (a VXLAN keeps its
+//! UDP socket in the namespace it was created in) and moved into the fabric, enslaved to the
+//! bridge. Nodes on vm2/vm3 keep their default route to the router on vm1, so vm1's tier
+//! policy applies to cross-host traffic exactly as on one host.
 //!
-//! The VXLAN is part of the topology file ([`OVERLAY`], `underlay = "host"`): netns-kit
-//! creates it in each guest's root namespace, bound to eth0 (a VXLAN keeps its UDP socket
-//! in the namespace it was created in), and moves it into the fabric namespace, enslaved
-//! to the backend bridge, in the same message.
+//! Services run with the command lines the declaration gives, the runtime variables
+//! (registry token, database credentials, data directories) supplied here.
 
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use netns_kit::topology::{Instance, Ready, Service, Topology};
 use vm::{Cluster, ClusterSpec, Vm, VmSpec};
 
 /// The run name given to `netns-kit apply --name`; namespaces are `lab-<node>`.
 pub const RUN: &str = "lab";
-/// The underlay segment all three VMs share.
+/// The underlay segment all VMs share.
 pub const UNDERLAY: &str = "underlay";
-/// Where the derived topology file is written in each guest.
-const TOPOLOGY_IN_GUEST: &str = "/run/three-tier.toml";
-/// The registry's bearer token (test-only).
+/// Where the topology file is copied in each guest.
+const TOPOLOGY_IN_GUEST: &str = "/run/topology.toml";
+/// The registry's bearer token (test-only; `${registry_token}`).
 pub const REGISTRY_TOKEN: &str = "vm-suite-token";
+/// The role the services connect to PostgreSQL as (`${db_auth}`; the data directory
+/// trusts every connection).
+const DB_AUTH: &str = "postgres";
+/// The program name in the declaration that means "the `ecomm` binary under test".
+const ECOMM: &str = "ecomm";
+/// The program name of the PostgreSQL server (run from its bin dir, found in the guest).
+const POSTGRES: &str = "postgres";
+/// Where PostgreSQL's bin dir is: `pg_config --bindir`, else the newest
+/// /usr/lib/postgresql/<version>/bin; prints it.
+const PG_BINDIR: &str = "d=$(pg_config --bindir 2>/dev/null); \
+    [ -x \"$d/postgres\" ] || d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1); \
+    [ -x \"$d/postgres\" ] && echo \"$d\"";
 
-/// Which VM hosts which topology node.
-pub const PLACEMENT: &[(&str, &[&str])] = &[
-    ("vm1", &["router", "gateway", "redis", "postgres"]),
-    ("vm2", &["registry", "product-1", "order-1"]),
-    ("vm3", &["product-2", "order-2"]),
-];
-
-/// Every node of the derived topology.
-pub const ALL_NODES: &[&str] = &[
-    "router",
-    "gateway",
-    "registry",
-    "product-1",
-    "product-2",
-    "order-1",
-    "order-2",
-    "redis",
-    "postgres",
-];
-
-/// The second order slot the suite adds to the shared file (172.21.0.32, same policy as order-1).
-const ORDER_2: &str = r#"
-# --- added by the VM suite: a second order instance on the other backend VM ---
-[[nodes]]
-name = "order-2"
-interfaces = [{ network = "backend", address = "172.21.0.32" }]
-
-[[policy]]
-from = "order-2"
-to = "postgres"
-proto = "tcp"
-ports = [5432]
-"#;
-
-/// The overlay the suite adds to the shared file: VNI 100 over every guest's eth0
-/// (multicast group, flooded by the switch), stretching the backend bridge across the VMs.
-const OVERLAY: &str = r#"
-# --- added by the VM suite: the backend segment stretched across the VMs ---
-[[vxlans]]
-name = "vxb"
-network = "backend"
-vni = 100
-group = "239.1.1.100"
-port = 4789
-dev = "eth0"
-underlay = "host"
-"#;
+/// The declaration the suite runs: `$ECOMM_TOPOLOGY`, else the shared three-tier file.
+fn topology_file() -> PathBuf {
+    std::env::var_os("ECOMM_TOPOLOGY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("ecomm-services/deploy/three-tier.toml"))
+}
 
 /// A TCP path a scenario checks: from a node, to a node, on a port.
 pub type TcpPath<'a> = (&'a str, &'a str, u16);
@@ -150,55 +126,69 @@ impl Bins {
 
 /// The running lab.
 pub struct Lab {
-    /// The three VMs.
+    /// The VMs, one per placement host.
     pub cluster: Cluster,
     /// The binaries in use.
     pub bins: Bins,
-    topology: String,
+    /// The declaration, validated (the whole of it; each VM applies its share).
+    pub topology: Topology,
+    /// The declaration's text, copied unmodified into every guest.
+    text: String,
+    /// PostgreSQL's bin dir, found in the guest hosting PostgreSQL.
+    pg_bindir: OnceLock<String>,
 }
 
 impl Lab {
-    /// Boots the three VMs and builds the tiers, the overlay and the datastores.
+    /// Boots one VM per placement host, applies each VM's share of the declaration and
+    /// starts the declared services (in their declared start order).
     pub fn start(bins: Bins) -> Option<Lab> {
-        let spec = ClusterSpec::new()
-            .vm(VmSpec::new("vm1").memory_mib(1024).nic(UNDERLAY))
-            .vm(VmSpec::new("vm2").memory_mib(768).nic(UNDERLAY))
-            .vm(VmSpec::new("vm3").memory_mib(768).nic(UNDERLAY));
+        let file = topology_file();
+        let text = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("read the topology file {}: {e}", file.display()));
+        let topology =
+            Topology::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let placement = topology.placement.as_ref().unwrap_or_else(|| {
+            panic!(
+                "{} has no [placement]: the VM suite runs one VM per placement host",
+                file.display()
+            )
+        });
+        let mut spec = ClusterSpec::new();
+        for (host, nodes) in &placement.hosts {
+            // The data stores need the most memory.
+            let stores = topology
+                .services
+                .iter()
+                .filter(|s| program(s) != ECOMM)
+                .flat_map(|s| &s.instances)
+                .any(|i| nodes.contains(&i.node));
+            let mib = if stores { 1024 } else { 768 };
+            spec = spec.vm(VmSpec::new(host).memory_mib(mib).nic(UNDERLAY));
+        }
         let cluster = crate::common::start(spec)?;
-        let shared =
-            std::fs::read_to_string(workspace().join("ecomm-services/deploy/three-tier.toml"))
-                .unwrap_or_else(|e| panic!("read the shared topology file: {e}"));
         let lab = Lab {
             cluster,
             bins,
-            topology: format!("{shared}{ORDER_2}{OVERLAY}"),
+            topology,
+            text,
+            pg_bindir: OnceLock::new(),
         };
-        lab.cluster.phase("tiers, overlay and datastores", || {
+        lab.check_underlay();
+        lab.cluster.phase("tiers and overlay", || {
             std::thread::scope(|s| {
-                for (name, _) in PLACEMENT {
+                for host in lab.hosts() {
                     let lab = &lab;
-                    s.spawn(move || {
-                        lab.build_host(name);
-                        if *name == "vm1" {
-                            lab.start_datastores();
-                        }
-                    });
+                    s.spawn(move || lab.build_host(host));
                 }
             });
         });
-        if lab.bins.has_services {
-            lab.cluster.phase("services", || {
-                // The registry first (everything registers with it), then the rest at
-                // once: the gateway learns its upstreams from the registry as they come.
-                lab.start_nodes("vm2", &["registry"]);
-                std::thread::scope(|s| {
-                    let lab = &lab;
-                    s.spawn(move || lab.start_nodes("vm2", &["product-1", "order-1"]));
-                    s.spawn(move || lab.start_services("vm3"));
-                    s.spawn(move || lab.start_services("vm1"));
-                });
-            });
-        }
+        let what = if lab.bins.has_services {
+            "services"
+        } else {
+            "datastores"
+        };
+        lab.cluster
+            .phase(what, || lab.start_services_on(&lab.hosts()));
         Some(lab)
     }
 
@@ -207,13 +197,66 @@ impl Lab {
         self.cluster.vm(name)
     }
 
+    fn placement(&self) -> &netns_kit::topology::Placement {
+        // Checked in `start`.
+        self.topology
+            .placement
+            .as_ref()
+            .unwrap_or_else(|| panic!("the topology has no [placement]"))
+    }
+
+    /// The placement's hosts (one VM each), sorted.
+    pub fn hosts(&self) -> Vec<&str> {
+        self.placement().hosts.keys().map(String::as_str).collect()
+    }
+
     /// The VM hosting `node`.
     pub fn host_of(&self, node: &str) -> &Vm {
-        let vm = PLACEMENT
-            .iter()
-            .find(|(_, nodes)| nodes.contains(&node))
-            .map(|(vm, _)| *vm);
+        let vm = self.placement().host_of(node);
         self.vm(vm.unwrap_or_else(|| panic!("node {node} is not placed")))
+    }
+
+    /// The declared address of `node` (its first interface's).
+    pub fn address(&self, node: &str) -> IpAddr {
+        self.topology
+            .node(node)
+            .and_then(|n| n.interfaces.first())
+            .map(|i| i.address)
+            .unwrap_or_else(|| panic!("no node {node} with an address in the declaration"))
+    }
+
+    /// The service with an instance on `node`.
+    fn service_on(&self, node: &str) -> &Service {
+        self.topology
+            .services
+            .iter()
+            .find(|s| s.instances.iter().any(|i| i.node == node))
+            .unwrap_or_else(|| panic!("no service runs on node {node}"))
+    }
+
+    /// The main port of the service running on `node`.
+    pub fn port_of(&self, node: &str) -> u16 {
+        self.service_on(node)
+            .port
+            .unwrap_or_else(|| panic!("the service on {node} declares no port"))
+    }
+
+    /// Where the instance on `node` listens (its main port).
+    pub fn listen_of(&self, node: &str) -> SocketAddr {
+        SocketAddr::new(self.address(node), self.port_of(node))
+    }
+
+    /// The gateway's URL (`http://<address>:<port>`, from the declaration).
+    pub fn gateway_url(&self) -> String {
+        format!("http://{}", self.listen_of("gateway"))
+    }
+
+    /// The database the declaration gives service `service` (`data.database`).
+    pub fn database(&self, service: &str) -> &str {
+        self.topology
+            .service(service)
+            .and_then(|s| s.data.get("database"))
+            .unwrap_or_else(|| panic!("service {service} declares no data.database"))
     }
 
     /// The shell prefix running a command in `node`'s namespace.
@@ -221,137 +264,258 @@ impl Lab {
         format!("{} exec {RUN} {node} --", self.bins.netns_kit.display())
     }
 
-    /// Applies the topology on `vm`, keeps only its nodes, joins the overlay.
+    /// A unicast underlay names each host's address: it must be the VM's NIC address (a
+    /// multicast underlay needs none).
+    fn check_underlay(&self) {
+        for (host, declared) in &self.placement().underlay.addresses {
+            let nic = self.vm(host).ip(UNDERLAY);
+            assert_eq!(
+                nic,
+                declared.to_string(),
+                "[underlay] hosts.{host} must be {host}'s NIC address on the VM underlay"
+            );
+        }
+    }
+
+    /// Copies the declaration into `vm_name` and applies that host's share of it; checks
+    /// that the VM then holds the namespaces of exactly the nodes placed on it.
     pub fn build_host(&self, vm_name: &str) {
         let vm = self.vm(vm_name);
-        let mine = PLACEMENT
-            .iter()
-            .find(|(v, _)| *v == vm_name)
-            .map(|(_, n)| *n)
-            .unwrap_or(&[]);
-        vm.write_file(TOPOLOGY_IN_GUEST, self.topology.as_bytes());
-        // MTU room for the VXLAN header on the underlay (the VXLAN takes eth0's MTU − 50),
-        // then the tiers and the overlay in one apply.
-        vm.succeed(&format!(
-            "ip link set eth0 mtu 1600 && {} apply {TOPOLOGY_IN_GUEST} --name {RUN} 2>&1",
+        vm.write_file(TOPOLOGY_IN_GUEST, self.text.as_bytes());
+        // MTU room for the VXLAN header on the underlay (the VXLAN takes the device's
+        // MTU − 50), then this host's share: tiers, nodes and the derived overlay.
+        let mtu = match &self.placement().underlay.dev {
+            Some(dev) => format!("ip link set {dev} mtu 1600 && "),
+            None => String::new(),
+        };
+        let out = vm.succeed(&format!(
+            "{mtu}{} apply --host {vm_name} {TOPOLOGY_IN_GUEST} --name {RUN} >&2 && ip netns list",
             self.bins.netns_kit.display()
         ));
-        let others: Vec<String> = ALL_NODES
-            .iter()
-            .filter(|n| !mine.contains(n))
-            .map(|n| format!("ip netns del {RUN}-{n}"))
+        let namespaces: Vec<&str> = out
+            .lines()
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .next()?
+                    .strip_prefix(&format!("{RUN}-"))
+            })
             .collect();
-        vm.succeed(&others.join(" && "));
+        for (host, nodes) in &self.placement().hosts {
+            for node in nodes {
+                assert_eq!(
+                    namespaces.contains(&node.as_str()),
+                    host == vm_name,
+                    "{vm_name} after apply --host {vm_name}: namespace {RUN}-{node} (placed on {host}); namespaces: {namespaces:?}"
+                );
+            }
+        }
     }
 
-    /// Starts Redis and PostgreSQL in their namespaces on vm1 and waits for them.
-    fn start_datastores(&self) {
-        let vm1 = self.vm("vm1");
-        vm1.spawn(
-            &format!(
-                "{} redis-server --bind 172.22.0.10 --port 6379 --save '' --appendonly no --protected-mode no",
-                self.in_node("redis")
+    /// Whether this lab runs `s` (the ecomm services only when `ecomm` has them).
+    fn runs(&self, s: &Service) -> bool {
+        self.bins.has_services || program(s) != ECOMM
+    }
+
+    /// The declared service running PostgreSQL and its (only) instance.
+    fn postgres(&self) -> (&Service, &Instance) {
+        self.topology
+            .services
+            .iter()
+            .find(|s| program(s) == POSTGRES)
+            .and_then(|s| Some((s, s.instances.first()?)))
+            .unwrap_or_else(|| panic!("the declaration runs no {POSTGRES}"))
+    }
+
+    /// PostgreSQL's bin dir, found once in the guest that runs it.
+    fn pg_bindir(&self) -> &str {
+        self.pg_bindir.get_or_init(|| {
+            let (_, pg) = self.postgres();
+            let dir = self.host_of(&pg.node).succeed(PG_BINDIR);
+            let dir = dir.trim();
+            assert!(!dir.is_empty(), "no PostgreSQL bin dir in the guest");
+            dir.to_string()
+        })
+    }
+
+    /// Starts the declared services of `vm_name` in their start order.
+    pub fn start_services(&self, vm_name: &str) {
+        self.start_services_on(&[vm_name]);
+    }
+
+    /// Starts the declared services placed on `hosts`, stage by stage (a service starts once
+    /// every service it depends on is ready); within a stage all instances at once, the VMs
+    /// in parallel, with one readiness wait per VM.
+    fn start_services_on(&self, hosts: &[&str]) {
+        let last = self.topology.services.iter().map(|s| s.stage).max();
+        for stage in 0..=last.unwrap_or(0) {
+            let services: Vec<&Service> = self
+                .topology
+                .services
+                .iter()
+                .filter(|s| s.stage == stage && self.runs(s))
+                .filter(|s| {
+                    s.instances.iter().any(|i| {
+                        hosts
+                            .iter()
+                            .any(|h| self.placement().hosts[*h].contains(&i.node))
+                    })
+                })
+                .collect();
+            if services.is_empty() {
+                continue;
+            }
+            let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+            self.cluster
+                .phase(&format!("stage {stage} ({})", names.join(", ")), || {
+                    std::thread::scope(|s| {
+                        for host in hosts {
+                            let services = &services;
+                            s.spawn(move || self.start_on(host, services));
+                        }
+                    });
+                });
+        }
+    }
+
+    /// Starts every instance of `services` placed on `vm_name` and waits until each is ready.
+    fn start_on(&self, vm_name: &str, services: &[&Service]) {
+        let vm = self.vm(vm_name);
+        let placed = &self.placement().hosts[vm_name];
+        let mut probes = Vec::new();
+        let mut postgres_here = false;
+        for s in services {
+            for inst in s.instances.iter().filter(|i| placed.contains(&i.node)) {
+                if program(s) == POSTGRES {
+                    self.prepare_postgres(vm, inst);
+                    postgres_here = true;
+                } else if program(s) != ECOMM {
+                    vm.succeed(&format!("mkdir -p {}", data_dir(inst)));
+                }
+                vm.spawn(
+                    &self.command_line(s, inst),
+                    &format!("/run/{}.log", inst.node),
+                );
+                probes.extend(self.ready_probe(s, inst));
+            }
+        }
+        if !probes.is_empty() {
+            vm.wait_until_succeeds(&probes.join(" && "), Duration::from_secs(30));
+        }
+        if postgres_here {
+            self.create_databases();
+        }
+    }
+
+    /// The shell command running instance `inst` of `s`: the declared command line and
+    /// environment with the runtime variables filled in, in the instance's node.
+    fn command_line(&self, s: &Service, inst: &Instance) -> String {
+        let vars = vars(inst);
+        let args = inst
+            .command_with(&vars)
+            .unwrap_or_else(|e| panic!("service {}: {e}", s.name));
+        let mut env = inst
+            .env_with(&vars)
+            .unwrap_or_else(|e| panic!("service {}: {e}", s.name));
+        let Some((program, rest)) = args.split_first() else {
+            panic!("service {}: empty command", s.name)
+        };
+        let (prefix, program) = match program.as_str() {
+            ECOMM => {
+                env.extend(
+                    SUITE_ENV
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string())),
+                );
+                (String::new(), self.bins.ecomm.display().to_string())
+            }
+            POSTGRES => (
+                "runuser -u postgres --".to_string(),
+                format!("{}/{POSTGRES}", self.pg_bindir()),
             ),
-            "/run/redis.log",
-        );
-        let pg = "/usr/lib/postgresql/15/bin";
-        // initdb takes ~25 s under TCG; a template made natively on the host (once, cached)
-        // is copied instead. The guest's copy lives in its tmpfs overlay.
-        let template = pg_template();
-        vm1.succeed(&format!(
-            "install -d -o postgres -g postgres -m 700 /run/pg && cp -a {} /run/pg/data && \
-             echo 'host all all 0.0.0.0/0 trust' >> /run/pg/data/pg_hba.conf",
+            other => (String::new(), other.to_string()),
+        };
+        let env: Vec<String> = env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", quote(v)))
+            .collect();
+        let args: Vec<String> = rest.iter().map(|a| quote(a)).collect();
+        format!(
+            "{} {prefix} env {} {} {}",
+            self.in_node(&inst.node),
+            env.join(" "),
+            quote(&program),
+            args.join(" ")
+        )
+    }
+
+    /// The declared readiness probe of an instance, as a guest command (none: no probe).
+    fn ready_probe(&self, s: &Service, inst: &Instance) -> Option<String> {
+        match &s.ready {
+            Ready::None => None,
+            Ready::Tcp { port } => Some(self.tcp_probe(&inst.node, inst.address, *port, 2)),
+            Ready::Http { port, path } => Some(format!(
+                "{} curl -sf -m 2 -o /dev/null http://{}{path}",
+                self.in_node(&inst.node),
+                SocketAddr::new(inst.address, *port)
+            )),
+        }
+    }
+
+    /// The PostgreSQL data directory of `inst`: a copy of a template made by `initdb` on
+    /// the host (initdb takes ~25 s under TCG), in the guest's tmpfs overlay, trusting every
+    /// connection, tuned for speed (no durability needed), its socket in /tmp.
+    fn prepare_postgres(&self, vm: &Vm, inst: &Instance) {
+        let dir = data_dir(inst);
+        let template = pg_template(self.pg_bindir());
+        let conf = [
+            "unix_socket_directories = '/tmp'",
+            "fsync = off",
+            "synchronous_commit = off",
+            "full_page_writes = off",
+        ]
+        .map(|line| format!("echo {} >> {dir}/postgresql.conf", quote(line)))
+        .join(" && ");
+        vm.succeed(&format!(
+            "rm -rf {dir} && install -d -o postgres -g postgres -m 700 {dir} && \
+             cp -a {}/. {dir}/ && echo 'host all all 0.0.0.0/0 trust' >> {dir}/pg_hba.conf && {conf}",
             template.display()
         ));
-        vm1.spawn(
-            &format!(
-                "{} runuser -u postgres -- {pg}/postgres -D /run/pg/data -k /tmp -c listen_addresses=172.22.0.20 \
-                 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-                self.in_node("postgres")
-            ),
-            "/run/postgres.log",
-        );
-        vm1.wait_until_succeeds(
-            &format!(
-                "{} && {}",
-                self.tcp_probe("redis", address("redis"), 6379, 2),
-                self.tcp_probe("postgres", address("postgres"), 5432, 2)
-            ),
-            Duration::from_secs(30),
-        );
-        let createdb = format!(
-            "{} runuser -u postgres -- createdb -h /tmp",
-            self.in_node("postgres")
-        );
-        vm1.succeed(&format!("{createdb} {PRODUCT_DB} && {createdb} {ORDER_DB}"));
     }
 
-    /// Runs SQL against `db` on vm1's PostgreSQL; returns psql's unaligned output.
-    pub fn sql(&self, db: &str, query: &str) -> String {
-        self.vm("vm1").succeed(&format!(
-            "{} runuser -u postgres -- psql -h /tmp -d {db} -AtX -v ON_ERROR_STOP=1 -c \"{query}\"",
-            self.in_node("postgres")
-        ))
-    }
-
-    /// Starts the ecomm services `vm` hosts (registry first; the gateway last) and waits
-    /// until each listens.
-    pub fn start_services(&self, vm_name: &str) {
-        let mine = PLACEMENT
+    /// Creates every database a service declares (`data.database`); the services migrate them.
+    fn create_databases(&self) {
+        let mut dbs: Vec<&str> = self
+            .topology
+            .services
             .iter()
-            .find(|(v, _)| *v == vm_name)
-            .map(|(_, n)| *n)
-            .unwrap_or(&[]);
-        self.start_nodes(vm_name, mine);
+            .filter_map(|s| s.data.get("database").map(String::as_str))
+            .collect();
+        dbs.sort();
+        dbs.dedup();
+        let (_, pg) = self.postgres();
+        let createdb: Vec<String> = dbs
+            .iter()
+            .map(|db| {
+                format!(
+                    "{} runuser -u postgres -- {}/createdb -h /tmp {db}",
+                    self.in_node(&pg.node),
+                    self.pg_bindir()
+                )
+            })
+            .collect();
+        if !createdb.is_empty() {
+            self.host_of(&pg.node).succeed(&createdb.join(" && "));
+        }
     }
 
-    /// Starts the ecomm services of `nodes` on `vm_name` (all at once) and waits until
-    /// every one listens (one guest command probing them all).
-    pub fn start_nodes(&self, vm_name: &str, nodes: &[&str]) {
-        let vm = self.vm(vm_name);
-        let mine = nodes;
-        let mut listening = Vec::new();
-        let ecomm = self.bins.ecomm.display().to_string();
-        let registry = format!("http://{}:8500", address("registry"));
-        let token = REGISTRY_TOKEN;
-        for node in mine {
-            let ip = address_or_none(node);
-            let (cmd, port) = match *node {
-                "registry" => (format!("{ecomm} registry --listen {ip}:8500 --dns-listen {ip}:8600 --token {token}"), 8500),
-                "product-1" | "product-2" => (
-                    format!(
-                        "{ecomm} product --listen {ip}:8001 --instance-id {node} \
-                         --database-url postgres://postgres@{pg}:5432/{PRODUCT_DB} --redis-url redis://{redis}:6379 \
-                         --registry-url {registry} --registry-token {token} --registry-ttl-seconds {LEASE_TTL}",
-                        pg = address("postgres"),
-                        redis = address("redis"),
-                    ),
-                    8001,
-                ),
-                "order-1" | "order-2" => (
-                    format!(
-                        "{ecomm} order --listen {ip}:8002 --instance-id {node} \
-                         --database-url postgres://postgres@{pg}:5432/{ORDER_DB} \
-                         --registry-url {registry} --registry-token {token} --registry-ttl-seconds {LEASE_TTL}",
-                        pg = address("postgres"),
-                    ),
-                    8002,
-                ),
-                "gateway" => (
-                    format!("{ecomm} gateway --listen {ip}:3000 --registry-url {registry} --registry-token {token} --registry-ttl-seconds {LEASE_TTL} {GATEWAY_TUNING}"),
-                    3000,
-                ),
-                _ => continue,
-            };
-            vm.spawn(
-                &format!("RUST_LOG=info {} {cmd}", self.in_node(node)),
-                &format!("/run/{node}.log"),
-            );
-            listening.push(self.tcp_probe(node, ip, port, 2));
-        }
-        if !listening.is_empty() {
-            vm.wait_until_succeeds(&listening.join(" && "), Duration::from_secs(30));
-        }
+    /// Runs SQL against `db` on the declared PostgreSQL; returns psql's unaligned output.
+    pub fn sql(&self, db: &str, query: &str) -> String {
+        let (_, pg) = self.postgres();
+        self.host_of(&pg.node).succeed(&format!(
+            "{} runuser -u postgres -- {}/psql -h /tmp -d {db} -AtX -v ON_ERROR_STOP=1 -c \"{query}\"",
+            self.in_node(&pg.node),
+            self.pg_bindir()
+        ))
     }
 
     /// Prints the tail of every service and datastore log (`/run/*.log`) of every running VM.
@@ -370,7 +534,7 @@ impl Lab {
 
     /// A command that exits 0 iff a TCP connection from `node` to `ip:port` is established
     /// within `secs` seconds.
-    pub fn tcp_probe(&self, node: &str, ip: &str, port: u16, secs: u32) -> String {
+    pub fn tcp_probe(&self, node: &str, ip: IpAddr, port: u16, secs: u32) -> String {
         format!(
             "{} timeout {secs} bash -c 'exec 3<>/dev/tcp/{ip}/{port}'",
             self.in_node(node)
@@ -379,7 +543,7 @@ impl Lab {
 
     /// Whether `from` (a node) can open a TCP connection to `ip:port`: retried for up
     /// to 30 s (a loaded TCG guest can miss a short deadline), so `false` means blocked.
-    pub fn can_connect(&self, from: &str, ip: &str, port: u16) -> bool {
+    pub fn can_connect(&self, from: &str, ip: IpAddr, port: u16) -> bool {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while std::time::Instant::now() < deadline {
             if matches!(self.host_of(from).execute(&self.tcp_probe(from, ip, port, 5)), Ok(o) if o.code == 0)
@@ -403,7 +567,7 @@ impl Lab {
                         &format!("{} busybox nc -ll -p {port} -e cat", self.in_node(node)),
                         &format!("/run/nc-{node}-{port}.log"),
                     );
-                    probes.push(self.tcp_probe(node, address(node), *port, 2));
+                    probes.push(self.tcp_probe(node, self.address(node), *port, 2));
                 }
                 vm.wait_until_succeeds(&probes.join(" && "), Duration::from_secs(30));
                 Vec::<()>::new()
@@ -419,7 +583,7 @@ impl Lab {
             |p| p.0,
             |_, mine| {
                 mine.iter()
-                    .filter(|(from, to, port)| !self.can_connect(from, address(to), *port))
+                    .filter(|(from, to, port)| !self.can_connect(from, self.address(to), *port))
                     .map(|(from, to, port)| format!("{from} -> {to}:{port}"))
                     .collect()
             },
@@ -439,7 +603,7 @@ impl Lab {
                     .map(|(from, to, port)| {
                         format!(
                             "( {} ) && echo 'OPEN {from} -> {to}:{port}' &",
-                            self.tcp_probe(from, address(to), *port, 3)
+                            self.tcp_probe(from, self.address(to), *port, 3)
                         )
                     })
                     .collect();
@@ -461,12 +625,14 @@ impl Lab {
         f: impl Fn(&Vm, Vec<&'i T>) -> Vec<R> + Sync,
     ) -> Vec<R> {
         std::thread::scope(|s| {
-            let handles: Vec<_> = PLACEMENT
+            let handles: Vec<_> = self
+                .placement()
+                .hosts
                 .iter()
                 .map(|(vm_name, nodes)| {
                     let mine: Vec<&T> = items
                         .iter()
-                        .filter(|i| nodes.contains(&node_of(i)))
+                        .filter(|i| nodes.iter().any(|n| n == node_of(i)))
                         .collect();
                     let f = &f;
                     s.spawn(move || {
@@ -486,18 +652,62 @@ impl Lab {
     }
 }
 
-/// A PostgreSQL data directory made by `initdb` on the host, cached under the VM cache.
-fn pg_template() -> PathBuf {
-    let dir = vm::kernel::cache_root().join("pg15-template");
+/// The program a service runs (the first word of its declared command).
+fn program(s: &Service) -> &str {
+    s.command_template.first().map_or("", String::as_str)
+}
+
+/// The data directory of an instance in its guest (`${data_dir}`).
+fn data_dir(inst: &Instance) -> String {
+    format!("/run/data-{}", inst.node)
+}
+
+/// The runtime variables the suite supplies to an instance's command line.
+fn vars(inst: &Instance) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("registry_token".to_string(), REGISTRY_TOKEN.to_string()),
+        ("db_auth".to_string(), DB_AUTH.to_string()),
+        ("data_dir".to_string(), data_dir(inst)),
+    ])
+}
+
+/// `s` as one shell word.
+fn quote(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// A PostgreSQL data directory made by `initdb` (from `bindir`) on the host, cached under
+/// the VM cache per major version. The guests see the host's root, so the bin dir found in
+/// the guest is the host's.
+fn pg_template(bindir: &str) -> PathBuf {
+    let version = std::process::Command::new(format!("{bindir}/{POSTGRES}"))
+        .arg("-V")
+        .output()
+        .unwrap_or_else(|e| panic!("{bindir}/{POSTGRES} -V: {e}"));
+    // "postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)" -> "15"
+    let version = String::from_utf8_lossy(&version.stdout);
+    let major = version
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.split('.').next())
+        .filter(|m| !m.is_empty() && m.chars().all(|c| c.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("unexpected `postgres -V` output: {version:?}"))
+        .to_string();
+    let dir = vm::kernel::cache_root().join(format!("pg{major}-template"));
     if dir.join("PG_VERSION").exists() {
         return dir;
     }
-    let tmp = vm::kernel::cache_root().join(format!("pg15-template.{}", std::process::id()));
+    let tmp = vm::kernel::cache_root().join(format!("pg{major}-template.{}", std::process::id()));
     let status = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
             "install -d -o postgres -g postgres -m 700 {tmp} && \
-             runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D {tmp} -A trust -U postgres -N \
+             runuser -u postgres -- {bindir}/initdb -D {tmp} -A trust -U postgres -N \
                --locale=C.UTF-8 -E UTF8 >/dev/null",
             tmp = tmp.display()
         ))
@@ -510,55 +720,38 @@ fn pg_template() -> PathBuf {
     dir
 }
 
-/// Databases the services use (created by the suite; the services migrate them).
-pub const PRODUCT_DB: &str = "products";
-/// The orders database.
-pub const ORDER_DB: &str = "orders";
-
-/// Gateway settings, sized for TCG guests sharing two host cores (everything is 10-50×
-/// slower than native, so tight timeouts would eject live instances): instances are
-/// health-checked every 500 ms (2 s timeout, out of rotation after 2 failures) and
-/// passively ejected on the first failed try; connects give up after 1 s, a try after
-/// 5 s, and safe requests (GETs; POSTs with an Idempotency-Key) are retried on another
-/// instance. The ejection bound the scenarios assert is [`EJECTION_BOUND`].
-const GATEWAY_TUNING: &str = "--health-interval-ms 500 --health-timeout-ms 2000 --unhealthy-after 2 \\
-    --eject-after 1 --connect-timeout-ms 1000 --try-timeout-ms 5000 --total-timeout-ms 15000 --max-tries 3";
-
-/// Registry lease length, seconds. Longer than the services' 10 s default: a TCG guest
-/// on an oversubscribed host can stall for several seconds, and a lapsed lease empties
-/// the gateway's upstream set. Dead instances leave rotation through the gateway's
-/// health checks and ejection long before their lease ends.
-const LEASE_TTL: u32 = 30;
+/// What the suite adds to every ecomm service's environment (the services' flags'
+/// environment fallbacks; each binary reads only its own), sized for TCG guests sharing two
+/// host cores (everything is 10-50× slower than native, so tight timeouts would eject live
+/// instances):
+///
+/// - registry leases of 30 s, longer than the 10 s default: a TCG guest on an oversubscribed
+///   host can stall for several seconds, and a lapsed lease empties the gateway's upstream
+///   set. Dead instances leave rotation through the gateway's health checks and ejection
+///   long before their lease ends;
+/// - the gateway health-checks instances every 500 ms (2 s timeout, out of rotation after 2
+///   failures) and passively ejects on the first failed try; connects give up after 1 s, a
+///   try after 5 s, and safe requests (GETs; POSTs with an Idempotency-Key) are retried on
+///   another instance. The ejection bound the scenarios assert is [`EJECTION_BOUND`].
+const SUITE_ENV: &[(&str, &str)] = &[
+    ("ECOMM_REGISTRY_TTL_SECONDS", "30"),
+    ("ECOMM_GATEWAY_HEALTH_INTERVAL_MS", "500"),
+    ("ECOMM_GATEWAY_HEALTH_TIMEOUT_MS", "2000"),
+    ("ECOMM_GATEWAY_UNHEALTHY_AFTER", "2"),
+    ("ECOMM_GATEWAY_EJECT_AFTER", "1"),
+    ("ECOMM_GATEWAY_CONNECT_TIMEOUT_MS", "1000"),
+    ("ECOMM_GATEWAY_TRY_TIMEOUT_MS", "5000"),
+    ("ECOMM_GATEWAY_TOTAL_TIMEOUT_MS", "15000"),
+    ("ECOMM_GATEWAY_MAX_TRIES", "3"),
+];
 
 /// After this long, a dead or partitioned instance gets no more requests.
 pub const EJECTION_BOUND: Duration = Duration::from_secs(2);
-
-fn address_or_none(node: &str) -> &'static str {
-    match node {
-        "router" => "",
-        other => address(other),
-    }
-}
 
 impl Drop for Lab {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.dump_logs();
         }
-    }
-}
-
-/// The address of a node in the derived topology.
-pub fn address(node: &str) -> &'static str {
-    match node {
-        "gateway" => "172.20.0.10",
-        "registry" => "172.21.0.10",
-        "product-1" => "172.21.0.21",
-        "product-2" => "172.21.0.22",
-        "order-1" => "172.21.0.31",
-        "order-2" => "172.21.0.32",
-        "redis" => "172.22.0.10",
-        "postgres" => "172.22.0.20",
-        other => panic!("no address for node {other}"),
     }
 }

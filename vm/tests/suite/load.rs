@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::lab::{address, Lab};
+use crate::lab::Lab;
 
 /// One logged request.
 #[derive(Debug, Clone)]
@@ -56,17 +56,21 @@ pub struct Load<'a> {
     dir: String,
 }
 
-/// vm1's clock in ms.
+/// The clock of the gateway's VM (vm1), in ms.
 pub fn now_ms(lab: &Lab) -> u64 {
-    lab.vm("vm1").succeed("date +%s%3N").trim().parse().unwrap()
+    lab.host_of("gateway")
+        .succeed("date +%s%3N")
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 impl<'a> Load<'a> {
     /// Starts both loops; `tag` names the run (and prefixes customers and keys).
     pub fn start(lab: &'a Lab, tag: &str) -> Load<'a> {
         let dir = format!("/run/load-{tag}");
-        let gw = format!("http://{}:3000", address("gateway"));
-        let vm1 = lab.vm("vm1");
+        let gw = lab.gateway_url();
+        let vm1 = lab.host_of("gateway");
         vm1.succeed(&format!("mkdir -p {dir}"));
         let gets = format!(
             "while [ ! -e {dir}/stop ]; do \
@@ -112,7 +116,7 @@ impl<'a> Load<'a> {
     /// Stops both loops (each finishes its request; an unacknowledged order is retried
     /// until acknowledged first, so every key the log shows is settled) and parses the logs.
     pub fn stop(self) -> Report {
-        let vm1 = self.lab.vm("vm1");
+        let vm1 = self.lab.host_of("gateway");
         vm1.succeed(&format!("touch {}/stop", self.dir));
         // At most one request per loop is in flight after the stop mark; wait it out.
         vm1.wait_until_succeeds(

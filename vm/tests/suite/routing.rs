@@ -1,20 +1,20 @@
 //! Routing across hosts: the gateway on vm1 spreads GETs over product instances on vm2
 //! and vm3, and an order placed through it lands in PostgreSQL on vm1.
 
-use crate::lab::{address, Lab, ORDER_DB};
+use crate::lab::Lab;
 
 /// Sum of a product instance's served `/api/products…` requests (from its /metrics).
 pub fn product_requests(lab: &Lab, node: &str) -> u64 {
-    served(lab, node, 8001, "/api/products")
+    served(lab, node, "/api/products")
 }
 
 /// Sum of the requests an instance served on routes starting with `route`, from the
-/// `http_requests_total` series of its /metrics on `port`.
-pub fn served(lab: &Lab, node: &str, port: u16, route: &str) -> u64 {
+/// `http_requests_total` series of its /metrics on its declared port.
+pub fn served(lab: &Lab, node: &str, route: &str) -> u64 {
     let metrics = lab.host_of(node).succeed(&format!(
-        "{} curl -sf -m 10 http://{}:{port}/metrics",
+        "{} curl -sf -m 10 http://{}/metrics",
         lab.in_node(node),
-        address(node)
+        lab.listen_of(node)
     ));
     metrics
         .lines()
@@ -27,18 +27,18 @@ pub fn served(lab: &Lab, node: &str, port: u16, route: &str) -> u64 {
 
 /// `curl` through the gateway from the frontend tier; returns the body.
 pub fn via_gateway(lab: &Lab, args: &str) -> String {
-    lab.vm("vm1")
+    lab.host_of("gateway")
         .succeed(&format!("{} curl -sf -m 20 {args}", lab.in_node("gateway")))
 }
 
 /// GETs through the gateway reach both backend VMs; an order lands in PostgreSQL.
 pub fn gateway_reaches_both_backend_hosts_and_orders_land_in_postgres(lab: &Lab) {
-    let gw = format!("http://{}:3000", address("gateway"));
+    let gw = lab.gateway_url();
     let before = (
         product_requests(lab, "product-1"),
         product_requests(lab, "product-2"),
     );
-    lab.vm("vm1").succeed(&format!(
+    lab.host_of("gateway").succeed(&format!(
         "{} sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do curl -sf -m 20 -o /dev/null {gw}/api/products/1 || exit 1; done'",
         lab.in_node("gateway")
     ));
@@ -69,7 +69,7 @@ pub fn gateway_reaches_both_backend_hosts_and_orders_land_in_postgres(lab: &Lab)
         .unwrap_or_else(|| panic!("order without id: {body}"));
     assert_eq!(order["status"], "placed");
     let stored = lab.sql(
-        ORDER_DB,
+        lab.database("order"),
         &format!("select count(*) from orders where id = '{id}'"),
     );
     assert_eq!(
