@@ -1,6 +1,7 @@
 //! A deterministic `newc` cpio writer for whole root filesystems (the VM images): entries
 //! in the tree's sorted order, mtime 0, owners and modes from the tree, inodes numbered in
-//! order, symlinks as links. The kernel unpacks it as (part of) the guest's initramfs.
+//! order, symlinks as links. The kernel unpacks it as (part of) the guest's initramfs; `vm`
+//! writes its boot initramfs with it too.
 
 use crate::rootfs::{Kind, Tree};
 
@@ -101,5 +102,27 @@ mod tests {
         assert!(listing.contains("bin/sh -> busybox"), "{listing}");
         assert!(listing.contains("drwxrwxrwt"), "{listing}");
         assert!(listing.contains("-rwxr-xr-x"), "{listing}");
+    }
+
+    #[test]
+    fn the_same_entries_in_any_order_give_identical_bytes() {
+        let mut a = Tree::new();
+        a.file("bin/busybox", b"bb".to_vec(), 0o755)
+            .file("init", b"#!/bin/sh\n".to_vec(), 0o755);
+        let mut b = Tree::new();
+        b.file("init", b"#!/bin/sh\n".to_vec(), 0o755)
+            .file("bin/busybox", b"bb".to_vec(), 0o755);
+        assert_eq!(write(&a), write(&b));
+    }
+
+    #[test]
+    fn entries_are_aligned_and_end_with_a_trailer() {
+        let mut t = Tree::new();
+        t.file("x", b"abc".to_vec(), 0o644);
+        let bytes = write(&t);
+        assert_eq!(bytes.len() % 4, 0);
+        assert!(bytes.starts_with(b"070701"));
+        let trailer = bytes.windows(10).position(|w| w == b"TRAILER!!!");
+        assert!(trailer.is_some());
     }
 }

@@ -11,14 +11,14 @@
 //! when the agent is rebuilt.
 //!
 //! Deterministic: the same kernel modules, busybox and script give byte-identical
-//! images (see [`crate::cpio`]); images are cached by the SHA-256 of their content.
+//! images (see [`images::cpio`]); images are cached by the SHA-256 of their content.
 
 use std::fs;
 use std::path::PathBuf;
 
+use images::rootfs::Tree;
 use sha2::{Digest, Sha256};
 
-use crate::cpio::Archive;
 use crate::error::{Error, Result};
 use crate::kernel::{cache_root, Kernel};
 use crate::modules::{resolve, WANTED};
@@ -91,30 +91,26 @@ exec $B switch_root /newroot $agent
 
 /// Builds (or finds in the cache) the initramfs for `kernel`; returns its path.
 pub fn build(kernel: &Kernel) -> Result<PathBuf> {
-    let mut archive = Archive::new();
-    archive
-        .dir("dev")
-        .dir("proc")
-        .dir("sys")
-        .dir("mnt/lower")
-        .dir("mnt/rw")
-        .dir("newroot");
-    archive.file("bin/busybox", busybox()?, true);
-    archive.file(
+    let mut tree = Tree::new();
+    for dir in ["dev", "proc", "sys", "mnt/lower", "mnt/rw", "newroot"] {
+        tree.dir(dir, 0o755, 0, 0);
+    }
+    tree.file("bin/busybox", busybox()?, 0o755);
+    tree.file(
         "init",
         INIT.replace("@ROOT_TAG@", ROOT_TAG).into_bytes(),
-        true,
+        0o755,
     );
     let mut order = String::new();
     for (i, module) in resolve(&kernel.modules, WANTED)?.iter().enumerate() {
         let file = format!("{i:02}_{}.ko", module.name);
         let image = fs::read(&module.path).map_err(Error::io("read module", &module.path))?;
-        archive.file(&format!("lib/modules/{file}"), image, false);
+        tree.file(&format!("lib/modules/{file}"), image, 0o644);
         order.push_str(&file);
         order.push('\n');
     }
-    archive.file("modules.order", order.into_bytes(), false);
-    let bytes = archive.to_bytes();
+    tree.file("modules.order", order.into_bytes(), 0o644);
+    let bytes = images::cpio::write(&tree);
     let digest = Sha256::digest(&bytes);
     let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
     let dir = cache_root().join("initramfs");

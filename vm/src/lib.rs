@@ -19,7 +19,6 @@
 pub mod accel;
 pub mod agent;
 pub mod cluster;
-pub mod cpio;
 pub mod error;
 pub mod initramfs;
 pub mod kernel;
