@@ -263,8 +263,9 @@ pub fn host_mirrors(etc: &Path) -> BTreeMap<String, String> {
     mirrors
 }
 
-/// Runs a host tool, mapping a non-zero exit into [`Error::Tool`] with its stderr tail.
-pub(crate) fn run(cmd: &mut Command) -> Result<()> {
+/// Runs a host tool, mapping a non-zero exit into [`Error::Tool`] with its stderr tail (the
+/// only error it returns; the `vm` crate runs its host tools through it too).
+pub fn run(cmd: &mut Command) -> Result<()> {
     let name = format!("{cmd:?}");
     let out = cmd.output().map_err(|e| Error::Tool {
         tool: name.clone(),

@@ -189,28 +189,11 @@ fn decompress_xz(input: &[u8]) -> Result<Vec<u8>> {
     }
 }
 
-/// Runs a host tool, mapping a non-zero exit into [`Error::Tool`] with its stderr tail.
+/// Runs a host tool, mapping a non-zero exit into [`Error::Tool`] with its stderr tail
+/// ([`images::fetch::run`], whose only error is its own `Tool`).
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
-    let name = format!("{cmd:?}");
-    let out = cmd.output().map_err(|e| Error::Tool {
-        tool: name.clone(),
-        detail: e.to_string(),
-    })?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let tail: String = stderr
-        .lines()
-        .rev()
-        .take(5)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>()
-        .join(" | ");
-    Err(Error::Tool {
-        tool: name,
-        detail: format!("{}: {tail}", out.status),
+    images::fetch::run(cmd).map_err(|e| match e {
+        images::Error::Tool { tool, detail } => Error::Tool { tool, detail },
+        other => Error::Image(other),
     })
 }
