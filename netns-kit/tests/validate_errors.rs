@@ -3,6 +3,9 @@
 
 use netns_kit::topology::{Topology, TopologyError};
 
+mod validate_support;
+use validate_support::err;
+
 /// A small valid topology; each test breaks one thing in it.
 const BASE: &str = r#"
 name = "t"
@@ -33,16 +36,9 @@ proto = "tcp"
 ports = [8080, "9000-9010"]
 "#;
 
-fn err(text: &str) -> TopologyError {
-    match Topology::from_str(text) {
-        Ok(_) => panic!("expected an error for:\n{text}"),
-        Err(e) => e,
-    }
-}
-
+/// [`BASE`] with the first `from` replaced by `to`.
 fn replaced(from: &str, to: &str) -> String {
-    assert!(BASE.contains(from), "BASE lacks {from:?}");
-    BASE.replacen(from, to, 1)
+    validate_support::replaced(BASE, from, to)
 }
 
 #[test]

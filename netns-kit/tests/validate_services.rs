@@ -3,6 +3,9 @@
 
 use netns_kit::topology::{Ready, Topology, TopologyError};
 
+mod validate_support;
+use validate_support::err;
+
 /// A small valid topology with services and a placement; each test breaks one thing in it.
 const BASE: &str = r#"
 name = "t"
@@ -70,16 +73,9 @@ dev = "eth0"
 group = "239.2.0.0"
 "#;
 
-fn err(text: &str) -> TopologyError {
-    match Topology::from_str(text) {
-        Ok(_) => panic!("expected an error for:\n{text}"),
-        Err(e) => e,
-    }
-}
-
+/// [`BASE`] with the first `from` replaced by `to`.
 fn replaced(from: &str, to: &str) -> String {
-    assert!(BASE.contains(from), "BASE lacks {from:?}");
-    BASE.replacen(from, to, 1)
+    validate_support::replaced(BASE, from, to)
 }
 
 #[test]
