@@ -9,13 +9,12 @@ mod privileged_support;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use netns_kit::addr::Address;
-use netns_kit::link::{self, LinkChange};
+use netns_kit::link;
 use netns_kit::netns::Netns;
 use netns_kit::probe::{self, TcpProbe};
 use netns_kit::topology::live::{ApplyOptions, LiveTopology};
 use netns_kit::topology::Topology;
-use privileged_support::{privileged, Acceptor};
+use privileged_support::{privileged, two_hosts, Acceptor};
 
 const SPLIT: &str = r#"
 name = "placed"
@@ -62,30 +61,6 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// Two "machines" joined by a veth: `eth0` in each, at the declared underlay addresses.
-fn two_hosts() -> [Netns; 2] {
-    let hosts = [
-        Netns::new_anonymous().unwrap(),
-        Netns::new_anonymous().unwrap(),
-    ];
-    let mut nl = hosts[0].netlink().unwrap();
-    link::veth("eth0", "eth0")
-        .index(100)
-        .up()
-        .peer_index(100)
-        .peer_netns(hosts[1].fd())
-        .create(&mut nl)
-        .unwrap();
-    for (h, a) in hosts.iter().zip(["10.79.0.1", "10.79.0.2"]) {
-        let mut nl = h.netlink().unwrap();
-        LinkChange::of(1).up().queue(&mut nl);
-        LinkChange::of(100).up().queue(&mut nl);
-        Address::new(100, ip(a), 24).unwrap().queue_add(&mut nl);
-        nl.flush().unwrap();
-    }
-    hosts
-}
-
 fn share(t: &Topology, host: &str, underlay: &Netns) -> LiveTopology {
     LiveTopology::apply_topology(
         &t.for_host(host).unwrap(),
@@ -103,7 +78,7 @@ fn two_shares_of_one_placement_form_one_network_under_the_routers_policy() {
         return;
     }
     let t = Topology::from_str(SPLIT).unwrap();
-    let hosts = two_hosts();
+    let hosts = two_hosts(["10.79.0.1", "10.79.0.2"]);
     let links = |ns: &Netns| -> Vec<String> {
         link::list(&mut ns.netlink().unwrap())
             .unwrap()

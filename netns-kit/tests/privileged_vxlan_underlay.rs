@@ -9,42 +9,17 @@ mod privileged_support;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use netns_kit::addr::Address;
 use netns_kit::error::Error;
-use netns_kit::link::{self, LinkChange, LinkState};
+use netns_kit::link::{self, LinkState};
 use netns_kit::netns::Netns;
 use netns_kit::probe::{self, TcpProbe};
 use netns_kit::topology::live::{self, ApplyError, ApplyOptions, LiveTopology};
 use netns_kit::topology::plan::FABRIC;
 use netns_kit::topology::Topology;
-use privileged_support::{named_with_prefix, privileged, temp_state_dir, Acceptor};
+use privileged_support::{named_with_prefix, privileged, temp_state_dir, two_hosts, Acceptor};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-/// Two "machines" joined by a veth: `eth0` in each, 10.61.0.1 and 10.61.0.2.
-fn two_hosts() -> [Netns; 2] {
-    let hosts = [
-        Netns::new_anonymous().unwrap(),
-        Netns::new_anonymous().unwrap(),
-    ];
-    let mut nl = hosts[0].netlink().unwrap();
-    link::veth("eth0", "eth0")
-        .index(100)
-        .up()
-        .peer_index(100)
-        .peer_netns(hosts[1].fd())
-        .create(&mut nl)
-        .unwrap();
-    for (h, a) in hosts.iter().zip(["10.61.0.1", "10.61.0.2"]) {
-        let mut nl = h.netlink().unwrap();
-        LinkChange::of(1).up().queue(&mut nl);
-        LinkChange::of(100).up().queue(&mut nl);
-        Address::new(100, ip(a), 24).unwrap().queue_add(&mut nl);
-        nl.flush().unwrap();
-    }
-    hosts
 }
 
 /// One host's half: the "shop" network with one node, stretched to the other host.
@@ -87,7 +62,7 @@ fn a_host_underlay_vxlan_stretches_a_bridge_across_two_hosts() {
     if !privileged("vxlan underlay") {
         return;
     }
-    let hosts = two_hosts();
+    let hosts = two_hosts(["10.61.0.1", "10.61.0.2"]);
     let before: Vec<Vec<String>> = hosts.iter().map(names).collect();
     let dir = temp_state_dir("vxlan-underlay");
 
@@ -157,7 +132,7 @@ fn an_underlay_device_missing_on_the_host_fails_apply_and_leaves_nothing() {
     if !privileged("vxlan underlay") {
         return;
     }
-    let hosts = two_hosts();
+    let hosts = two_hosts(["10.61.0.1", "10.61.0.2"]);
     let before = names(&hosts[0]);
     let dir = temp_state_dir("vxlan-underlay-missing");
     let name = format!("nk-vxm-{}", std::process::id());

@@ -6,6 +6,9 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 
+use netns_kit::addr::Address;
+use netns_kit::link::{self, LinkChange};
+use netns_kit::netns::Netns;
 use netns_kit::runid::RunId;
 use netns_kit::topology::live::ApplyOptions;
 use netns_kit::topology::plan::{Naming, Plan};
@@ -116,4 +119,31 @@ pub fn prefix_of(plan: &Plan) -> String {
         Naming::Named { prefix } => prefix.clone(),
         Naming::Anonymous => String::new(),
     }
+}
+
+/// Two "machines" joined by a veth: `eth0` (index 100) in each of two anonymous namespaces,
+/// up, at `addrs` (/24), with `lo` up.
+pub fn two_hosts(addrs: [&str; 2]) -> [Netns; 2] {
+    let hosts = [
+        Netns::new_anonymous().unwrap(),
+        Netns::new_anonymous().unwrap(),
+    ];
+    let mut nl = hosts[0].netlink().unwrap();
+    link::veth("eth0", "eth0")
+        .index(100)
+        .up()
+        .peer_index(100)
+        .peer_netns(hosts[1].fd())
+        .create(&mut nl)
+        .unwrap();
+    for (h, a) in hosts.iter().zip(addrs) {
+        let mut nl = h.netlink().unwrap();
+        LinkChange::of(1).up().queue(&mut nl);
+        LinkChange::of(100).up().queue(&mut nl);
+        Address::new(100, a.parse().unwrap(), 24)
+            .unwrap()
+            .queue_add(&mut nl);
+        nl.flush().unwrap();
+    }
+    hosts
 }
