@@ -1,7 +1,10 @@
 {
   description = "netns-kit and the ecomm three-tier lab: typed Linux network namespaces, a declarative topology, and an e-commerce stack that proves them";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.11";
+  # A fixed nixpkgs commit whose default rustc (1.91.1) satisfies the workspace's
+  # rust-version (1.89). What was read, where, and how to re-check it: nix/PIN.md;
+  # every attribute and option this flake names: nix/checked.tsv.
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/09e4b46f8d7edd81c7b1d35a128ff7ebd88a950e";
 
   outputs = { self, nixpkgs }:
     let

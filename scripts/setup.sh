@@ -21,8 +21,8 @@ done
 (( ${#missing[@]} == 0 )) && exit 0
 
 if [[ $(id -u) -ne 0 ]]; then
-  echo "setup: missing Debian packages: ${missing[*]}; run as root (sudo just setup)" >&2
-  exit 2
+  echo "setup: missing Debian packages: ${missing[*]}; installing as root" >&2
+  exec "$(dirname "${BASH_SOURCE[0]}")/as-root.sh" "${BASH_SOURCE[0]}"
 fi
 echo "setup: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive

@@ -1,4 +1,33 @@
-//! netns-kit: typed, leak-proof network namespaces and a declarative topology.
+#![warn(missing_docs)]
+#![doc = include_str!("../README.md")]
+//!
+//! # Map of the crate
+//!
+//! **Kernel layer** — one module per kernel object, each usable on its own:
+//!
+//! - [`netns`]: namespaces held by file descriptor ([`Netns`]), anonymous or named under
+//!   /run/netns; [`Netns::run`] runs a closure on a dedicated thread inside (setns never
+//!   touches a caller's thread), [`Netns::command`] spawns a process inside, sysctls, and
+//!   [`Netns::netlink`] opens a netlink socket inside.
+//! - [`netlink`]: that socket ([`netlink::Netlink`]): requests queued and sent in batches.
+//! - [`link`]: one builder per kind — [`link::bridge()`], [`link::veth()`] (each end created in
+//!   its own namespace), [`link::vxlan()`], [`link::dummy()`] — and changes, deletion, listing.
+//! - [`addr`] (addresses), [`route`] (routes), [`sysctl`] (/proc/sys keys).
+//! - [`firewall`]: netns-kit's one nftables table per namespace ([`Ruleset`]), replaced
+//!   atomically over nf_tables netlink ([`firewall::apply::load`]).
+//! - [`impair`]: netem (delay, jitter, loss, rate) on a link.
+//! - [`probe`]: TCP connect with three answers ([`TcpProbe`]), ICMP echo, listeners inside a
+//!   namespace, a reachability matrix.
+//! - [`error`]: the kernel layer's [`Error`] (every failure names its object and operation).
+//!
+//! **Topology model** (pure: no kernel calls) — [`topology`]: the TOML file format
+//! ([`topology::spec`]), validated completely into a [`Topology`] (or a [`TopologyError`]
+//! naming the field), resolved per run into a [`topology::Plan`]; [`graph`] draws it.
+//!
+//! **Runs** — [`LiveTopology`] applies a plan as one transaction ([`ApplyOptions`]; on failure
+//! everything done is undone and an [`ApplyError`] returned) and tears it down on drop; named
+//! runs are recorded ([`topology::state`]), compared with the kernel ([`topology::status`]) and
+//! their leftovers collected ([`topology::gc`]); [`runid`] is the id everything created carries.
 
 pub mod addr;
 pub mod error;
@@ -13,3 +42,10 @@ pub mod route;
 pub mod runid;
 pub mod sysctl;
 pub mod topology;
+
+pub use error::{Error, Result};
+pub use firewall::{Ruleset, RulesetError};
+pub use netns::Netns;
+pub use probe::TcpProbe;
+pub use topology::live::{ApplyError, ApplyOptions, LiveTopology};
+pub use topology::{Topology, TopologyError};

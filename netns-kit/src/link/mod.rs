@@ -7,12 +7,14 @@ pub mod dummy;
 pub mod veth;
 pub mod vxlan;
 
+use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, LinkAttribute, LinkFlags,
-    LinkInfo, LinkMessage,
+    LinkInfo, LinkMessage, State,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -98,8 +100,8 @@ pub fn check_ifname(name: &str) -> Result<()> {
     }
 }
 
-/// A link to create: common settings plus the kind-specific part. Built by [`bridge`],
-/// [`veth`], [`vxlan`], [`dummy`].
+/// A link to create: common settings plus the kind-specific part. Built by [`bridge()`],
+/// [`veth()`], [`vxlan()`], [`dummy()`].
 #[derive(Debug, Clone)]
 pub struct NewLink {
     settings: LinkSettings,
@@ -361,6 +363,11 @@ pub struct LinkState {
     pub kind: Option<String>,
     /// MTU in bytes.
     pub mtu: Option<u32>,
+    /// Operationally up (IFLA_OPERSTATE `UP`): the kernel's link-watch work has processed
+    /// the carrier change and activated the link's queues. Before that, a packet sent on a
+    /// fresh veth can be lost (a first ping or SYN then waits for its 1 s retry). Links
+    /// without carrier detection (`lo`, dummy, VXLAN) report `UNKNOWN`: false here.
+    pub oper_up: bool,
 }
 
 /// Every link in the socket's namespace.
@@ -383,6 +390,30 @@ pub fn by_name(nl: &mut Netlink, name: &str) -> Result<Option<LinkState>> {
     Ok(list(nl)?.into_iter().find(|l| l.name == name))
 }
 
+/// Wait (polling every millisecond, up to `timeout`) until the link with this index is
+/// [operationally up](LinkState::oper_up). A veth end gets there within milliseconds of both
+/// ends being up — unless both ends have the same index: the kernel then takes the carrier
+/// change for not urgent and processes it up to 1 s later. Give the two ends different
+/// indexes.
+pub fn wait_oper_up(nl: &mut Netlink, index: u32, timeout: Duration) -> Result<LinkState> {
+    let started = Instant::now();
+    loop {
+        if let Some(link) = list(nl)?.into_iter().find(|l| l.index == index) {
+            if link.oper_up {
+                return Ok(link);
+            }
+        }
+        if started.elapsed() >= timeout {
+            return Err(Error::io(
+                "wait for operational state UP of",
+                format!("link #{index} in {} ({timeout:?})", nl.namespace()),
+                io::Error::from(io::ErrorKind::TimedOut),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn state_of(l: &LinkMessage) -> LinkState {
     let mut st = LinkState {
         index: l.header.index,
@@ -392,6 +423,7 @@ fn state_of(l: &LinkMessage) -> LinkState {
         master: None,
         kind: None,
         mtu: None,
+        oper_up: false,
     };
     for a in &l.attributes {
         match a {
@@ -399,6 +431,7 @@ fn state_of(l: &LinkMessage) -> LinkState {
             LinkAttribute::IfAlias(a) => st.alias = Some(a.clone()),
             LinkAttribute::Controller(m) => st.master = Some(*m),
             LinkAttribute::Mtu(m) => st.mtu = Some(*m),
+            LinkAttribute::OperState(s) => st.oper_up = *s == State::Up,
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let LinkInfo::Kind(k) = i {
