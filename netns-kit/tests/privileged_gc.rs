@@ -99,7 +99,7 @@ fn gc_removes_a_killed_runs_leftovers_and_nothing_else() {
     assert!(found.iter().all(|l| !format!("{l:?}").contains(&alive)));
     assert_eq!(
         named_with_prefix(&format!("{dead}-")).len(),
-        10,
+        11,
         "dry run removed something"
     );
 

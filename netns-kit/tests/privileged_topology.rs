@@ -151,7 +151,7 @@ fn a_dropped_anonymous_run_leaves_no_namespace_behind() {
     }
     let (_plan, live) = apply_anonymous();
     let inodes: HashSet<u64> = live.namespaces().iter().map(|(_, n)| n.inode()).collect();
-    assert_eq!(inodes.len(), 9, "fabric + router + 7 nodes");
+    assert_eq!(inodes.len(), 10, "fabric + router + 8 nodes");
     // A process inside keeps a namespace alive: destroy must kill it.
     let mut sleeper = live
         .command("redis", "sleep")
