@@ -426,3 +426,13 @@ fn apply_for_an_unknown_host_exits_2_before_touching_anything() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_bridge_named_like_a_derived_vxlan_collides() {
+    let e = err(&replaced(
+        "name = \"back\"\nsubnet = \"10.2.0.0/24\"",
+        "name = \"back\"\nsubnet = \"10.2.0.0/24\"\nbridge = \"vx-back\"",
+    ));
+    assert!(matches!(e, TopologyError::IfnameCollision { .. }), "{e:?}");
+    assert_eq!(e.field(), "networks[1].bridge");
+}

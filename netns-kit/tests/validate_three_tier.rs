@@ -207,27 +207,20 @@ fn nft_accepts_the_router_table_in_check_mode() {
 }
 
 #[test]
-fn the_commented_two_host_split_example_is_a_valid_host_underlay_vxlan() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../ecomm-services/deploy/three-tier.toml"
-    );
-    let text = std::fs::read_to_string(path).unwrap();
-    // The example: from "# [[vxlans]]" up to the first bare "#" line, uncommented.
-    let example: String = text
-        .lines()
-        .skip_while(|l| *l != "# [[vxlans]]")
-        .take_while(|l| *l != "#")
-        .map(|l| format!("{}\n", l.trim_start_matches("# ")))
-        .collect();
-    assert!(example.contains("underlay = \"host\""), "{example}");
-    let t = Topology::from_str(&format!("{text}\n{example}")).unwrap();
-    let vx = &t.vxlans[0];
-    assert_eq!(vx.network, "backend");
-    assert_eq!(vx.dev.as_deref(), Some("eth0"));
-    assert_eq!(vx.underlay, netns_kit::topology::plan::VxlanUnderlay::Host);
-    let plan = Plan::for_run(&t, "0123456789ab", Naming::Anonymous).unwrap();
-    assert_eq!(plan.vxlans[0].ns, FABRIC);
-    let json = serde_json::to_value(&plan.vxlans[0]).unwrap();
-    assert_eq!(json["underlay"], "host");
+fn each_hosts_share_plans_the_derived_backend_vxlan_on_the_host_underlay() {
+    // The hand-written two-host example is gone: the placement derives the overlay.
+    let t = three_tier();
+    assert!(t.vxlans.is_empty(), "one machine: no overlay");
+    for host in ["vm1", "vm2", "vm3"] {
+        let share = t.for_host(host).unwrap();
+        let vx = &share.vxlans[0];
+        assert_eq!(vx.network, "backend");
+        assert_eq!(vx.dev.as_deref(), Some("eth0"));
+        assert_eq!(vx.underlay, netns_kit::topology::plan::VxlanUnderlay::Host);
+        let plan = Plan::for_run(&share, "0123456789ab", Naming::Anonymous).unwrap();
+        assert_eq!(plan.vxlans[0].ns, FABRIC);
+        assert_eq!(plan.vxlans[0].master.as_deref(), Some("br-backend"));
+        let json = serde_json::to_value(&plan.vxlans[0]).unwrap();
+        assert_eq!(json["underlay"], "host");
+    }
 }

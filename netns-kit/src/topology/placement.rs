@@ -286,9 +286,18 @@ pub fn validate_placement(
                 None
             }
         };
+        let name = names::derive_ifname("vx-", &net.name);
+        if let Some(j) = networks.iter().position(|n| n.bridge == name) {
+            return Err(TopologyError::IfnameCollision {
+                field: format!("networks[{j}].bridge"),
+                value: name,
+                ns: super::plan::FABRIC.to_string(),
+                first: format!("the derived VXLAN of network {:?}", net.name),
+            });
+        }
         overlay.push(Overlay {
             network: net.name.clone(),
-            name: names::derive_ifname("vx-", &net.name),
+            name,
             vni: vni_base + offset,
             hosts,
             group: g,
