@@ -356,9 +356,13 @@ let
     P = json.loads(${toJSON (toJSON data)})
     M = { ${concatStringsSep ", " (map (h: "${toJSON h}: ${pyName h}") hosts)} }
     RUN = P["run"]
+    # A background process that outlives the driver's command: a transient unit, with the
+    # driver shell's PATH (a transient unit's default PATH has no curl or ip on NixOS).
+    SPAWN = "systemd-run --setenv=PATH=\"$PATH\""
 
     def in_node(node):
-        return f"ip netns exec {RUN}-{node} "
+        # The absolute path of ip, resolved by the driver's shell: also right in a SPAWN.
+        return f"$(command -v ip) netns exec {RUN}-{node} "
 
     def tcp(node, ip, port, secs):
         return in_node(node) + f"timeout {secs} bash -c 'exec 3<>/dev/tcp/{ip}/{port}'"
@@ -402,7 +406,7 @@ let
             if r["port"] == P["probePort"]:
                 listeners[r["to"]] = r
         for node, r in listeners.items():
-            M[r["toHost"]].succeed(f"systemd-run --unit=nc-{node} " + in_node(node) + f"busybox nc -ll -p {P['probePort']} -e cat")
+            M[r["toHost"]].succeed(f"{SPAWN} --unit=nc-{node} " + in_node(node) + f"busybox nc -ll -p {P['probePort']} -e cat")
         for node, r in listeners.items():
             M[r["toHost"]].wait_until_succeeds(tcp(node, r["address"], P["probePort"], 2), timeout=30)
         closed = []
@@ -450,7 +454,7 @@ let
                   f"-d \"{{\\\"customer\\\":\\\"$key@example.com\\\",\\\"items\\\":[{{\\\"product_id\\\":1,\\\"quantity\\\":1}}]}}\" {gw['url']}/api/orders); "
                   f"echo \"$(date +%s%3N) $key $s\" >> {d}/orders; [ \"$s\" = 201 ] && break; [ -e {d}/stop ] && break; sleep 0.2; done; sleep 0.2; done")
         for name, loop in (("gets", gets), ("orders", orders)):
-            G.succeed(f"systemd-run --unit=load-{tag}-{name} " + in_node(gw["node"]) + "sh -c " + shlex.quote(loop))
+            G.succeed(f"{SPAWN} --unit=load-{tag}-{name} " + in_node(gw["node"]) + "sh -c " + shlex.quote(loop))
         return d
 
     def load_stop(tag, d):
