@@ -438,7 +438,10 @@ fn stages(specs: &[ServiceSpec]) -> Result<Vec<usize>, TopologyError> {
         path.push(i);
         let mut mine = 0;
         for (k, d) in specs[i].depends_on.iter().enumerate() {
-            let j = index[d.as_str()];
+            // Unknown names were rejected above.
+            let Some(&j) = index.get(d.as_str()) else {
+                continue;
+            };
             if let Some(at) = path.iter().position(|&p| p == j) {
                 let mut names: Vec<&str> =
                     path[at..].iter().map(|&p| specs[p].name.as_str()).collect();
