@@ -523,3 +523,59 @@ fn nixos_test_nodes_with_a_stub_pkgs() {
         }
     }
 }
+
+/// The verdict of the Rust side's validated policy for a new TCP connection from `from` (a
+/// node) to `to:port`: allowed when both share a subnet (never crosses the router) or a rule
+/// whose sources hold one of `from`'s addresses, whose destinations hold `to`, whose protocol
+/// is tcp or any, and whose ports are empty or include `port`, says so.
+fn rust_allows(t: &netns_kit::Topology, from: &str, to: std::net::IpAddr, port: u16) -> bool {
+    use netns_kit::firewall::Proto;
+    let node = t.node(from).unwrap_or_else(|| panic!("node {from}"));
+    let mine: Vec<std::net::IpAddr> = node.interfaces.iter().map(|i| i.address).collect();
+    let same_subnet = t
+        .networks
+        .iter()
+        .any(|n| n.subnet.contains(&to) && mine.iter().any(|a| n.subnet.contains(a)));
+    same_subnet
+        || t.policy.iter().any(|r| {
+            matches!(r.proto, Proto::Tcp | Proto::Any)
+                && r.from_nets.iter().any(|n| mine.iter().any(|a| n.contains(a)))
+                && r.to_nets.iter().any(|n| n.contains(&to))
+                && (r.ports.is_empty() || r.ports.iter().any(|p| p.first <= port && port <= p.last))
+        })
+}
+
+#[test]
+fn test_plan_policy_matrix_matches_the_rust_policy() {
+    if !nix_instantiate_present("the nix/test-plan.nix policy matrix check") {
+        return;
+    }
+    for rel in environment_files() {
+        let t = netns_kit::Topology::from_path(root().join(&rel))
+            .unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let plan = nix_eval(&import_with_file("nix/test-plan.nix", &rel));
+        let matrix = plan["matrix"].as_array().expect("matrix");
+        let mut wrong = Vec::new();
+        for r in matrix {
+            let from = r["from"].as_str().expect("from");
+            let to: std::net::IpAddr = r["address"]
+                .as_str()
+                .and_then(|a| a.parse().ok())
+                .expect("address");
+            let port = r["port"].as_u64().and_then(|p| u16::try_from(p).ok()).expect("port");
+            let rust = rust_allows(&t, from, to, port);
+            if Value::Bool(rust) != r["allowed"] {
+                wrong.push(format!(
+                    "{from} -> {} {to}:{port}: Nix {}, Rust {rust}",
+                    r["to"], r["allowed"]
+                ));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{rel}: the plan's policy matrix disagrees with the validated policy:\n{}",
+            wrong.join("\n")
+        );
+        eprintln!("{rel}: {} matrix rows agree with the Rust policy", matrix.len());
+    }
+}
