@@ -11,7 +11,7 @@
 # the database names (data.database of the services that depend on PostgreSQL). The policy
 # matrix the isolation check expects is computed from the file's [[policy]] (the layout does
 # not carry it). What this file adds, because the declaration does not say it: the values of
-# the runtime `vars`, the package that provides each program, the gateway/registry tuning the
+# the runtime `vars`, the package that provides each program, the gateway/registry/PostgreSQL tuning the
 # VM suite also adds (vm/tests/suite/lab.rs: GATEWAY_TUNING, LEASE_TTL), the fault timings,
 # and the underlay device: the NixOS test driver gives every VM its own user-mode NIC as eth0
 # and the first of `virtualisation.vlans` as eth1, so the file netns-kit applies is the
@@ -34,6 +34,11 @@
       "--health-interval-ms" "500" "--health-timeout-ms" "2000" "--unhealthy-after" "2"
       "--eject-after" "1" "--connect-timeout-ms" "1000" "--try-timeout-ms" "5000"
       "--total-timeout-ms" "15000" "--max-tries" "3"
+    ];
+    # The socket directory psql and createdb use here, and the VM suite's speed settings.
+    postgres = [
+      "-c" "unix_socket_directories=/run/postgresql"
+      "-c" "fsync=off" "-c" "synchronous_commit=off" "-c" "full_page_writes=off"
     ];
     product = [ "--registry-ttl-seconds" "30" ];
     order = [ "--registry-ttl-seconds" "30" ];
