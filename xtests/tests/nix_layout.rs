@@ -579,3 +579,28 @@ fn test_plan_policy_matrix_matches_the_rust_policy() {
         eprintln!("{rel}: {} matrix rows agree with the Rust policy", matrix.len());
     }
 }
+
+#[test]
+fn recheck_nix_reports_what_the_stub_tree_leaves_out() {
+    if !nix_instantiate_present("the nix/recheck.nix stub run") {
+        return;
+    }
+    // nix/fixtures/nixpkgs-stub holds every name of nix/checked.tsv but the ones its
+    // rows.nix leaves out or turns into a `throw`: recheck.nix must report exactly those.
+    let got = nix_eval(
+        "import ./nix/recheck.nix { nixpkgs = ./nix/fixtures/nixpkgs-stub; }",
+    );
+    let expected = nix_eval("(import ./nix/fixtures/nixpkgs-stub/rows.nix).expectedMissing");
+    assert_eq!(got["missing"], expected, "recheck.nix on the stub tree: {got}");
+    assert_eq!(got["rustOk"], true, "{got}");
+    let tsv = std::fs::read_to_string(root().join("nix/checked.tsv")).expect("nix/checked.tsv");
+    let rows = tsv
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count()
+        - 1;
+    assert_eq!(got["checked"], rows, "every row of nix/checked.tsv is checked");
+    for l in tsv.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        assert_eq!(l.split('\t').count(), 6, "six columns: {l}");
+    }
+}
