@@ -128,7 +128,9 @@ fn toml_files(dir: &str) -> Vec<String> {
 fn environment_files() -> Vec<String> {
     let files = toml_files("ecomm-services/deploy");
     assert!(
-        files.iter().any(|f| f == "ecomm-services/deploy/three-tier.toml"),
+        files
+            .iter()
+            .any(|f| f == "ecomm-services/deploy/three-tier.toml"),
         "ecomm-services/deploy/three-tier.toml is among the environment files: {files:?}"
     );
     files
@@ -424,10 +426,7 @@ fn test_plan_derives_the_nixos_test_from_the_layout() {
             "allowed paths must connect",
             "product hosts that served",
         ] {
-            assert!(
-                script.contains(needle),
-                "{rel}: testScript has {needle:?}"
-            );
+            assert!(script.contains(needle), "{rel}: testScript has {needle:?}");
         }
         assert_python_parses(&rel, script);
         eprintln!(
@@ -481,7 +480,10 @@ fn nixos_test_nodes_with_a_stub_pkgs() {
                    pkgs = import ./nix/fixtures/stub-pkgs.nix; workspace = \"stub:workspace\"; }}; \
              in {{ inherit (t) name testScript; nodes = builtins.mapAttrs (h: m: m {{ }}) t.nodes; }}"
         ));
-        assert_eq!(t["testScript"], plan["testScript"], "{rel}: the plan's testScript");
+        assert_eq!(
+            t["testScript"], plan["testScript"],
+            "{rel}: the plan's testScript"
+        );
         let nodes = obj(&t["nodes"], "nodes");
         let plan_hosts = obj(&plan["hosts"], "plan.hosts");
         assert_eq!(nodes.len(), plan_hosts.len(), "{rel}: one node per host");
@@ -491,7 +493,10 @@ fn nixos_test_nodes_with_a_stub_pkgs() {
             .expect("topology under /etc");
         for (h, hp) in plan_hosts {
             let n = &nodes[h];
-            assert_eq!(n["virtualisation"]["vlans"], hp["vlans"], "{rel}: {h} vlans");
+            assert_eq!(
+                n["virtualisation"]["vlans"], hp["vlans"],
+                "{rel}: {h} vlans"
+            );
             assert_eq!(n["networking"]["firewall"]["enable"], false);
             let source = n["environment"]["etc"][etc]["source"]
                 .as_str()
@@ -539,7 +544,9 @@ fn rust_allows(t: &netns_kit::Topology, from: &str, to: std::net::IpAddr, port: 
     same_subnet
         || t.policy.iter().any(|r| {
             matches!(r.proto, Proto::Tcp | Proto::Any)
-                && r.from_nets.iter().any(|n| mine.iter().any(|a| n.contains(a)))
+                && r.from_nets
+                    .iter()
+                    .any(|n| mine.iter().any(|a| n.contains(a)))
                 && r.to_nets.iter().any(|n| n.contains(&to))
                 && (r.ports.is_empty() || r.ports.iter().any(|p| p.first <= port && port <= p.last))
         })
@@ -562,7 +569,10 @@ fn test_plan_policy_matrix_matches_the_rust_policy() {
                 .as_str()
                 .and_then(|a| a.parse().ok())
                 .expect("address");
-            let port = r["port"].as_u64().and_then(|p| u16::try_from(p).ok()).expect("port");
+            let port = r["port"]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .expect("port");
             let rust = rust_allows(&t, from, to, port);
             if Value::Bool(rust) != r["allowed"] {
                 wrong.push(format!(
@@ -576,7 +586,10 @@ fn test_plan_policy_matrix_matches_the_rust_policy() {
             "{rel}: the plan's policy matrix disagrees with the validated policy:\n{}",
             wrong.join("\n")
         );
-        eprintln!("{rel}: {} matrix rows agree with the Rust policy", matrix.len());
+        eprintln!(
+            "{rel}: {} matrix rows agree with the Rust policy",
+            matrix.len()
+        );
     }
 }
 
@@ -587,11 +600,12 @@ fn recheck_nix_reports_what_the_stub_tree_leaves_out() {
     }
     // nix/fixtures/nixpkgs-stub holds every name of nix/checked.tsv but the ones its
     // rows.nix leaves out or turns into a `throw`: recheck.nix must report exactly those.
-    let got = nix_eval(
-        "import ./nix/recheck.nix { nixpkgs = ./nix/fixtures/nixpkgs-stub; }",
-    );
+    let got = nix_eval("import ./nix/recheck.nix { nixpkgs = ./nix/fixtures/nixpkgs-stub; }");
     let expected = nix_eval("(import ./nix/fixtures/nixpkgs-stub/rows.nix).expectedMissing");
-    assert_eq!(got["missing"], expected, "recheck.nix on the stub tree: {got}");
+    assert_eq!(
+        got["missing"], expected,
+        "recheck.nix on the stub tree: {got}"
+    );
     assert_eq!(got["rustOk"], true, "{got}");
     let tsv = std::fs::read_to_string(root().join("nix/checked.tsv")).expect("nix/checked.tsv");
     let rows = tsv
@@ -599,7 +613,10 @@ fn recheck_nix_reports_what_the_stub_tree_leaves_out() {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .count()
         - 1;
-    assert_eq!(got["checked"], rows, "every row of nix/checked.tsv is checked");
+    assert_eq!(
+        got["checked"], rows,
+        "every row of nix/checked.tsv is checked"
+    );
     for l in tsv.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
         assert_eq!(l.split('\t').count(), 6, "six columns: {l}");
     }
