@@ -10,6 +10,9 @@
     let
       system = "x86_64-linux";
       pkgs = nixpkgs.legacyPackages.${system};
+      # The environment, declared once; its resolved layout needs no nixpkgs (nix/layout.nix).
+      declaration = ./ecomm-services/deploy/three-tier.toml;
+      layout = import ./nix/layout.nix { file = declaration; };
       lib = pkgs.lib;
       # Everything the tests and the lab call at run time.
       runtimeTools = with pkgs; [ iproute2 nftables redis postgresql_15 curl apacheHttpd wrk nginx qemu_kvm busybox cpio zstd graphviz ];
@@ -53,17 +56,25 @@
         fmt = pkgs.runCommand "ecomm-lab-fmt" { nativeBuildInputs = [ pkgs.cargo pkgs.rustfmt ]; } ''
           cd ${src} && cargo fmt --all -- --check && touch $out
         '';
-        # The three-tier lab inside a NixOS VM: root, real kernel, real daemons.
-        lab = pkgs.testers.runNixOSTest {
-          name = "three-tier-lab";
+        # One NixOS VM per host of the declaration's placement, generated from it
+        # (nix/layout.nix -> nix/test-plan.nix -> nix/nixos-test.nix): the overlay, the
+        # services in their namespaces, and what vm/tests/suite proves (isolation both ways,
+        # routing over both backend hosts, crash() and block() of a backend host).
+        lab = pkgs.testers.runNixOSTest (import ./nix/nixos-test.nix {
+          inherit pkgs layout workspace;
+          file = declaration;
+        });
+        # The single-machine check: validate, apply the whole file, destroy, nothing left.
+        apply-destroy = pkgs.testers.runNixOSTest {
+          name = "three-tier-apply-destroy";
           nodes.machine = { ... }: {
             virtualisation.memorySize = 2048;
             environment.systemPackages = runtimeTools ++ [ workspace ];
           };
           testScript = ''
             machine.wait_for_unit("multi-user.target")
-            machine.succeed("netns-kit validate ${./ecomm-services/deploy/three-tier.toml}")
-            machine.succeed("netns-kit apply ${./ecomm-services/deploy/three-tier.toml} --name nixcheck")
+            machine.succeed("netns-kit validate ${declaration}")
+            machine.succeed("netns-kit apply ${declaration} --name nixcheck")
             machine.succeed("netns-kit exec nixcheck gateway -- ip -brief addr")
             machine.succeed("netns-kit destroy nixcheck")
             machine.fail("ip netns list | grep nixcheck")

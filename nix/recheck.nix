@@ -5,6 +5,10 @@
 #   nix-instantiate --eval --strict --json nix/recheck.nix \
 #     --arg nixpkgs 'builtins.fetchTarball "https://github.com/NixOS/nixpkgs/archive/<rev>.tar.gz"'
 #
+# Kinds: package/function (an attribute path of pkgs), option (a NixOS option path; `a.<name>.b`
+# is the sub-option b of the attrsOf-submodule option a), driver (a `def <name>(` in the NixOS
+# test driver's Python sources), input (not looked up).
+#
 # prints { checked, missing, rustc, rustOk, rustVersion }. An empty `missing` and `rustOk = true`
 # are what the pin needs. See nix/PIN.md for the whole procedure.
 {
@@ -61,6 +65,59 @@ let
     else
       isAttrs set && hasAttr (head path) set && lookup (getAttr (head path) set) (tail path);
 
+  # `a.b.<name>.c`: the option a.b (an attrsOf submodule), then c among its sub-options.
+  splitAtName =
+    path:
+    let
+      go =
+        before: rest:
+        if rest == [ ] then
+          null
+        else if head rest == "<name>" then
+          {
+            inherit before;
+            after = tail rest;
+          }
+        else
+          go (before ++ [ (head rest) ]) (tail rest);
+    in
+    go [ ] path;
+  walk =
+    set: path:
+    if path == [ ] then
+      set
+    else if isAttrs set && hasAttr (head path) set then
+      walk (getAttr (head path) set) (tail path)
+    else
+      null;
+  optionPresent =
+    path:
+    let
+      at = splitAtName path;
+      outer = walk nixosOptions at.before;
+    in
+    if at == null then
+      lookup nixosOptions path
+    else
+      isAttrs outer && hasAttr "type" outer && lookup (outer.type.getSubOptions [ ]) at.after;
+
+  # The test driver's Python API (kind "driver"): a `def <name>(` in its sources, wherever
+  # the version at hand keeps them.
+  driverText = builtins.concatStringsSep "\n" (
+    map readFile (
+      filter builtins.pathExists (
+        map (f: nixpkgs + ("/nixos/lib/test-driver/" + f)) [
+          "src/test_driver/machine/__init__.py"
+          "src/test_driver/machine.py"
+          "src/test_driver/driver.py"
+          "test_driver/machine.py"
+          "test_driver/driver.py"
+        ]
+      )
+    )
+  );
+  driverHas = name: length (split "def ${name}[(]" driverText) > 1;
+
   present =
     row:
     let
@@ -70,7 +127,9 @@ let
     if kind == "package" || kind == "function" then
       lookup pkgs (attrPath name)
     else if kind == "option" then
-      lookup nixosOptions (attrPath name)
+      optionPresent (attrPath name)
+    else if kind == "driver" then
+      driverHas name
     else
       true; # "input": a flake output of nixpkgs itself, nothing to look up in the tree
 
