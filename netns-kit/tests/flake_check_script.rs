@@ -54,6 +54,23 @@ fn test_script(flake: &str) -> Vec<String> {
         .collect()
 }
 
+/// `${name}` where flake.nix binds `name = ./some/path;` becomes `${./some/path}`.
+fn with_path_bindings(line: &str, flake: &str) -> String {
+    let mut out = line.to_owned();
+    for l in flake.lines() {
+        let Some((name, value)) = l.trim().split_once(" = ") else {
+            continue;
+        };
+        let Some(path) = value.strip_suffix(';').filter(|v| v.starts_with("./")) else {
+            continue;
+        };
+        if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            out = out.replace(&format!("${{{name}}}"), &format!("${{{path}}}"));
+        }
+    }
+    out
+}
+
 /// One script line as a POSIX shell statement, or `None` for lines that only make sense in a
 /// VM (waiting for systemd units).
 fn to_shell(line: &str, root: &Path) -> Option<String> {
@@ -119,7 +136,10 @@ fn flake_nix_parses_and_its_lab_check_script_passes() {
     let flake = std::fs::read_to_string(&flake_path).unwrap();
     assert!(flake.contains("cargoLock.lockFile = ./Cargo.lock"));
     assert!(root.join("Cargo.lock").exists());
-    let lines = test_script(&flake);
+    let lines: Vec<String> = test_script(&flake)
+        .iter()
+        .map(|l| with_path_bindings(l, &flake))
+        .collect();
     let statements: Vec<String> = lines.iter().filter_map(|l| to_shell(l, &root)).collect();
     assert!(
         statements.len() >= 4,
