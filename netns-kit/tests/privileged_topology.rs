@@ -1,4 +1,4 @@
-//! The three-tier topology applied for real: DESIGN.md's policy table proven with TCP in
+//! The three-tier topology applied for real: ARCHITECTURE.md's policy table proven with TCP in
 //! both directions, status against a live run, transactional apply, and no leaks.
 
 mod privileged_support;

@@ -1,4 +1,4 @@
-//! The shared three-tier file validates and resolves into exactly DESIGN.md's plan.
+//! The shared three-tier file validates and resolves into exactly ARCHITECTURE.md's plan.
 
 use std::net::IpAddr;
 

@@ -1,4 +1,4 @@
-//! The tier policy of DESIGN.md, row by row, both directions, with real TCP connections from
+//! The tier policy of ARCHITECTURE.md, row by row, both directions, with real TCP connections from
 //! inside the namespaces: a listener on every port that matters, then a connection attempt
 //! from each side. Allowed means the handshake completes; denied means no answer at all
 //! (the router drops it), never a reset.

@@ -51,7 +51,7 @@ pub struct OrderItem {
     pub unit_price_cents: i64,
 }
 
-/// An order, exactly as on the wire (see DESIGN.md).
+/// An order, exactly as on the wire (see ARCHITECTURE.md).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     /// Random (v4) UUID.

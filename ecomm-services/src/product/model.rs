@@ -14,7 +14,7 @@ pub const MAX_PRICE_CENTS: i64 = 100_000_000;
 /// Highest stock count.
 pub const MAX_STOCK: i64 = 1_000_000;
 
-/// A catalogue entry, exactly as on the wire (see DESIGN.md).
+/// A catalogue entry, exactly as on the wire (see ARCHITECTURE.md).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Product {
     /// Database id (positive).

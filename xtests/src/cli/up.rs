@@ -22,7 +22,7 @@ pub struct UpOptions {
     pub ecomm: PathBuf,
     /// Product slots to provision (the file's instances plus spares for `scale`); default 3.
     pub product_slots: u8,
-    /// Product instances to start (default 2, as DESIGN.md's address plan).
+    /// Product instances to start (default 2, as ARCHITECTURE.md's address plan).
     pub products: u8,
 }
 
