@@ -64,6 +64,25 @@ fn gone(pid: u32) -> bool {
     }
 }
 
+/// Runs one of this binary's ignored helper tests as a child process (stdin and stdout piped,
+/// so the parent reads its READY line and controls when it may exit).
+fn spawn_child(test: &str, env_key: &str, env_value: &std::ffi::OsStr) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            test,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(env_key, env_value)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn gc_kills_what_keeps_the_namespaces_of_a_killed_anonymous_run_alive() {
     if !privileged("gc of an anonymous run's orphans") {
@@ -71,20 +90,7 @@ fn gc_kills_what_keeps_the_namespaces_of_a_killed_anonymous_run_alive() {
     }
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = temp_state_dir("gc-anon");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            CHILD_ANONYMOUS_TEST,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ANONYMOUS, "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_child(CHILD_ANONYMOUS_TEST, CHILD_ANONYMOUS, "1".as_ref());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (run_id, service) = loop {
         let line = lines.next().expect("child exited before applying").unwrap();
@@ -171,20 +177,7 @@ fn gc_removes_a_killed_runs_leftovers_and_nothing_else() {
     let dir = temp_state_dir("gc");
 
     // A run whose owner dies by SIGKILL: no Drop, no cleanup.
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            CHILD_TEST,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_STATE_DIR, &dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_child(CHILD_TEST, CHILD_STATE_DIR, dir.as_os_str());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let dead = loop {
         let line = lines.next().expect("child exited before applying").unwrap();
