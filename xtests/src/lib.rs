@@ -5,6 +5,7 @@
 //! - The `lab` binary is `just up` / `down` / `status` / `logs` / `scale` / `backup` / `restore`.
 
 pub mod datastores;
+pub mod deployment;
 pub mod docker;
 pub mod error;
 pub mod footprint;
