@@ -12,6 +12,7 @@ pub mod footprint;
 pub mod http;
 pub mod ns;
 pub mod process;
+pub mod scenarios;
 
 pub mod component;
 pub mod services;
