@@ -11,6 +11,7 @@ pub mod live;
 pub mod names;
 pub mod placement;
 pub mod plan;
+pub mod policy;
 pub mod service;
 pub mod spec;
 pub mod state;
