@@ -123,6 +123,26 @@ pub trait Deployment: Sync {
         Capabilities::default()
     }
 
+    /// How long after an instance dies (killed process, dead or cut-off host) requests may
+    /// still fail; after it, none may. Default 2 s (health checks every 500 ms, ejection on
+    /// the first failed try). A backend whose gateway notices a dead process at once states
+    /// less.
+    fn ejection_bound(&self) -> Duration {
+        Duration::from_secs(2)
+    }
+
+    /// The registry lease the services run with: a dead instance leaves the registry within
+    /// about this long. Default 10 s (the services' own default).
+    fn registry_lease(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
+    /// The last `lines` lines of component `name`'s log, if the backend keeps them (for a
+    /// failure report). Default: none.
+    fn log_tail(&self, _name: &str, _lines: usize) -> Option<String> {
+        None
+    }
+
     /// Sends `req` to the gateway from the frontend tier and returns its answer.
     fn send(&self, req: &Request) -> Result<Response, DeployError>;
 

@@ -120,6 +120,7 @@ impl LabBuilder {
         stack.set_registry_ttl(Some(REGISTRY_TTL_SECONDS));
         let mut lab = Lab {
             stack,
+            topology,
             live: Some(live),
             namespaces,
             footprint,
@@ -137,6 +138,7 @@ impl LabBuilder {
 /// every namespace; if the test panicked, the last log lines of each component are printed.
 pub struct Lab {
     stack: Stack,
+    topology: netns_kit::topology::Topology,
     live: Option<LiveLab>,
     namespaces: BTreeMap<String, NsHandle>,
     footprint: Footprint,
@@ -160,6 +162,11 @@ impl Lab {
 
     fn stack_mut(&mut self) -> &mut Stack {
         &mut self.stack
+    }
+
+    /// The resolved declaration this lab runs (with any spare product slots added).
+    pub fn topology(&self) -> &netns_kit::topology::Topology {
+        &self.topology
     }
 
     /// The run id (in every process's environment and every kernel object's name or alias).
@@ -298,7 +305,16 @@ impl Lab {
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
         )
-        .map_err(|e| LabError::io(format!("SIGKILL {name} (pid {pid})"), e.into()))
+        .map_err(|e| LabError::io(format!("SIGKILL {name} (pid {pid})"), e.into()))?;
+        // Returns once it is dead (a zombie until the supervisor reaps it), at most 5 s.
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while !crate::process::is_zombie(pid)
+            && crate::process::start_time(pid).is_some()
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
     }
 
     /// Stops component `name` gracefully (SIGTERM; SIGINT for PostgreSQL).

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use xtests::cli::{self, up::UpOptions, LabDir};
+use xtests::deployment::Backend;
 use xtests::LabError;
 
 /// The e-commerce stack in three isolated network tiers, with real PostgreSQL and Redis.
@@ -89,6 +90,21 @@ enum Verb {
         /// Topology file (default: ecomm-services/deploy/three-tier.toml).
         file: Option<PathBuf>,
     },
+    /// Run the scenarios on one or more backends and print the matrix (scenario × backend);
+    /// exit 0 only when every applicable one passed.
+    Scenarios {
+        /// A backend to run on: netns, docker or vm (repeat for several columns).
+        #[arg(long = "backend", default_value = "netns")]
+        backends: Vec<Backend>,
+        /// Only the scenarios whose name contains this (repeatable).
+        #[arg(long = "filter")]
+        filters: Vec<String>,
+        /// Print the scenarios' names and exit.
+        #[arg(long)]
+        list: bool,
+        /// The declaration (default: ecomm-services/deploy/three-tier.toml).
+        file: Option<PathBuf>,
+    },
     /// The seeds' `ab -n 1000 -c 50` plus a wrk run against the gateway, from the host.
     Bench {
         /// Where the JSON report goes.
@@ -102,6 +118,15 @@ enum Verb {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Verb::Scenarios {
+        backends,
+        filters,
+        list,
+        file,
+    } = &args.command
+    {
+        return scenarios(backends, filters, *list, file.as_deref());
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -163,7 +188,49 @@ fn run(args: Args) -> Result<(), LabError> {
         Verb::Backup { file } => cli::backup::backup(&lab, &file),
         Verb::Restore { file } => cli::backup::restore(&lab, &file),
         Verb::Bench { out, wrk_seconds } => cli::bench::run(&lab, &out, wrk_seconds),
-        Verb::Layout { .. } | Verb::Compose { .. } | Verb::Swarm { .. } => Ok(()), // above
+        Verb::Layout { .. } | Verb::Compose { .. } | Verb::Swarm { .. } | Verb::Scenarios { .. } => {
+            Ok(()) // above
+        }
+    }
+}
+
+/// `lab scenarios`: exit 0 when every applicable scenario passed, 1 when one failed, 2 when
+/// the filters select nothing.
+fn scenarios(
+    backends: &[Backend],
+    filters: &[String],
+    list: bool,
+    file: Option<&std::path::Path>,
+) -> ExitCode {
+    let selected = xtests::scenarios::matching(filters);
+    if selected.is_empty() {
+        eprintln!(
+            "lab: no scenario matches {filters:?} (`lab scenarios --list` names them all)"
+        );
+        return ExitCode::from(2);
+    }
+    if list {
+        print!("{}", cli::scenarios::list(&selected));
+        return ExitCode::SUCCESS;
+    }
+    let file = file
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(xtests::topology_file::shared_file);
+    if let Err(e) = netns_kit::topology::Topology::from_path(&file) {
+        eprintln!("lab: {}: {e}", file.display());
+        return ExitCode::from(2);
+    }
+    if std::env::var_os("ECOMM_BIN").is_none() {
+        if let Ok(ecomm) = sibling("ecomm") {
+            xtests::backend::netns::use_ecomm(ecomm);
+        }
+    }
+    let matrix = cli::scenarios::run(backends, &file, &selected);
+    print!("{}", matrix.render());
+    if matrix.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

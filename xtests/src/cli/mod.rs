@@ -8,6 +8,7 @@ pub mod down;
 pub mod layout;
 pub mod logs;
 pub mod scale;
+pub mod scenarios;
 pub mod status;
 pub mod summary;
 pub mod up;

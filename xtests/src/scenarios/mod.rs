@@ -10,6 +10,24 @@ use std::time::{Duration, Instant};
 
 use crate::deployment::{Capabilities, Deployment};
 
+/// Fails the scenario with a formatted message unless `cond` holds.
+macro_rules! check {
+    ($cond:expr, $($why:tt)+) => {
+        if !$cond {
+            return Err(format!($($why)+));
+        }
+    };
+}
+
+pub mod failover;
+pub mod host;
+pub mod load;
+pub mod outages;
+pub mod policy;
+pub mod routing;
+pub mod shape;
+pub mod shop;
+
 /// What a scenario needs beyond the common operations.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Needs {
@@ -50,7 +68,35 @@ pub enum Outcome {
 
 /// Every scenario, in the order the runner runs them.
 pub fn all() -> Vec<Scenario> {
-    Vec::new()
+    [
+        policy::ALL.as_slice(),
+        routing::ALL.as_slice(),
+        failover::ALL.as_slice(),
+        outages::ALL.as_slice(),
+        host::ALL.as_slice(),
+    ]
+    .concat()
+}
+
+/// The scenarios whose name contains one of `filters` (all of them when `filters` is empty).
+pub fn matching(filters: &[String]) -> Vec<Scenario> {
+    all()
+        .into_iter()
+        .filter(|s| filters.is_empty() || filters.iter().any(|f| s.name.contains(f.as_str())))
+        .collect()
+}
+
+/// Polls `cond` every `every` until it holds or `limit` passes; true if it held (checked
+/// once more at the end).
+pub fn eventually(limit: Duration, every: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(every);
+    }
+    cond()
 }
 
 /// Runs `s` on `d`: [`Outcome::NotApplicable`] if `d` lacks what it needs, otherwise its

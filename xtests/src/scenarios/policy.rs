@@ -1,0 +1,258 @@
+//! The tier policy, every row, both ways, with real TCP: from every node to every node of
+//! another tier (and a sample within each tier), on every declared service port and on one
+//! port no rule opens. What to expect comes from the declaration
+//! ([`netns_kit::topology::policy`]); allowed means the handshake completes, denied means no
+//! answer at all (the router drops it) — never a reset.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use netns_kit::topology::policy as declared;
+use netns_kit::topology::Topology;
+
+use super::shape;
+use super::{Needs, Scenario};
+use crate::deployment::{Deployment, Listener};
+use crate::ns::TcpOutcome;
+
+/// The scenarios of this group.
+pub const ALL: [Scenario; 1] = [Scenario {
+    name: "policy::every_row_of_the_tier_policy_holds_in_both_directions",
+    needs: Needs {
+        host_faults: false,
+        partitions: false,
+    },
+    run: every_row_holds_in_both_directions,
+}];
+
+/// How long a denied connection is given before it counts as dropped.
+pub const DEADLINE: Duration = Duration::from_secs(2);
+
+/// A second look at a probe that disagreed, with a longer deadline (a busy machine may be
+/// slow to complete an allowed handshake; a denied one must stay unanswered).
+pub const RECHECK_DEADLINE: Duration = Duration::from_secs(6);
+
+/// Probes run at once, at most.
+const PARALLEL: usize = 48;
+
+/// One connection attempt the matrix makes, and what the declaration says of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// The node the connection starts from.
+    pub from: String,
+    /// The node it goes to.
+    pub to: String,
+    /// Where: `to`'s address and the port.
+    pub addr: SocketAddr,
+    /// What must happen.
+    pub expect: TcpOutcome,
+}
+
+/// The ports the matrix tries: every declared service port, plus [`unopened_port`].
+pub fn ports(t: &Topology) -> Vec<u16> {
+    let mut ports: BTreeSet<u16> = t.services.iter().filter_map(|s| s.port).collect();
+    ports.insert(unopened_port(t));
+    ports.into_iter().collect()
+}
+
+/// A TCP port no policy rule names and no service declares: the highest free one below
+/// 10000 (9999 for the shipped files).
+pub fn unopened_port(t: &Topology) -> u16 {
+    let named = |p: u16| {
+        t.policy
+            .iter()
+            .flat_map(|r| r.ports.iter())
+            .any(|r| (r.first..=r.last).contains(&p))
+            || t.services
+                .iter()
+                .any(|s| s.port == Some(p) || s.ports.values().any(|&q| q == p))
+    };
+    (1024..10000).rev().find(|&p| !named(p)).unwrap_or(9999)
+}
+
+/// The node pairs the matrix probes: every ordered pair in different tiers, and within
+/// each tier of two or more nodes its first node to every other and back.
+pub fn pairs(t: &Topology) -> Vec<(String, String)> {
+    let nodes: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
+    let mut out = Vec::new();
+    for a in &nodes {
+        for b in &nodes {
+            if a != b && shape::tier(t, a) != shape::tier(t, b) {
+                out.push((a.to_string(), b.to_string()));
+            }
+        }
+    }
+    let tiers: BTreeSet<&str> = nodes.iter().filter_map(|n| shape::tier(t, n)).collect();
+    for tier in tiers {
+        let members: Vec<&str> = nodes
+            .iter()
+            .copied()
+            .filter(|n| shape::tier(t, n) == Some(tier))
+            .collect();
+        if let Some((first, rest)) = members.split_first() {
+            for other in rest {
+                out.push((first.to_string(), other.to_string()));
+                out.push((other.to_string(), first.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Every probe of the matrix with its expectation from the declared policy.
+pub fn matrix(t: &Topology) -> Result<Vec<Probe>, String> {
+    let ports = ports(t);
+    let mut out = Vec::new();
+    for (from, to) in pairs(t) {
+        for &port in &ports {
+            let verdict = declared::tcp(t, &from, &to, port).map_err(|e| e.to_string())?;
+            out.push(Probe {
+                addr: shape::at(t, &to, port)?,
+                expect: if verdict.allowed() {
+                    TcpOutcome::Reachable
+                } else {
+                    TcpOutcome::TimedOut
+                },
+                from: from.clone(),
+                to: to.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn every_row_holds_in_both_directions(d: &dyn Deployment) -> Result<(), String> {
+    let t = d.topology();
+    let probes = matrix(t)?;
+    // A listener wherever a probed port has no declared service behind it.
+    let mut listeners: Vec<Box<dyn Listener>> = Vec::new();
+    let targets: BTreeSet<(String, u16)> = probes
+        .iter()
+        .map(|p| (p.to.clone(), p.addr.port()))
+        .collect();
+    for (node, port) in targets {
+        if !shape::listening_ports(t, &node).contains(&port) {
+            listeners.push(
+                d.listen(&node, port)
+                    .map_err(|e| format!("listen on {node}:{port}: {e}"))?,
+            );
+        }
+    }
+
+    let observed = probe_all(d, &probes, DEADLINE);
+    let mut wrong = Vec::new();
+    for (p, got) in probes.iter().zip(observed) {
+        if got.as_ref() == Ok(&p.expect) {
+            continue;
+        }
+        // Once more, alone and with more time, before it counts.
+        let again = d
+            .tcp_probe(&p.from, p.addr, RECHECK_DEADLINE)
+            .map_err(|e| e.to_string());
+        if again.as_ref() != Ok(&p.expect) {
+            wrong.push(format!(
+                "{} -> {} ({}): declared {:?}, got {:?} then {:?}",
+                p.from, p.to, p.addr, p.expect, got, again
+            ));
+        }
+    }
+    drop(listeners);
+    check!(
+        wrong.is_empty(),
+        "{} of {} probes disagree with the declared policy:\n{}",
+        wrong.len(),
+        probes.len(),
+        wrong.join("\n")
+    );
+    Ok(())
+}
+
+/// Runs every probe, [`PARALLEL`] at a time (each denied one waits out `deadline`).
+fn probe_all(
+    d: &dyn Deployment,
+    probes: &[Probe],
+    deadline: Duration,
+) -> Vec<Result<TcpOutcome, String>> {
+    let mut out = Vec::with_capacity(probes.len());
+    for chunk in probes.chunks(PARALLEL) {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|p| {
+                    s.spawn(move || {
+                        d.tcp_probe(&p.from, p.addr, deadline)
+                            .map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            for h in handles {
+                out.push(h.join().unwrap_or_else(|_| Err("probe panicked".into())));
+            }
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Topology {
+        Topology::from_path(crate::topology_file::shared_file()).unwrap()
+    }
+
+    fn expect(t: &Topology, from: &str, to: &str, port: u16) -> bool {
+        declared::tcp(t, from, to, port).unwrap().allowed()
+    }
+
+    /// The tier policy of ARCHITECTURE.md, row by row, is what the shared file declares.
+    #[test]
+    fn the_declared_policy_is_the_tier_policy_of_the_architecture() {
+        let t = shared();
+        let port = |s: &str| t.service(s).unwrap().port.unwrap();
+        let other = unopened_port(&t);
+        // frontend -> backend: the registry and the services' ports only.
+        assert!(expect(&t, "gateway", "registry", port("registry")));
+        assert!(expect(&t, "gateway", "product-1", port("product")));
+        assert!(expect(&t, "gateway", "order-1", port("order")));
+        assert!(!expect(&t, "gateway", "registry", other));
+        // backend -> frontend: nothing new.
+        assert!(!expect(&t, "product-1", "gateway", port("gateway")));
+        // backend <-> backend: all.
+        assert!(expect(&t, "order-1", "product-2", other));
+        // products -> redis and postgres; orders -> postgres only; the registry neither.
+        assert!(expect(&t, "product-2", "redis", port("redis")));
+        assert!(expect(&t, "product-1", "postgres", port("postgres")));
+        assert!(expect(&t, "order-2", "postgres", port("postgres")));
+        assert!(!expect(&t, "order-1", "redis", port("redis")));
+        assert!(!expect(&t, "registry", "postgres", port("postgres")));
+        assert!(!expect(&t, "product-1", "postgres", other));
+        // frontend -> database: nothing; database -> anywhere: nothing new.
+        assert!(!expect(&t, "gateway", "redis", port("redis")));
+        assert!(!expect(&t, "gateway", "postgres", port("postgres")));
+        assert!(!expect(&t, "redis", "product-1", port("product")));
+        assert!(!expect(&t, "postgres", "gateway", port("gateway")));
+        // database <-> database: one bridge.
+        assert!(expect(&t, "redis", "postgres", port("postgres")));
+    }
+
+    #[test]
+    fn the_matrix_covers_every_cross_tier_pair_both_ways_on_every_port() {
+        let t = shared();
+        let probes = matrix(&t).unwrap();
+        let ports = ports(&t);
+        assert!(ports.contains(&unopened_port(&t)));
+        for (a, b) in [("gateway", "postgres"), ("postgres", "gateway")] {
+            for port in &ports {
+                assert!(probes
+                    .iter()
+                    .any(|p| p.from == a && p.to == b && p.addr.port() == *port));
+            }
+        }
+        assert!(probes.iter().any(|p| p.from == "redis" && p.to == "postgres"));
+        assert!(probes.iter().any(|p| p.expect == TcpOutcome::Reachable));
+        assert!(probes.iter().any(|p| p.expect == TcpOutcome::TimedOut));
+    }
+}

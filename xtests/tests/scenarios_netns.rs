@@ -1,0 +1,173 @@
+//! Every scenario on the netns backend, for both declarations: `three-tier.toml` and
+//! `three-tier-wide.toml` (three product and two order instances, another placement), with
+//! no Rust change between them.
+//!
+//! One test per (file, scenario), named `<file>::<scenario>` (e.g.
+//! `three_tier_wide::failover::killing_…`), so a failure names itself. The scenarios of one
+//! file share one deployment, run in order as the `lab scenarios` runner runs them (each
+//! leaves the deployment as it found it), and the deployment is torn down once that file's
+//! selected tests are done. That needs its own small harness (`harness = false`): it takes
+//! libtest's name filters (`cargo test --test scenarios_netns -- routing`), `--exact`,
+//! `--list` and `--ignored`, and ignores the rest of libtest's flags.
+//!
+//! Without root the tests are skipped (reported ignored), except with `ECOMM_REQUIRE_ALL=1`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use xtests::backend::start_backend;
+use xtests::deployment::Backend;
+use xtests::scenarios::{self, Outcome};
+
+/// The declarations every scenario runs on: (test name prefix, file).
+fn files() -> Vec<(&'static str, PathBuf)> {
+    let deploy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ecomm-services/deploy");
+    vec![
+        ("three_tier", deploy.join("three-tier.toml")),
+        ("three_tier_wide", deploy.join("three-tier-wide.toml")),
+    ]
+}
+
+/// The part of libtest's command line this harness honours.
+struct Args {
+    filters: Vec<String>,
+    exact: bool,
+    list: bool,
+    ignored: bool,
+}
+
+impl Args {
+    fn parse() -> Args {
+        let mut a = Args {
+            filters: Vec::new(),
+            exact: false,
+            list: false,
+            ignored: false,
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--exact" => a.exact = true,
+                "--list" => a.list = true,
+                "--ignored" => a.ignored = true,
+                // libtest flags that take a value.
+                "--test-threads" | "--format" | "--color" | "--logfile" | "--skip"
+                | "--report-time" | "-Z" => {
+                    let _ = it.next();
+                }
+                s if s.starts_with('-') => {}
+                s => a.filters.push(s.to_string()),
+            }
+        }
+        a
+    }
+
+    fn selects(&self, name: &str) -> bool {
+        self.filters.is_empty()
+            || self.filters.iter().any(|f| {
+                if self.exact {
+                    name == f
+                } else {
+                    name.contains(f.as_str())
+                }
+            })
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let all = scenarios::all();
+    let plan: Vec<(&str, PathBuf, Vec<(String, scenarios::Scenario)>)> = files()
+        .into_iter()
+        .map(|(prefix, file)| {
+            let tests = all
+                .iter()
+                .map(|s| (format!("{prefix}::{}", s.name), *s))
+                .filter(|(name, _)| args.selects(name))
+                .collect();
+            (prefix, file, tests)
+        })
+        .collect();
+    if args.list {
+        for (_, _, tests) in &plan {
+            for (name, _) in tests {
+                println!("{name}: test");
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let total: usize = plan.iter().map(|(_, _, t)| t.len()).sum();
+    println!("\nrunning {total} tests");
+    if args.ignored {
+        println!("\ntest result: ok. 0 passed; 0 failed; {total} ignored; 0 measured");
+        return ExitCode::SUCCESS;
+    }
+    let (mut passed, mut failed, mut ignored) = (Vec::new(), Vec::new(), 0usize);
+    let privileged = total > 0 && xtests::privileged("the netns scenarios");
+    for (prefix, file, tests) in &plan {
+        if tests.is_empty() {
+            continue;
+        }
+        if !privileged {
+            for (name, _) in tests {
+                println!("test {name} ... ignored, needs root");
+                ignored += 1;
+            }
+            continue;
+        }
+        eprintln!("{prefix}: starting the netns deployment of {}", file.display());
+        let d = match start_backend(Backend::Netns, file) {
+            Ok(d) => d,
+            Err(e) => {
+                for (name, _) in tests {
+                    println!("test {name} ... FAILED");
+                    failed.push((name.clone(), format!("start the deployment: {e}")));
+                }
+                continue;
+            }
+        };
+        let cells = xtests::cli::scenarios::run_on(
+            d.as_ref(),
+            &tests.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+        );
+        for ((name, _), (outcome, took)) in tests.iter().zip(cells) {
+            match outcome {
+                Outcome::Passed => {
+                    println!("test {name} ... ok ({:.1}s)", took.as_secs_f64());
+                    passed.push(name.clone());
+                }
+                Outcome::NotApplicable(why) => {
+                    println!("test {name} ... ignored, {why}");
+                    ignored += 1;
+                }
+                Outcome::Failed(why) => {
+                    println!("test {name} ... FAILED ({:.1}s)", took.as_secs_f64());
+                    failed.push((name.clone(), why));
+                }
+            }
+        }
+        drop(d);
+    }
+    if !failed.is_empty() {
+        println!("\nfailures:");
+        for (name, why) in &failed {
+            println!("\n---- {name} ----\n{why}");
+        }
+        println!("\nfailures:");
+        for (name, _) in &failed {
+            println!("    {name}");
+        }
+    }
+    let ok = failed.is_empty();
+    println!(
+        "\ntest result: {}. {} passed; {} failed; {ignored} ignored; 0 measured\n",
+        if ok { "ok" } else { "FAILED" },
+        passed.len(),
+        failed.len()
+    );
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(101)
+    }
+}
