@@ -45,6 +45,10 @@ bench-lab: setup up
 
 # Build the lab driver and the services (release; a no-op on a built tree).
 [private]
+# Run the scenarios and print the matrix, e.g. `just scenarios --backend netns ecomm-services/deploy/three-tier-wide.toml`.
+scenarios *ARGS: setup _lab-build
+    @scripts/as-root.sh "${CARGO_TARGET_DIR:-target}/release/lab" scenarios {{ARGS}}
+
 _lab-build:
     @cargo build --release -q -p xtests -p ecomm-services --bin lab --bin ecomm
 

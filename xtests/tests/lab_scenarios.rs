@@ -29,7 +29,10 @@ fn list_names_every_scenario_and_a_filter_narrows_it() {
     let out = lab(&["--list", "--filter", "outages::"]);
     let (stdout, _) = text(&out);
     assert!(out.status.success());
-    assert!(stdout.lines().all(|l| l.starts_with("outages::")), "{stdout}");
+    assert!(
+        stdout.lines().all(|l| l.starts_with("outages::")),
+        "{stdout}"
+    );
     assert_eq!(stdout.lines().count(), 2, "{stdout}");
 }
 
@@ -44,9 +47,14 @@ fn a_backend_not_built_in_this_tree_fails_every_scenario_and_exits_1() {
     let out = lab(&["--backend", "vm", "--filter", "routing::"]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stdout.contains("backend vm: not built in this tree"), "{stdout}");
     assert!(
-        stdout.trim_end().ends_with("0 passed, 2 failed, 0 not applicable"),
+        stdout.contains("backend vm: not built in this tree"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("0 passed, 2 failed, 0 not applicable"),
         "{stdout}"
     );
 }
@@ -74,15 +82,29 @@ fn the_runner_prints_the_matrix_and_exits_0_when_every_scenario_passed() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
-    assert!(lines[0].starts_with("scenario") && lines[0].contains("netns"), "{stdout}");
     assert!(
-        lines.iter().any(|l| l.starts_with("routing::an_order") && l.contains("passed")),
+        lines[0].starts_with("scenario") && lines[0].contains("netns"),
         "{stdout}"
     );
     assert!(
-        lines.iter().any(|l| l.starts_with("host::killing") && l.contains("n/a")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("routing::an_order") && l.contains("passed")),
         "{stdout}"
     );
-    assert_eq!(lines.last(), Some(&"1 passed, 0 failed, 1 not applicable"), "{stdout}");
-    assert!(stderr.contains("netns: routing::an_order"), "progress on stderr: {stderr}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("host::killing") && l.contains("n/a")),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines.last(),
+        Some(&"1 passed, 0 failed, 1 not applicable"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("netns: routing::an_order"),
+        "progress on stderr: {stderr}"
+    );
 }

@@ -10,14 +10,19 @@
 //! libtest's name filters (`cargo test --test scenarios_netns -- routing`), `--exact`,
 //! `--list` and `--ignored`, and ignores the rest of libtest's flags.
 //!
+//! After a file's scenarios, `<file>::netns::teardown_leaves_nothing_behind` checks that the
+//! torn-down deployment left no process, namespace or state directory.
+//!
 //! Without root the tests are skipped (reported ignored), except with `ECOMM_REQUIRE_ALL=1`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use xtests::backend::start_backend;
-use xtests::deployment::Backend;
+use xtests::backend::netns::NetnsDeployment;
 use xtests::scenarios::{self, Outcome};
+
+/// The last test of each file: the deployment torn down leaves nothing behind.
+const TEARDOWN: &str = "netns::teardown_leaves_nothing_behind";
 
 /// The declarations every scenario runs on: (test name prefix, file).
 fn files() -> Vec<(&'static str, PathBuf)> {
@@ -27,6 +32,9 @@ fn files() -> Vec<(&'static str, PathBuf)> {
         ("three_tier_wide", deploy.join("three-tier-wide.toml")),
     ]
 }
+
+/// One declaration's share of the run: test name prefix, file, its selected (name, scenario).
+type FilePlan = (&'static str, PathBuf, Vec<(String, scenarios::Scenario)>);
 
 /// The part of libtest's command line this harness honours.
 struct Args {
@@ -77,7 +85,7 @@ impl Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let all = scenarios::all();
-    let plan: Vec<(&str, PathBuf, Vec<(String, scenarios::Scenario)>)> = files()
+    let plan: Vec<FilePlan> = files()
         .into_iter()
         .map(|(prefix, file)| {
             let tests = all
@@ -88,15 +96,24 @@ fn main() -> ExitCode {
             (prefix, file, tests)
         })
         .collect();
+    let teardowns: Vec<String> = plan
+        .iter()
+        .filter(|(_, _, tests)| !tests.is_empty())
+        .map(|(prefix, _, _)| format!("{prefix}::{TEARDOWN}"))
+        .filter(|name| args.selects(name))
+        .collect();
     if args.list {
         for (_, _, tests) in &plan {
             for (name, _) in tests {
                 println!("{name}: test");
             }
         }
+        for name in &teardowns {
+            println!("{name}: test");
+        }
         return ExitCode::SUCCESS;
     }
-    let total: usize = plan.iter().map(|(_, _, t)| t.len()).sum();
+    let total: usize = plan.iter().map(|(_, _, t)| t.len()).sum::<usize>() + teardowns.len();
     println!("\nrunning {total} tests");
     if args.ignored {
         println!("\ntest result: ok. 0 passed; 0 failed; {total} ignored; 0 measured");
@@ -113,10 +130,14 @@ fn main() -> ExitCode {
                 println!("test {name} ... ignored, needs root");
                 ignored += 1;
             }
+            ignored += usize::from(args.selects(&format!("{prefix}::{TEARDOWN}")));
             continue;
         }
-        eprintln!("{prefix}: starting the netns deployment of {}", file.display());
-        let d = match start_backend(Backend::Netns, file) {
+        eprintln!(
+            "{prefix}: starting the netns deployment of {}",
+            file.display()
+        );
+        let d = match NetnsDeployment::start(file) {
             Ok(d) => d,
             Err(e) => {
                 for (name, _) in tests {
@@ -126,10 +147,8 @@ fn main() -> ExitCode {
                 continue;
             }
         };
-        let cells = xtests::cli::scenarios::run_on(
-            d.as_ref(),
-            &tests.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
-        );
+        let cells =
+            xtests::cli::scenarios::run_on(&d, &tests.iter().map(|(_, s)| *s).collect::<Vec<_>>());
         for ((name, _), (outcome, took)) in tests.iter().zip(cells) {
             match outcome {
                 Outcome::Passed => {
@@ -146,7 +165,17 @@ fn main() -> ExitCode {
                 }
             }
         }
-        drop(d);
+        let teardown = format!("{prefix}::{TEARDOWN}");
+        let left = d.shutdown();
+        if args.selects(&teardown) {
+            if left.is_empty() {
+                println!("test {teardown} ... ok");
+                passed.push(teardown);
+            } else {
+                println!("test {teardown} ... FAILED");
+                failed.push((teardown, format!("left behind:\n{}", left.join("\n"))));
+            }
+        }
     }
     if !failed.is_empty() {
         println!("\nfailures:");

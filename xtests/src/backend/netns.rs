@@ -109,6 +109,21 @@ impl NetnsDeployment {
         })
     }
 
+    /// Tears the deployment down now and returns whatever of it is still on the machine:
+    /// processes, namespaces, the state directory (empty = clean).
+    pub fn shutdown(self) -> Vec<String> {
+        let (footprint, dir) = match self.lab() {
+            Ok(l) => (l.footprint(), l.dir().to_path_buf()),
+            Err(e) => return vec![e.to_string()],
+        };
+        drop(self);
+        let mut left = footprint.leftovers();
+        if std::env::var_os("ECOMM_LAB_KEEP").is_none() && dir.exists() {
+            left.push(format!("state directory {} still exists", dir.display()));
+        }
+        left
+    }
+
     fn lab(&self) -> Result<RwLockReadGuard<'_, Lab>, DeployError> {
         self.lab
             .as_ref()

@@ -188,7 +188,10 @@ fn run(args: Args) -> Result<(), LabError> {
         Verb::Backup { file } => cli::backup::backup(&lab, &file),
         Verb::Restore { file } => cli::backup::restore(&lab, &file),
         Verb::Bench { out, wrk_seconds } => cli::bench::run(&lab, &out, wrk_seconds),
-        Verb::Layout { .. } | Verb::Compose { .. } | Verb::Swarm { .. } | Verb::Scenarios { .. } => {
+        Verb::Layout { .. }
+        | Verb::Compose { .. }
+        | Verb::Swarm { .. }
+        | Verb::Scenarios { .. } => {
             Ok(()) // above
         }
     }
@@ -204,9 +207,7 @@ fn scenarios(
 ) -> ExitCode {
     let selected = xtests::scenarios::matching(filters);
     if selected.is_empty() {
-        eprintln!(
-            "lab: no scenario matches {filters:?} (`lab scenarios --list` names them all)"
-        );
+        eprintln!("lab: no scenario matches {filters:?} (`lab scenarios --list` names them all)");
         return ExitCode::from(2);
     }
     if list {

@@ -83,9 +83,7 @@ impl Matrix {
             }
         }
         let (p, f, n) = self.counts();
-        out.push_str(&format!(
-            "\n{p} passed, {f} failed, {n} not applicable\n"
-        ));
+        out.push_str(&format!("\n{p} passed, {f} failed, {n} not applicable\n"));
         out
     }
 }
@@ -168,9 +166,11 @@ pub fn run_on(d: &dyn Deployment, selected: &[Scenario]) -> Vec<Cell> {
             progress(&format!("{b}: {} ...", s.name));
             let (outcome, took) = scenarios::run_one(s, d);
             match &outcome {
-                Outcome::Passed => {
-                    progress(&format!("{b}: {} passed ({:.1}s)", s.name, took.as_secs_f64()))
-                }
+                Outcome::Passed => progress(&format!(
+                    "{b}: {} passed ({:.1}s)",
+                    s.name,
+                    took.as_secs_f64()
+                )),
                 Outcome::NotApplicable(why) => progress(&format!("{b}: {} n/a: {why}", s.name)),
                 Outcome::Failed(why) => {
                     progress(&format!(
@@ -220,7 +220,11 @@ mod tests {
         };
         let text = m.render();
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].starts_with("scenario") && lines[0].contains("netns") && lines[0].contains("vm"));
+        assert!(
+            lines[0].starts_with("scenario")
+                && lines[0].contains("netns")
+                && lines[0].contains("vm")
+        );
         assert!(lines[1].starts_with("a::one") && lines[1].contains("passed    1.5s"));
         assert!(lines[2].contains("FAILED    2.0s") && lines[2].contains("passed    4.0s"));
         assert!(lines[3].contains("n/a"));

@@ -119,11 +119,17 @@ fn rejoined(d: &dyn Deployment, host: &str, tag: &str, product: i64) -> Result<(
             let key = format!("rejoin-{tag}-{}-{k}", d.run_id());
             // Failures while the gateway re-admits the instances are fine here.
             let _ = d.get(load::READ_PATH);
-            let _ = d.send(&shop::order_request(&key, &load::customer(&key), product, 1));
+            let _ = d.send(&shop::order_request(
+                &key,
+                &load::customer(&key),
+                product,
+                1,
+            ));
         }
-        watched.iter().zip(&baseline).all(|((node, route), b)| {
-            shop::served(d, node, route).is_ok_and(|n| n > *b)
-        })
+        watched
+            .iter()
+            .zip(&baseline)
+            .all(|((node, route), b)| shop::served(d, node, route).is_ok_and(|n| n > *b))
     });
     check!(
         back,

@@ -20,7 +20,8 @@ pub const ALL: [Scenario; 2] = [
         run: reads_survive_a_cache_outage,
     },
     Scenario {
-        name: "outages::an_order_during_a_database_outage_gets_503_and_its_retry_creates_exactly_one",
+        name:
+            "outages::an_order_during_a_database_outage_gets_503_and_its_retry_creates_exactly_one",
         needs: Needs {
             host_faults: false,
             partitions: false,

@@ -251,7 +251,9 @@ mod tests {
                     .any(|p| p.from == a && p.to == b && p.addr.port() == *port));
             }
         }
-        assert!(probes.iter().any(|p| p.from == "redis" && p.to == "postgres"));
+        assert!(probes
+            .iter()
+            .any(|p| p.from == "redis" && p.to == "postgres"));
         assert!(probes.iter().any(|p| p.expect == TcpOutcome::Reachable));
         assert!(probes.iter().any(|p| p.expect == TcpOutcome::TimedOut));
     }

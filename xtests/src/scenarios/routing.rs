@@ -13,7 +13,8 @@ use crate::deployment::Deployment;
 /// The scenarios of this group.
 pub const ALL: [Scenario; 2] = [
     Scenario {
-        name: "routing::reads_round_robin_over_every_product_instance_and_the_second_is_a_cache_hit",
+        name:
+            "routing::reads_round_robin_over_every_product_instance_and_the_second_is_a_cache_hit",
         needs: Needs {
             host_faults: false,
             partitions: false,

@@ -79,7 +79,8 @@ pub fn expendable_host(t: &Topology, service: &str) -> Option<String> {
     placement
         .hosts
         .iter()
-        .filter(|(_, nodes)| {
+        .rev()
+        .find(|(_, nodes)| {
             let carries = |n: &str| nodes.iter().any(|m| m == n);
             let serves = t
                 .service(service)
@@ -91,7 +92,6 @@ pub fn expendable_host(t: &Topology, service: &str) -> Option<String> {
             serves && survivable && !router.is_some_and(carries)
         })
         .map(|(host, _)| host.clone())
-        .last()
 }
 
 /// The nodes placement host `host` carries that run `service`.
@@ -124,7 +124,10 @@ mod tests {
     #[test]
     fn the_shape_comes_from_the_declaration() {
         let t = Topology::from_path(crate::topology_file::shared_file()).unwrap();
-        assert_eq!(instances(&t, "product").unwrap(), ["product-1", "product-2"]);
+        assert_eq!(
+            instances(&t, "product").unwrap(),
+            ["product-1", "product-2"]
+        );
         assert_eq!(instances(&wide(), "product").unwrap().len(), 3);
         assert_eq!(
             database(&t, "order").unwrap(),
