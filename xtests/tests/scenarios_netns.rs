@@ -6,9 +6,9 @@
 //! `three_tier_wide::failover::killing_…`), so a failure names itself. The scenarios of one
 //! file share one deployment, run in order as the `lab scenarios` runner runs them (each
 //! leaves the deployment as it found it), and the deployment is torn down once that file's
-//! selected tests are done. That needs its own small harness (`harness = false`): it takes
+//! selected tests are done; the two files run side by side. That needs its own small harness (`harness = false`): it takes
 //! libtest's name filters (`cargo test --test scenarios_netns -- routing`), `--exact`,
-//! `--list` and `--ignored`, and ignores the rest of libtest's flags.
+//! `--skip`, `--list` and `--ignored`, and ignores the rest of libtest's flags.
 //!
 //! After a file's scenarios, `<file>::netns::teardown_leaves_nothing_behind` checks that the
 //! torn-down deployment left no process, namespace or state directory.
@@ -39,6 +39,7 @@ type FilePlan = (&'static str, PathBuf, Vec<(String, scenarios::Scenario)>);
 /// The part of libtest's command line this harness honours.
 struct Args {
     filters: Vec<String>,
+    skips: Vec<String>,
     exact: bool,
     list: bool,
     ignored: bool,
@@ -48,6 +49,7 @@ impl Args {
     fn parse() -> Args {
         let mut a = Args {
             filters: Vec::new(),
+            skips: Vec::new(),
             exact: false,
             list: false,
             ignored: false,
@@ -58,9 +60,9 @@ impl Args {
                 "--exact" => a.exact = true,
                 "--list" => a.list = true,
                 "--ignored" => a.ignored = true,
+                "--skip" => a.skips.extend(it.next()),
                 // libtest flags that take a value.
-                "--test-threads" | "--format" | "--color" | "--logfile" | "--skip"
-                | "--report-time" | "-Z" => {
+                "--test-threads" | "--format" | "--color" | "--logfile" | "-Z" => {
                     let _ = it.next();
                 }
                 s if s.starts_with('-') => {}
@@ -71,6 +73,16 @@ impl Args {
     }
 
     fn selects(&self, name: &str) -> bool {
+        let matches = |f: &String| {
+            if self.exact {
+                name == f
+            } else {
+                name.contains(f.as_str())
+            }
+        };
+        if self.skips.iter().any(matches) {
+            return false;
+        }
         self.filters.is_empty()
             || self.filters.iter().any(|f| {
                 if self.exact {
@@ -119,63 +131,34 @@ fn main() -> ExitCode {
         println!("\ntest result: ok. 0 passed; 0 failed; {total} ignored; 0 measured");
         return ExitCode::SUCCESS;
     }
-    let (mut passed, mut failed, mut ignored) = (Vec::new(), Vec::new(), 0usize);
     let privileged = total > 0 && xtests::privileged("the netns scenarios");
-    for (prefix, file, tests) in &plan {
-        if tests.is_empty() {
-            continue;
+    // The files run side by side, each on its own deployment; their reports print in order.
+    let reports: Vec<Report> = std::thread::scope(|s| {
+        let handles: Vec<_> = plan
+            .iter()
+            .map(|(prefix, file, tests)| {
+                let args = &args;
+                s.spawn(move || run_file(prefix, file, tests, args, privileged))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| Report {
+                    failed: vec![("harness".into(), "a file's runner panicked".into())],
+                    ..Report::default()
+                })
+            })
+            .collect()
+    });
+    let (mut passed, mut failed, mut ignored) = (0usize, Vec::new(), 0usize);
+    for r in reports {
+        for line in &r.lines {
+            println!("{line}");
         }
-        if !privileged {
-            for (name, _) in tests {
-                println!("test {name} ... ignored, needs root");
-                ignored += 1;
-            }
-            ignored += usize::from(args.selects(&format!("{prefix}::{TEARDOWN}")));
-            continue;
-        }
-        eprintln!(
-            "{prefix}: starting the netns deployment of {}",
-            file.display()
-        );
-        let d = match NetnsDeployment::start(file) {
-            Ok(d) => d,
-            Err(e) => {
-                for (name, _) in tests {
-                    println!("test {name} ... FAILED");
-                    failed.push((name.clone(), format!("start the deployment: {e}")));
-                }
-                continue;
-            }
-        };
-        let cells =
-            xtests::cli::scenarios::run_on(&d, &tests.iter().map(|(_, s)| *s).collect::<Vec<_>>());
-        for ((name, _), (outcome, took)) in tests.iter().zip(cells) {
-            match outcome {
-                Outcome::Passed => {
-                    println!("test {name} ... ok ({:.1}s)", took.as_secs_f64());
-                    passed.push(name.clone());
-                }
-                Outcome::NotApplicable(why) => {
-                    println!("test {name} ... ignored, {why}");
-                    ignored += 1;
-                }
-                Outcome::Failed(why) => {
-                    println!("test {name} ... FAILED ({:.1}s)", took.as_secs_f64());
-                    failed.push((name.clone(), why));
-                }
-            }
-        }
-        let teardown = format!("{prefix}::{TEARDOWN}");
-        let left = d.shutdown();
-        if args.selects(&teardown) {
-            if left.is_empty() {
-                println!("test {teardown} ... ok");
-                passed.push(teardown);
-            } else {
-                println!("test {teardown} ... FAILED");
-                failed.push((teardown, format!("left behind:\n{}", left.join("\n"))));
-            }
-        }
+        passed += r.passed;
+        ignored += r.ignored;
+        failed.extend(r.failed);
     }
     if !failed.is_empty() {
         println!("\nfailures:");
@@ -191,7 +174,7 @@ fn main() -> ExitCode {
     println!(
         "\ntest result: {}. {} passed; {} failed; {ignored} ignored; 0 measured\n",
         if ok { "ok" } else { "FAILED" },
-        passed.len(),
+        passed,
         failed.len()
     );
     if ok {
@@ -199,4 +182,85 @@ fn main() -> ExitCode {
     } else {
         ExitCode::from(101)
     }
+}
+
+/// What one file's tests did: their result lines, in order, and the counts.
+#[derive(Default)]
+struct Report {
+    lines: Vec<String>,
+    passed: usize,
+    ignored: usize,
+    failed: Vec<(String, String)>,
+}
+
+/// Runs `tests` on one netns deployment of `file`, then checks its teardown.
+fn run_file(
+    prefix: &str,
+    file: &std::path::Path,
+    tests: &[(String, scenarios::Scenario)],
+    args: &Args,
+    privileged: bool,
+) -> Report {
+    let mut r = Report::default();
+    let teardown = format!("{prefix}::{TEARDOWN}");
+    if tests.is_empty() {
+        return r;
+    }
+    if !privileged {
+        for (name, _) in tests {
+            r.lines.push(format!("test {name} ... ignored, needs root"));
+            r.ignored += 1;
+        }
+        r.ignored += usize::from(args.selects(&teardown));
+        return r;
+    }
+    eprintln!(
+        "{prefix}: starting the netns deployment of {}",
+        file.display()
+    );
+    let d = match NetnsDeployment::start(file) {
+        Ok(d) => d,
+        Err(e) => {
+            for (name, _) in tests {
+                r.lines.push(format!("test {name} ... FAILED"));
+                r.failed
+                    .push((name.clone(), format!("start the deployment: {e}")));
+            }
+            return r;
+        }
+    };
+    let selected: Vec<scenarios::Scenario> = tests.iter().map(|(_, s)| *s).collect();
+    let cells = xtests::cli::scenarios::run_on(&d, &selected);
+    for ((name, _), (outcome, took)) in tests.iter().zip(cells) {
+        match outcome {
+            Outcome::Passed => {
+                r.lines
+                    .push(format!("test {name} ... ok ({:.1}s)", took.as_secs_f64()));
+                r.passed += 1;
+            }
+            Outcome::NotApplicable(why) => {
+                r.lines.push(format!("test {name} ... ignored, {why}"));
+                r.ignored += 1;
+            }
+            Outcome::Failed(why) => {
+                r.lines.push(format!(
+                    "test {name} ... FAILED ({:.1}s)",
+                    took.as_secs_f64()
+                ));
+                r.failed.push((name.clone(), why));
+            }
+        }
+    }
+    let left = d.shutdown();
+    if args.selects(&teardown) {
+        if left.is_empty() {
+            r.lines.push(format!("test {teardown} ... ok"));
+            r.passed += 1;
+        } else {
+            r.lines.push(format!("test {teardown} ... FAILED"));
+            r.failed
+                .push((teardown, format!("left behind:\n{}", left.join("\n"))));
+        }
+    }
+    r
 }

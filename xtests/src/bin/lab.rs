@@ -221,6 +221,12 @@ fn scenarios(
         eprintln!("lab: {}: {e}", file.display());
         return ExitCode::from(2);
     }
+    if backends.contains(&Backend::Netns) {
+        if let Err(e) = cli::require_root() {
+            eprintln!("lab: the netns backend: {e}");
+            return ExitCode::from(2);
+        }
+    }
     if std::env::var_os("ECOMM_BIN").is_none() {
         if let Ok(ecomm) = sibling("ecomm") {
             xtests::backend::netns::use_ecomm(ecomm);
