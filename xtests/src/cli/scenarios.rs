@@ -76,10 +76,22 @@ impl Matrix {
             out.push('\n');
         }
         for (b, col) in self.columns.iter().zip(&self.cells) {
+            // One block per reason: a backend that cannot start fails every row alike.
+            let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
             for (row, (o, _)) in self.rows.iter().zip(col) {
                 if let Outcome::Failed(why) = o {
-                    out.push_str(&format!("\nFAILED {row} on {b}:\n{}\n", indent(why)));
+                    match reasons.iter_mut().find(|(w, _)| *w == why.as_str()) {
+                        Some((_, rows)) => rows.push(row),
+                        None => reasons.push((why, vec![row])),
+                    }
                 }
+            }
+            for (why, rows) in reasons {
+                out.push_str(&format!(
+                    "\nFAILED {} on {b}:\n{}\n",
+                    rows.join(", "),
+                    indent(why)
+                ));
             }
         }
         let (p, f, n) = self.counts();
