@@ -56,7 +56,7 @@ pub struct ClusterSpec {
     vms: Vec<VmSpec>,
     agent: Option<PathBuf>,
     pinned: Vec<(String, PathBuf)>,
-    pinned_root: bool,
+    pinned_root: Option<&'static str>,
 }
 
 impl ClusterSpec {
@@ -80,11 +80,28 @@ impl ClusterSpec {
     /// Boots every VM from the pinned image (see [`crate::pinned`]) instead of the host's
     /// `/` over 9p (the default).
     pub fn pinned_root(mut self) -> ClusterSpec {
-        self.pinned_root = true;
+        self.pinned_root = Some(crate::pinned::BASE_ROLE);
         self
     }
 
-    /// With [`ClusterSpec::pinned_root`]: also puts the host file `host` at `guest` in the
+    /// Boots every VM from the full stack image (see [`crate::pinned::STACK`]): PostgreSQL,
+    /// Redis, curl, bash, ip, nft and busybox from `images.lock`, with `netns_kit` and `ecomm`
+    /// (host files) in the run's layer at [`crate::pinned::Stack::netns_kit`] and
+    /// [`crate::pinned::Stack::ecomm`]. No 9p: nothing of the host is visible in the guest.
+    pub fn stack_root(
+        mut self,
+        netns_kit: impl Into<PathBuf>,
+        ecomm: impl Into<PathBuf>,
+    ) -> ClusterSpec {
+        let stack = crate::pinned::STACK;
+        self.pinned_root = Some(crate::pinned::STACK_ROLE);
+        self.pinned
+            .push((stack.netns_kit.to_string(), netns_kit.into()));
+        self.pinned.push((stack.ecomm.to_string(), ecomm.into()));
+        self
+    }
+
+    /// With [`ClusterSpec::pinned_root`] or [`ClusterSpec::stack_root`]: also puts the host file `host` at `guest` in the
     /// run's layer (its libraries resolved in the locked packages).
     pub fn pinned_binary(mut self, guest: &str, host: impl Into<PathBuf>) -> ClusterSpec {
         self.pinned.push((guest.to_string(), host.into()));
@@ -258,10 +275,10 @@ impl Cluster {
             None => default_agent()?,
         };
         let accel = accel(&agent)?;
-        let (initrd, agent) = if spec.pinned_root {
+        let (initrd, agent) = if let Some(role) = spec.pinned_root {
             let mut files: Vec<(&str, &Path)> = vec![(crate::pinned::AGENT, agent.as_path())];
             files.extend(spec.pinned.iter().map(|(g, h)| (g.as_str(), h.as_path())));
-            let (initrd, lines) = crate::pinned::initrd(&assets.initrd, &files)?;
+            let (initrd, lines) = crate::pinned::initrd(role, &assets.initrd, &files)?;
             for line in lines {
                 progress(&line);
             }
@@ -320,7 +337,7 @@ impl Cluster {
                 vmlinux: assets.vmlinux.clone(),
                 initrd: initrd.clone(),
                 agent: agent.clone(),
-                host_root: !spec.pinned_root,
+                host_root: spec.pinned_root.is_none(),
                 nics,
                 dir: dir.0.clone(),
                 accel,
