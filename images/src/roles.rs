@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::docker::Config;
 use crate::error::{Error, Result};
 use crate::fetch::Cache;
-use crate::rootfs::{Closure, Tree};
+use crate::rootfs::{Closure, Kind, Tree};
 
 /// The root packages of every role; `just lock` locks their dependency closure.
 pub const ROOTS: &[&str] = &[
@@ -385,6 +385,18 @@ fn postgres_files(c: &mut Closure, bins: &[&str]) -> Result<()> {
         &["/usr/share/postgresql/15/man"],
     )?;
     c.add("/usr/share/zoneinfo", &[])?;
+    cut_icu_data(c)
+}
+
+/// Replaces ICU's 31 MB data library in the tree with one holding only what PostgreSQL
+/// loads (see [`crate::icu`]).
+fn cut_icu_data(c: &mut Closure) -> Result<()> {
+    for (path, entry) in c.tree.entries.iter_mut() {
+        let name = path.rsplit('/').next().unwrap_or("");
+        if let (true, Kind::File(data)) = (name.starts_with("libicudata.so."), &mut entry.kind) {
+            *data = crate::icu::reduce(path, data, crate::icu::kept)?;
+        }
+    }
     Ok(())
 }
 

@@ -130,6 +130,13 @@ fn a_guest_booted_from_the_stack_image_runs_netns_kit_postgres_redis_and_ecomm()
             s.runuser, s.pg_user, s.pg_bindir
         ));
         assert_eq!(answer.trim(), "42");
+        // ICU's data is cut to what PostgreSQL loads (images::icu): its collations are there
+        // and sort as ICU does (`a` before `B`), unlike the C collation.
+        let icu = vm.succeed(&format!(
+            "{} -u {} -- {}/psql -h /tmp -U postgres -AtX -c \"select count(*) > 0, 'a' < 'B' collate \\\"und-x-icu\\\", 'a' < 'B' collate \\\"C\\\" from pg_collation where collprovider = 'i'\"",
+            s.runuser, s.pg_user, s.pg_bindir
+        ));
+        assert_eq!(icu.trim(), "t|t|f", "ICU collations present and working");
         let version = vm.succeed(&format!("{}/postgres -V", s.pg_bindir));
         assert!(
             version.contains(&format!("PostgreSQL) {}", upstream("postgresql-15"))),
