@@ -8,7 +8,7 @@
 //! | --- | --- |
 //! | lock: resolve the closure once | [`resolve`], [`lock`] |
 //! | fetch by hash, cache, unpack | [`fetch`] |
-//! | closures per role | [`elf`], [`rootfs`], [`roles`], [`icu`] (ICU data cut to what PostgreSQL loads) |
+//! | closures per role | [`elf`], [`rootfs`], [`roles`], [`icu`] (ICU data cut to what PostgreSQL loads), [`stub`] |
 //! | outputs named by content | [`tar`], [`cpio`], [`docker`], [`build`] |
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -24,6 +24,7 @@ pub mod lock;
 pub mod resolve;
 pub mod roles;
 pub mod rootfs;
+pub mod stub;
 pub mod tar;
 
 pub use error::{Error, Result};
