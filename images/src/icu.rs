@@ -283,7 +283,7 @@ mod tests {
         out[12..16].copy_from_slice(b"CmnD");
         let toc = 4 + 8 * items.len();
         let names: usize = items.iter().map(|(n, _)| n.len() + 1).sum();
-        let first = (hs + toc + names + 15) / 16 * 16 - hs;
+        let first = (hs + toc + names).div_ceil(16) * 16 - hs;
         let mut body = (items.len() as u32).to_le_bytes().to_vec();
         let mut name_at = toc;
         for (i, (n, _)) in items.iter().enumerate() {

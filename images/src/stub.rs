@@ -46,7 +46,7 @@ pub fn elf_hash(name: &[u8]) -> u32 {
 }
 
 fn align(v: &mut Vec<u8>, to: usize) {
-    while v.len() % to != 0 {
+    while !v.len().is_multiple_of(to) {
         v.push(0);
     }
 }

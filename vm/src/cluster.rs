@@ -504,8 +504,13 @@ impl Vm {
         let mut m = self.lock();
         let uptime = m.wait_ready(self.accel.boot_deadline())?;
         let took = since.elapsed();
+        let phases = boot_phases(&m.console_tail(400), uptime)
+            .map(|(kernel, init, agent)| {
+                format!("; kernel+unpack {kernel:.2}s, init {init:.2}s, agent {agent:.2}s")
+            })
+            .unwrap_or_default();
         progress(&format!(
-            "{}: booted in {:.2}s ({}, guest uptime {:.2}s)",
+            "{}: booted in {:.2}s ({}, guest uptime {:.2}s{phases})",
             self.name,
             took.as_secs_f64(),
             self.accel.name(),
@@ -654,6 +659,22 @@ impl Vm {
     }
 }
 
+/// The boot's phases from the init script's console lines (`vm-init: start <uptime>`,
+/// `vm-init: agent <uptime>`) and the agent's uptime when it answered (ms): the kernel with
+/// the initramfs unpack, init (modules, mounts), the agent's start; seconds each.
+fn boot_phases(console: &str, ready_ms: u64) -> Option<(f64, f64, f64)> {
+    let at = |tag: &str| {
+        console
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix(tag))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    let (start, agent) = (at("vm-init: start ")?, at("vm-init: agent ")?);
+    let ready = ready_ms as f64 / 1000.0;
+    Some((start, agent - start, ready - agent))
+}
+
 impl Net {
     /// Cuts the link between VMs `a` and `b` (frames both ways are dropped).
     pub fn cut(&self, a: &str, b: &str) {
@@ -703,5 +724,20 @@ impl Net {
     /// Frames (forwarded, dropped) by the switch so far.
     pub fn counters(&self) -> (u64, u64) {
         self.switch.counters()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_phases_come_from_the_init_lines_and_the_agent_uptime() {
+        let console = "vm-init: start 2.50\nnoise\nvm-init: agent 3.25\nvm-agent: serving\n";
+        let (kernel, init, agent) = boot_phases(console, 4000).unwrap();
+        assert!((kernel - 2.5).abs() < 1e-9);
+        assert!((init - 0.75).abs() < 1e-9);
+        assert!((agent - 0.75).abs() < 1e-9);
+        assert_eq!(boot_phases("vm-agent: serving\n", 4000), None);
     }
 }
