@@ -89,7 +89,7 @@ $B ln -sf /proc/self/fd/1 /newroot/dev/stdout
 $B ln -sf /proc/self/fd/2 /newroot/dev/stderr
 $B hostname $host
 $B ip link set lo up
-echo "vm-init: agent $($B cut -d' ' -f1 /proc/uptime)" >/dev/ttyS0
+echo "vm-init: agent $($B cut -d' ' -f1 /newroot/proc/uptime)" >/newroot/dev/ttyS0
 exec $B switch_root /newroot $agent
 "#;
 
