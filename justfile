@@ -67,7 +67,7 @@ bench-vm: setup
     cargo build --release -q -p ecomm-services --bin ecomm
     cargo build -q -p images --bin images
     "${CARGO_TARGET_DIR:-target}/debug/images" bench --ecomm "${CARGO_TARGET_DIR:-target}/release/ecomm"
-    cargo test -q -p vm --test pinned -- --nocapture 2>&1 | grep -E '^\[vm\] (IMAGE|pinned: booted)|test result'
+    cargo test -q -p vm --test pinned -- --nocapture 2>&1 | grep -E '^\[vm\] (IMAGE|pinned: booted|stack: booted|phase)|test result'
     mkdir -p target/bench
     VM_BENCH_JSON="$PWD/target/bench/vm.json" scripts/as-root.sh cargo test -p vm --test suite
 

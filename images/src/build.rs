@@ -98,6 +98,7 @@ fn build_role(
         roots.push((p.name.clone(), fetcher.unpacked(p, cache)?));
     }
     let mut closure = Closure::new(role.name, roots);
+    closure.stubs = role.stubs.to_vec();
     role.assemble(&mut closure, inputs)?;
     let (bytes, ext, tag) = match role.output {
         Output::Container => {

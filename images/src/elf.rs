@@ -9,6 +9,7 @@ const PT_INTERP: u32 = 3;
 const DT_NULL: u64 = 0;
 const DT_NEEDED: u64 = 1;
 const DT_STRTAB: u64 = 5;
+const DT_STRSZ: u64 = 10;
 const DT_RPATH: u64 = 15;
 const DT_RUNPATH: u64 = 29;
 
@@ -21,6 +22,9 @@ pub struct Dynamic {
     pub needed: Vec<String>,
     /// `DT_RUNPATH` (or `DT_RPATH`) entries, `$ORIGIN` unexpanded.
     pub runpath: Vec<String>,
+    /// Every string of the dynamic string table: the sonames, versions and the names of
+    /// the symbols it imports and exports (what a stub library must cover).
+    pub strings: Vec<String>,
 }
 
 /// Parses `data`; `Ok(None)` when it is not an ELF file at all (a script, a data file).
@@ -64,11 +68,13 @@ pub fn parse(path: &str, data: &[u8]) -> Result<Option<Dynamic>> {
     let section = slice(data, offset, size).ok_or_else(|| bad("PT_DYNAMIC out of the file"))?;
     let mut entries = Vec::new();
     let mut strtab = None;
+    let mut strsz = 0;
     for entry in section.chunks_exact(16) {
         let (tag, val) = (u64_at(entry, 0).unwrap_or(0), u64_at(entry, 8).unwrap_or(0));
         match tag {
             DT_NULL => break,
             DT_STRTAB => strtab = Some(val),
+            DT_STRSZ => strsz = val,
             DT_NEEDED | DT_RPATH | DT_RUNPATH => entries.push((tag, val)),
             _ => {}
         }
@@ -86,6 +92,13 @@ pub fn parse(path: &str, data: &[u8]) -> Result<Option<Dynamic>> {
             .ok_or_else(|| bad("string out of the file"))?;
         Ok(cstr(bytes).to_string())
     };
+    if let Some(table) = slice(data, base, strsz) {
+        out.strings = table
+            .split(|&b| b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+    }
     let (mut rpath, mut runpath) = (Vec::new(), Vec::new());
     for (tag, val) in entries {
         let s = string(val)?;

@@ -109,6 +109,18 @@ pub enum Error {
         /// The directories searched.
         dirs: String,
     },
+    /// A binary imports a function of a stubbed library that the stub does not define.
+    #[error("role {role}: `{binary}` imports {missing} from `{library}`, which its stub does not define (images/src/stub.rs)")]
+    StubTooSmall {
+        /// The role.
+        role: String,
+        /// The importing binary.
+        binary: String,
+        /// The stubbed soname.
+        library: String,
+        /// The names not covered.
+        missing: String,
+    },
     /// A path does not fit the archive format.
     #[error("{format}: entry `{path}` {detail}")]
     Format {

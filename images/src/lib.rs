@@ -8,7 +8,7 @@
 //! | --- | --- |
 //! | lock: resolve the closure once | [`resolve`], [`lock`] |
 //! | fetch by hash, cache, unpack | [`fetch`] |
-//! | closures per role | [`elf`], [`rootfs`], [`roles`] |
+//! | closures per role | [`elf`], [`rootfs`], [`roles`], [`icu`] (ICU data cut to what PostgreSQL loads), [`stub`] |
 //! | outputs named by content | [`tar`], [`cpio`], [`docker`], [`build`] |
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -19,10 +19,12 @@ pub mod docker;
 pub mod elf;
 pub mod error;
 pub mod fetch;
+pub mod icu;
 pub mod lock;
 pub mod resolve;
 pub mod roles;
 pub mod rootfs;
+pub mod stub;
 pub mod tar;
 
 pub use error::{Error, Result};

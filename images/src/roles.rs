@@ -9,16 +9,20 @@ use std::process::Command;
 use crate::docker::Config;
 use crate::error::{Error, Result};
 use crate::fetch::Cache;
-use crate::rootfs::{Closure, Tree};
+use crate::rootfs::{Closure, Kind, Tree};
+use crate::stub::{self, Stub};
 
 /// The root packages of every role; `just lock` locks their dependency closure.
 pub const ROOTS: &[&str] = &[
+    "bash",
     "busybox-static",
+    "curl",
     "dash",
     "iproute2",
     "libc6",
     "nftables",
     "postgresql-15",
+    "procps",
     "redis-server",
 ];
 
@@ -48,13 +52,15 @@ impl Inputs {
     pub fn from_workspace(ecomm: &Path, cache: &Cache) -> Result<Inputs> {
         let script = crate::workspace().join("ecomm-services/deploy/docker/postgres-entrypoint.sh");
         Ok(Inputs {
-            ecomm: stripped(ecomm, cache)?,
+            ecomm: strip_debug(ecomm, cache)?,
             postgres_entrypoint: fs::read(&script).map_err(Error::io("read input", &script))?,
         })
     }
 }
 
-fn stripped(binary: &Path, cache: &Cache) -> Result<Vec<u8>> {
+/// The bytes of `binary` without its debug info (`strip --strip-debug`: the same input gives
+/// the same output; symbols stay, so backtraces still name functions).
+pub fn strip_debug(binary: &Path, cache: &Cache) -> Result<Vec<u8>> {
     fs::create_dir_all(&cache.work).map_err(Error::io("create cache dir", &cache.work))?;
     let out = cache
         .work
@@ -96,6 +102,8 @@ pub struct Role {
     /// Locked packages left out of its closure (with everything only they pull in): the
     /// dependencies of files the role does not take.
     pub prune: &'static [&'static str],
+    /// Libraries its closure takes as stubs instead of from the packages.
+    pub stubs: &'static [Stub],
     /// Container or VM image.
     pub output: Output,
     assemble: fn(&mut Closure, &Inputs) -> Result<()>,
@@ -120,14 +128,16 @@ pub const ROLES: &[Role] = &[
         name: "ecomm-services",
         packages: &["busybox-static", "libc6"],
         prune: &[],
+        stubs: &[],
         output: Output::Container,
         assemble: ecomm,
         config: ecomm_config,
     },
     Role {
         name: "ecomm-redis",
-        packages: &["busybox-static", "redis-server"],
+        packages: &["redis-server"],
         prune: &[],
+        stubs: &[stub::SYSTEMD],
         output: Output::Container,
         assemble: redis,
         config: redis_config,
@@ -137,6 +147,7 @@ pub const ROLES: &[Role] = &[
         packages: &["busybox-static", "postgresql-15"],
         // libllvm14 (and libz3) serve only llvmjit.so, which the role leaves out.
         prune: &["libllvm14"],
+        stubs: &[stub::SYSTEMD],
         output: Output::Container,
         assemble: postgres,
         config: postgres_config,
@@ -145,19 +156,156 @@ pub const ROLES: &[Role] = &[
         name: "vm-base",
         packages: &["busybox-static", "dash", "iproute2", "nftables"],
         prune: &[],
+        stubs: &[],
         output: Output::Vm,
         assemble: vm_base,
         config: Config::default,
     },
+    Role {
+        name: STACK_ROLE,
+        packages: &[
+            "bash",
+            "busybox-static",
+            "curl",
+            "dash",
+            "iproute2",
+            "nftables",
+            "postgresql-15",
+            "procps",
+            "redis-server",
+        ],
+        // As for ecomm-postgres: libllvm14 serves only llvmjit.so.
+        prune: &["libllvm14"],
+        // procps' libproc2 uses more of libsystemd than sd_notify: the real one stays.
+        stubs: &[],
+        output: Output::Vm,
+        assemble: vm_stack,
+        config: Config::default,
+    },
 ];
+
+/// The role of the full guest image a placement host boots: [`vm_base`] plus PostgreSQL,
+/// Redis, bash, curl and pgrep (see [`STACK`]).
+pub const STACK_ROLE: &str = "vm-stack";
+
+/// Where things are in the [`STACK_ROLE`] image, for the code that drives a guest booted from
+/// it; the image carries the same facts as `key=value` lines in [`Stack::PATH`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stack {
+    /// The netns-kit CLI (a workspace binary: it enters through the run's layer).
+    pub netns_kit: &'static str,
+    /// The `ecomm` services binary (a workspace binary: it enters through the run's layer).
+    pub ecomm: &'static str,
+    /// PostgreSQL's bin dir: postgres, initdb, pg_ctl, pg_isready, psql, createdb.
+    pub pg_bindir: &'static str,
+    /// The PostgreSQL server's user (and group); the image's `/etc/passwd` has it.
+    pub pg_user: &'static str,
+    /// Its uid (and gid).
+    pub pg_uid: u32,
+    /// `redis-server`.
+    pub redis_server: &'static str,
+    /// `redis-cli`.
+    pub redis_cli: &'static str,
+    /// The Redis user (and group).
+    pub redis_user: &'static str,
+    /// Its uid (and gid).
+    pub redis_uid: u32,
+    /// curl, for HTTP probes.
+    pub curl: &'static str,
+    /// bash (`/dev/tcp` probes).
+    pub bash: &'static str,
+    /// `runuser -u USER [--] CMD ARG…` (a shell shim over busybox `su`: the image has no PAM).
+    pub runuser: &'static str,
+}
+
+/// The stack image's layout.
+pub const STACK: Stack = Stack {
+    netns_kit: "/usr/local/bin/netns-kit",
+    ecomm: "/usr/local/bin/ecomm",
+    pg_bindir: "/usr/lib/postgresql/15/bin",
+    pg_user: "postgres",
+    pg_uid: 999,
+    redis_server: "/usr/bin/redis-server",
+    redis_cli: "/usr/bin/redis-cli",
+    redis_user: "redis",
+    redis_uid: 998,
+    curl: "/usr/bin/curl",
+    bash: "/bin/bash",
+    runuser: "/usr/sbin/runuser",
+};
+
+impl Stack {
+    /// Where the image holds its manifest.
+    pub const PATH: &'static str = "/etc/stack-manifest";
+
+    /// The manifest's text: one `key=value` line per field, sorted by key.
+    pub fn manifest(&self) -> String {
+        let mut lines = [
+            ("bash", self.bash.to_string()),
+            ("curl", self.curl.to_string()),
+            ("ecomm", self.ecomm.to_string()),
+            ("netns_kit", self.netns_kit.to_string()),
+            ("pg_bindir", self.pg_bindir.to_string()),
+            ("pg_uid", self.pg_uid.to_string()),
+            ("pg_user", self.pg_user.to_string()),
+            ("redis_cli", self.redis_cli.to_string()),
+            ("redis_server", self.redis_server.to_string()),
+            ("redis_uid", self.redis_uid.to_string()),
+            ("redis_user", self.redis_user.to_string()),
+            ("runuser", self.runuser.to_string()),
+        ];
+        lines.sort();
+        let mut out = String::from("# The vm-stack image's layout (images::roles::STACK).\n");
+        for (k, v) in lines {
+            out.push_str(&format!("{k}={v}\n"));
+        }
+        out
+    }
+
+    /// A guest command that makes a fresh PostgreSQL cluster in `dir` with the image's initdb,
+    /// as [`Stack::pg_user`]: trust authentication, superuser `postgres`, no fsync, the C
+    /// locale (the image ships no locale data) and UTF-8; `TZ=UTC` spares initdb its scan of
+    /// the zoneinfo tree.
+    pub fn initdb_command(&self, dir: &str) -> String {
+        format!(
+            "mkdir -p {dir} && chown {u}:{u} {dir} && chmod 700 {dir} && TZ=UTC {r} -u {u} -- {b}/initdb -D {dir} -A trust -U postgres -N --locale=C -E UTF8 >/dev/null",
+            u = self.pg_user,
+            r = self.runuser,
+            b = self.pg_bindir,
+        )
+    }
+}
+
+/// util-linux's `runuser -u USER [--] CMD ARG…` for root, over busybox `su` (no PAM in the
+/// image): the command's arguments pass through unchanged.
+const RUNUSER: &str = r#"#!/bin/sh
+# runuser -u USER [--] COMMAND [ARG...], as util-linux's for root, over busybox su.
+if [ "$1" != -u ] || [ -z "$2" ]; then
+  echo "runuser: usage: runuser -u USER [--] COMMAND [ARG...]" >&2
+  exit 1
+fi
+user=$2
+shift 2
+[ "$1" = -- ] && shift
+# Options first and `--`: busybox su would take the command's own options as its.
+exec /bin/busybox su -s /bin/sh -c 'exec "$@"' -- "$user" runuser "$@"
+"#;
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-/// `/etc/passwd` and `/etc/group` (root, one unprivileged user, nobody), nsswitch.conf,
-/// `/tmp` (1777), the mount points, busybox as `/bin/sh`, and the user's home.
+/// [`accounts`] plus busybox as `/bin/sh`.
 fn base(c: &mut Closure, user: &str, uid: u32, home: &str) -> Result<()> {
+    accounts(c, user, uid, home);
+    c.tree.symlink("bin/sh", "busybox");
+    c.add("/bin/busybox", &[])?;
+    Ok(())
+}
+
+/// `/etc/passwd` and `/etc/group` (root, one unprivileged user, nobody), nsswitch.conf,
+/// `/tmp` (1777), the mount points and the user's home.
+fn accounts(c: &mut Closure, user: &str, uid: u32, home: &str) {
     let t: &mut Tree = &mut c.tree;
     t.file(
         "etc/passwd",
@@ -171,10 +319,7 @@ fn base(c: &mut Closure, user: &str, uid: u32, home: &str) -> Result<()> {
     .dir("sys", 0o755, 0, 0)
     .dir("dev", 0o755, 0, 0)
     .dir("run", 0o755, 0, 0)
-    .dir(home, 0o755, uid, uid)
-    .symlink("bin/sh", "busybox");
-    c.add("/bin/busybox", &[])?;
-    Ok(())
+    .dir(home, 0o755, uid, uid);
 }
 
 fn ecomm(c: &mut Closure, inputs: &Inputs) -> Result<()> {
@@ -196,8 +341,10 @@ fn ecomm_config() -> Config {
     }
 }
 
+/// Redis without a shell (its healthcheck runs `redis-cli` directly): busybox's 2 MB would
+/// be most of what keeps it over the 15 MB goal.
 fn redis(c: &mut Closure, _: &Inputs) -> Result<()> {
-    base(c, "redis", 999, "/data")?;
+    accounts(c, "redis", 999, "/data");
     c.add_elf("/usr/bin/redis-server")?;
     c.add_elf("/usr/bin/redis-cli")
 }
@@ -227,7 +374,21 @@ fn redis_config() -> Config {
 /// over 100 MB; JIT is off without it).
 fn postgres(c: &mut Closure, inputs: &Inputs) -> Result<()> {
     base(c, "postgres", 999, "/var/lib/postgresql")?;
-    for bin in ["postgres", "initdb", "pg_ctl", "pg_isready", "psql"] {
+    postgres_files(c, &["postgres", "initdb", "pg_ctl", "pg_isready", "psql"])?;
+    c.tree
+        .file(
+            "usr/local/bin/postgres-entrypoint",
+            inputs.postgres_entrypoint.clone(),
+            0o755,
+        )
+        .dir("var/lib/postgresql/data", 0o700, 999, 999)
+        .dir("run/postgresql", 0o755, 999, 999);
+    Ok(())
+}
+
+/// PostgreSQL's `bins`, its server modules but llvmjit, its share dir and the zoneinfo.
+fn postgres_files(c: &mut Closure, bins: &[&str]) -> Result<()> {
+    for bin in bins {
         c.add_elf(&format!("/usr/lib/postgresql/15/bin/{bin}"))?;
     }
     for module in c.list("/usr/lib/postgresql/15/lib")? {
@@ -240,14 +401,18 @@ fn postgres(c: &mut Closure, inputs: &Inputs) -> Result<()> {
         &["/usr/share/postgresql/15/man"],
     )?;
     c.add("/usr/share/zoneinfo", &[])?;
-    c.tree
-        .file(
-            "usr/local/bin/postgres-entrypoint",
-            inputs.postgres_entrypoint.clone(),
-            0o755,
-        )
-        .dir("var/lib/postgresql/data", 0o700, 999, 999)
-        .dir("run/postgresql", 0o755, 999, 999);
+    cut_icu_data(c)
+}
+
+/// Replaces ICU's 31 MB data library in the tree with one holding only what PostgreSQL
+/// loads (see [`crate::icu`]).
+fn cut_icu_data(c: &mut Closure) -> Result<()> {
+    for (path, entry) in c.tree.entries.iter_mut() {
+        let name = path.rsplit('/').next().unwrap_or("");
+        if let (true, Kind::File(data)) = (name.starts_with("libicudata.so."), &mut entry.kind) {
+            *data = crate::icu::reduce(path, data, crate::icu::kept)?;
+        }
+    }
     Ok(())
 }
 
@@ -288,4 +453,55 @@ fn vm_base(c: &mut Closure, _: &Inputs) -> Result<()> {
         .dir("run", 0o755, 0, 0)
         .dir("root", 0o700, 0, 0);
     Ok(())
+}
+
+/// The full guest of a placement host: [`vm_base`], PostgreSQL (server, initdb, psql,
+/// createdb), Redis, bash, curl and pgrep, the users they run as, a `runuser` and the
+/// manifest ([`STACK`]). The workspace's binaries enter through the run's layer.
+fn vm_stack(c: &mut Closure, inputs: &Inputs) -> Result<()> {
+    vm_base(c, inputs)?;
+    let s = STACK;
+    let (pg, pu, rd, ru) = (s.pg_user, s.pg_uid, s.redis_user, s.redis_uid);
+    c.tree
+        .file(
+            "etc/passwd",
+            format!(
+                "root:x:0:0:root:/root:/bin/sh\n{pg}:x:{pu}:{pu}:PostgreSQL:/var/lib/postgresql:/bin/sh\n\
+                 {rd}:x:{ru}:{ru}:Redis:/var/lib/redis:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+            )
+            .into_bytes(),
+            0o644,
+        )
+        .file(
+            "etc/group",
+            format!("root:x:0:\n{pg}:x:{pu}:\n{rd}:x:{ru}:\nnogroup:x:65534:\n").into_bytes(),
+            0o644,
+        )
+        .file(
+            "etc/nsswitch.conf",
+            b"passwd: files\ngroup: files\nhosts: files dns\n".to_vec(),
+            0o644,
+        )
+        .file("etc/shells", b"/bin/sh\n/bin/dash\n/bin/bash\n".to_vec(), 0o644)
+        .file(Stack::PATH, s.manifest().into_bytes(), 0o644)
+        .file(s.runuser, RUNUSER.as_bytes().to_vec(), 0o755)
+        .dir("var/lib/postgresql", 0o755, pu, pu)
+        .dir("var/lib/redis", 0o750, ru, ru);
+    c.add_elf(s.bash)?;
+    c.add_elf(s.curl)?;
+    c.add_elf("/usr/bin/pgrep")?;
+    c.add_elf("/usr/bin/pkill")?;
+    postgres_files(
+        c,
+        &[
+            "postgres",
+            "initdb",
+            "pg_ctl",
+            "pg_isready",
+            "psql",
+            "createdb",
+        ],
+    )?;
+    c.add_elf(s.redis_server)?;
+    c.add_elf(s.redis_cli)
 }

@@ -153,6 +153,8 @@ pub struct Closure {
     /// The tree being filled.
     pub tree: Tree,
     elf_done: BTreeSet<String>,
+    /// Libraries replaced by a stub instead of being taken from the packages.
+    pub stubs: Vec<crate::stub::Stub>,
 }
 
 /// Where a path was found.
@@ -170,6 +172,7 @@ impl Closure {
             packages,
             tree: Tree::new(),
             elf_done: BTreeSet::new(),
+            stubs: Vec::new(),
         }
     }
 
@@ -343,6 +346,22 @@ impl Closure {
             .collect();
         dirs.extend(LIB_DIRS.iter().map(|d| d.to_string()));
         for lib in &dynamic.needed {
+            if let Some(stub) = self.stubs.iter().find(|s| s.soname == lib.as_str()) {
+                let uncovered = stub.uncovered(&dynamic.strings);
+                if !uncovered.is_empty() {
+                    return Err(Error::StubTooSmall {
+                        role: self.role.clone(),
+                        binary: format!("/{at}"),
+                        library: lib.clone(),
+                        missing: uncovered.join(", "),
+                    });
+                }
+                let path = format!("usr/lib/x86_64-linux-gnu/{lib}");
+                if !self.tree.entries.contains_key(&path) {
+                    self.tree.file(&path, stub.elf(), 0o644);
+                }
+                continue;
+            }
             let mut found = None;
             for dir in &dirs {
                 if let Some(got) = self.add_depth(&format!("{dir}/{lib}"), &[], 0)? {

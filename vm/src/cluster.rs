@@ -56,7 +56,7 @@ pub struct ClusterSpec {
     vms: Vec<VmSpec>,
     agent: Option<PathBuf>,
     pinned: Vec<(String, PathBuf)>,
-    pinned_root: bool,
+    pinned_root: Option<&'static str>,
 }
 
 impl ClusterSpec {
@@ -80,11 +80,28 @@ impl ClusterSpec {
     /// Boots every VM from the pinned image (see [`crate::pinned`]) instead of the host's
     /// `/` over 9p (the default).
     pub fn pinned_root(mut self) -> ClusterSpec {
-        self.pinned_root = true;
+        self.pinned_root = Some(crate::pinned::BASE_ROLE);
         self
     }
 
-    /// With [`ClusterSpec::pinned_root`]: also puts the host file `host` at `guest` in the
+    /// Boots every VM from the full stack image (see [`crate::pinned::STACK`]): PostgreSQL,
+    /// Redis, curl, bash, ip, nft and busybox from `images.lock`, with `netns_kit` and `ecomm`
+    /// (host files) in the run's layer at [`crate::pinned::Stack::netns_kit`] and
+    /// [`crate::pinned::Stack::ecomm`]. No 9p: nothing of the host is visible in the guest.
+    pub fn stack_root(
+        mut self,
+        netns_kit: impl Into<PathBuf>,
+        ecomm: impl Into<PathBuf>,
+    ) -> ClusterSpec {
+        let stack = crate::pinned::STACK;
+        self.pinned_root = Some(crate::pinned::STACK_ROLE);
+        self.pinned
+            .push((stack.netns_kit.to_string(), netns_kit.into()));
+        self.pinned.push((stack.ecomm.to_string(), ecomm.into()));
+        self
+    }
+
+    /// With [`ClusterSpec::pinned_root`] or [`ClusterSpec::stack_root`]: also puts the host file `host` at `guest` in the
     /// run's layer (its libraries resolved in the locked packages).
     pub fn pinned_binary(mut self, guest: &str, host: impl Into<PathBuf>) -> ClusterSpec {
         self.pinned.push((guest.to_string(), host.into()));
@@ -258,10 +275,10 @@ impl Cluster {
             None => default_agent()?,
         };
         let accel = accel(&agent)?;
-        let (initrd, agent) = if spec.pinned_root {
+        let (initrd, agent) = if let Some(role) = spec.pinned_root {
             let mut files: Vec<(&str, &Path)> = vec![(crate::pinned::AGENT, agent.as_path())];
             files.extend(spec.pinned.iter().map(|(g, h)| (g.as_str(), h.as_path())));
-            let (initrd, lines) = crate::pinned::initrd(&assets.initrd, &files)?;
+            let (initrd, lines) = crate::pinned::initrd(role, &assets.initrd, &files)?;
             for line in lines {
                 progress(&line);
             }
@@ -320,7 +337,7 @@ impl Cluster {
                 vmlinux: assets.vmlinux.clone(),
                 initrd: initrd.clone(),
                 agent: agent.clone(),
-                host_root: !spec.pinned_root,
+                host_root: spec.pinned_root.is_none(),
                 nics,
                 dir: dir.0.clone(),
                 accel,
@@ -487,8 +504,13 @@ impl Vm {
         let mut m = self.lock();
         let uptime = m.wait_ready(self.accel.boot_deadline())?;
         let took = since.elapsed();
+        let phases = boot_phases(&m.console_tail(400), uptime)
+            .map(|(kernel, init, agent)| {
+                format!("; kernel+unpack {kernel:.2}s, init {init:.2}s, agent {agent:.2}s")
+            })
+            .unwrap_or_default();
         progress(&format!(
-            "{}: booted in {:.2}s ({}, guest uptime {:.2}s)",
+            "{}: booted in {:.2}s ({}, guest uptime {:.2}s{phases})",
             self.name,
             took.as_secs_f64(),
             self.accel.name(),
@@ -637,6 +659,22 @@ impl Vm {
     }
 }
 
+/// The boot's phases from the init script's console lines (`vm-init: start <uptime>`,
+/// `vm-init: agent <uptime>`) and the agent's uptime when it answered (ms): the kernel with
+/// the initramfs unpack, init (modules, mounts), the agent's start; seconds each.
+fn boot_phases(console: &str, ready_ms: u64) -> Option<(f64, f64, f64)> {
+    let at = |tag: &str| {
+        console
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix(tag))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    let (start, agent) = (at("vm-init: start ")?, at("vm-init: agent ")?);
+    let ready = ready_ms as f64 / 1000.0;
+    Some((start, agent - start, ready - agent))
+}
+
 impl Net {
     /// Cuts the link between VMs `a` and `b` (frames both ways are dropped).
     pub fn cut(&self, a: &str, b: &str) {
@@ -686,5 +724,20 @@ impl Net {
     /// Frames (forwarded, dropped) by the switch so far.
     pub fn counters(&self) -> (u64, u64) {
         self.switch.counters()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_phases_come_from_the_init_lines_and_the_agent_uptime() {
+        let console = "vm-init: start 2.50\nnoise\nvm-init: agent 3.25\nvm-agent: serving\n";
+        let (kernel, init, agent) = boot_phases(console, 4000).unwrap();
+        assert!((kernel - 2.5).abs() < 1e-9);
+        assert!((init - 0.75).abs() < 1e-9);
+        assert!((agent - 0.75).abs() < 1e-9);
+        assert_eq!(boot_phases("vm-agent: serving\n", 4000), None);
     }
 }

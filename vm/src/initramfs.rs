@@ -46,6 +46,8 @@ B=/bin/busybox
 $B mount -t devtmpfs dev /dev
 $B mount -t proc proc /proc
 $B mount -t sysfs sys /sys
+# Boot phases for the driver's boot line (kernel + initramfs unpack | init | agent start).
+echo "vm-init: start $($B cut -d' ' -f1 /proc/uptime)" >/dev/ttyS0
 for m in $($B cat /modules.order); do
   $B insmod /lib/modules/$m || echo "init: insmod $m failed" >/dev/ttyS0
 done
@@ -67,6 +69,7 @@ if [ "$root" = image ]; then
   $B ln -sf /proc/self/fd/2 /dev/stderr
   $B hostname $host
   $B ip link set lo up
+  echo "vm-init: agent $($B cut -d' ' -f1 /proc/uptime)" >/dev/ttyS0
   exec $agent
 fi
 $B mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 @ROOT_TAG@ /mnt/lower || echo "init: 9p mount failed" >/dev/ttyS0
@@ -86,6 +89,7 @@ $B ln -sf /proc/self/fd/1 /newroot/dev/stdout
 $B ln -sf /proc/self/fd/2 /newroot/dev/stderr
 $B hostname $host
 $B ip link set lo up
+echo "vm-init: agent $($B cut -d' ' -f1 /newroot/proc/uptime)" >/newroot/dev/ttyS0
 exec $B switch_root /newroot $agent
 "#;
 

@@ -32,8 +32,8 @@ fn the_initramfs_is_byte_identical_across_builds() {
     assert_eq!(std::fs::read(&second).unwrap(), bytes);
 }
 
-/// Every VM image too: the pinned initrd (initramfs + `vm-base` + the agent's layer) built
-/// from two empty assembly caches is byte-identical (the `.deb` files are shared, by
+/// Every VM image too: the pinned initrd (initramfs + `vm-base` or `vm-stack` + the agent's
+/// layer) built from two empty assembly caches is byte-identical (the `.deb` files are shared, by
 /// verified SHA-256 only; `images/tests/reproducible.rs` does the same for every image).
 #[test]
 fn the_pinned_initrd_is_byte_identical_across_builds_from_empty_caches() {
@@ -41,30 +41,42 @@ fn the_pinned_initrd_is_byte_identical_across_builds_from_empty_caches() {
     let initramfs = vm::initramfs::build(&kernel).unwrap();
     let base = std::env::temp_dir().join(format!("vm-assets-pinned-{}", std::process::id()));
     let debs = images::fetch::Cache::from_env().debs;
+    for role in [vm::pinned::BASE_ROLE, vm::pinned::STACK_ROLE] {
+        pinned_initrd_twice(&initramfs, &base, &debs, role);
+    }
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+fn pinned_initrd_twice(
+    initramfs: &std::path::Path,
+    base: &std::path::Path,
+    debs: &std::path::Path,
+    role: &str,
+) {
     let mut built = Vec::new();
     for run in ["a", "b"] {
         let cache = images::fetch::Cache {
-            debs: debs.clone(),
-            work: base.join(run),
+            debs: debs.to_path_buf(),
+            work: base.join(format!("{role}-{run}")),
         };
-        let out = base.join(run).join("initrd");
+        let out = cache.work.join("initrd");
         let agent = std::path::Path::new(common::AGENT);
         let (path, lines) =
-            vm::pinned::initrd_in(&cache, &out, &initramfs, &[(vm::pinned::AGENT, agent)]).unwrap();
+            vm::pinned::initrd_in(&cache, &out, role, initramfs, &[(vm::pinned::AGENT, agent)])
+                .unwrap();
         built.push((
             std::fs::read(&path).unwrap(),
             path.file_name().unwrap().to_owned(),
             lines,
         ));
     }
-    assert_eq!(built[0].1, built[1].1, "named by content");
-    assert_eq!(built[0].2, built[1].2, "identical IMAGE lines");
-    assert!(built[0].0 == built[1].0, "identical bytes");
+    assert_eq!(built[0].1, built[1].1, "{role}: named by content");
+    assert_eq!(built[0].2, built[1].2, "{role}: identical IMAGE lines");
+    assert!(built[0].0 == built[1].0, "{role}: identical bytes");
     assert!(
-        built[0].0.starts_with(&std::fs::read(&initramfs).unwrap()),
-        "the initramfs comes first"
+        built[0].0.starts_with(&std::fs::read(initramfs).unwrap()),
+        "{role}: the initramfs comes first"
     );
-    std::fs::remove_dir_all(&base).unwrap();
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! A guest booted from the pinned image: its root is the `vm-base` image built from
 //! `images.lock` plus a layer with the agent, unpacked into guest RAM; no 9p, nothing of
-//! the host's tree, and the tools are the locked packages' versions.
+//! the host's tree, and the tools are the locked packages' versions. And a guest booted from
+//! the full stack image (`ClusterSpec::stack_root`) runs what a placement host runs.
 
 #![allow(clippy::unwrap_used)]
 
@@ -52,5 +53,120 @@ fn a_guest_booted_from_the_pinned_image_runs_the_locked_tools_and_sees_no_host_t
     cluster.phase("writes stay in guest RAM", || {
         vm.succeed("echo guest > /etc/guest-only && test \"$(cat /etc/guest-only)\" = guest");
         assert!(!std::path::Path::new("/etc/guest-only").exists());
+    });
+}
+
+/// Two namespaces on one bridge: the smallest topology netns-kit applies.
+const TOPOLOGY: &str = r#"
+name = "stack"
+
+[[networks]]
+name = "lan"
+subnet = "10.78.0.0/24"
+
+[[nodes]]
+name = "a"
+interfaces = [{ network = "lan", address = "10.78.0.10" }]
+
+[[nodes]]
+name = "b"
+interfaces = [{ network = "lan", address = "10.78.0.11" }]
+"#;
+
+#[test]
+fn a_guest_booted_from_the_stack_image_runs_netns_kit_postgres_redis_and_ecomm() {
+    let (Some(netns_kit), Some(ecomm)) = (common::netns_kit_bin(), common::ecomm_bin()) else {
+        return;
+    };
+    let spec = ClusterSpec::new()
+        .stack_root(&netns_kit, &ecomm)
+        .vm(VmSpec::new("stack").memory_mib(1024));
+    let Some(cluster) = common::start(spec) else {
+        return;
+    };
+    let vm = cluster.vm("stack");
+    let s = vm::pinned::STACK;
+
+    cluster.phase("no host root, the manifest in place", || {
+        assert!(!vm.succeed("cat /proc/mounts").contains(" 9p "));
+        let manifest = String::from_utf8(vm.read_file(vm::pinned::Stack::PATH)).unwrap();
+        assert_eq!(manifest, s.manifest());
+        vm.succeed(&format!("test -x {} && test -x {}", s.curl, s.bash));
+    });
+
+    cluster.phase("netns-kit validates and applies a topology", || {
+        vm.write_file("/run/stack.toml", TOPOLOGY.as_bytes());
+        vm.succeed(&format!("{} validate /run/stack.toml", s.netns_kit));
+        vm.succeed(&format!(
+            "{} apply /run/stack.toml --name stack",
+            s.netns_kit
+        ));
+        vm.succeed(&format!(
+            "{} exec stack a -- busybox ping -c 1 -W 5 10.78.0.11",
+            s.netns_kit
+        ));
+        vm.succeed(&format!("{} destroy stack", s.netns_kit));
+    });
+
+    cluster.phase("initdb, postgres and a query through psql", || {
+        let dir = "/var/lib/postgresql/data";
+        let out = vm
+            .execute_timeout(&s.initdb_command(dir), std::time::Duration::from_secs(600))
+            .unwrap();
+        assert_eq!(out.code, 0, "initdb: {}", out.stderr);
+        vm.spawn(
+            &format!(
+                "{} -u {} -- {}/postgres -D {dir} -c listen_addresses= -c unix_socket_directories=/tmp",
+                s.runuser, s.pg_user, s.pg_bindir
+            ),
+            "/run/postgres.log",
+        );
+        vm.wait_until_succeeds(
+            &format!("{}/pg_isready -h /tmp -U postgres", s.pg_bindir),
+            std::time::Duration::from_secs(60),
+        );
+        let answer = vm.succeed(&format!(
+            "{} -u {} -- {}/psql -h /tmp -U postgres -AtX -c 'select 40 + 2'",
+            s.runuser, s.pg_user, s.pg_bindir
+        ));
+        assert_eq!(answer.trim(), "42");
+        // ICU's data is cut to what PostgreSQL loads (images::icu): its collations are there
+        // and sort as ICU does (`a` before `B`), unlike the C collation.
+        let icu = vm.succeed(&format!(
+            "{} -u {} -- {}/psql -h /tmp -U postgres -AtX -c \"select count(*) > 0, 'a' < 'B' collate \\\"und-x-icu\\\", 'a' < 'B' collate \\\"C\\\" from pg_collation where collprovider = 'i'\"",
+            s.runuser, s.pg_user, s.pg_bindir
+        ));
+        assert_eq!(icu.trim(), "t|t|f", "ICU collations present and working");
+        let version = vm.succeed(&format!("{}/postgres -V", s.pg_bindir));
+        assert!(
+            version.contains(&format!("PostgreSQL) {}", upstream("postgresql-15"))),
+            "{version}"
+        );
+    });
+
+    cluster.phase("redis-server answers PING", || {
+        vm.spawn(
+            &format!(
+                "{} -u {} -- {} --port 6379 --save '' --appendonly no --dir /var/lib/redis",
+                s.runuser, s.redis_user, s.redis_server
+            ),
+            "/run/redis.log",
+        );
+        let pong = vm.wait_until_succeeds(
+            &format!("{} -p 6379 ping", s.redis_cli),
+            std::time::Duration::from_secs(30),
+        );
+        assert_eq!(pong.trim(), "PONG");
+        vm.succeed(&format!("{} -c 'exec 3<>/dev/tcp/127.0.0.1/6379'", s.bash));
+    });
+
+    cluster.phase("the ecomm binary of the layer", || {
+        let host = std::process::Command::new(&ecomm)
+            .arg("--version")
+            .output()
+            .unwrap();
+        let guest = vm.succeed(&format!("{} --version", s.ecomm));
+        assert_eq!(guest, String::from_utf8_lossy(&host.stdout));
+        assert!(guest.starts_with("ecomm "), "{guest}");
     });
 }

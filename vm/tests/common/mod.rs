@@ -32,17 +32,26 @@ pub fn start(spec: ClusterSpec) -> Option<Cluster> {
 /// else `$CARGO_TARGET_DIR/debug/netns-kit`, else `target/debug/netns-kit`. None (after
 /// saying why) when it is not built, unless ECOMM_REQUIRE_ALL=1 (then the test fails).
 pub fn netns_kit_bin() -> Option<std::path::PathBuf> {
+    workspace_bin("netns-kit", "NETNS_KIT_BIN", "netns-kit")
+}
+
+/// The `ecomm` services binary, found as [`netns_kit_bin`] finds netns-kit (`$ECOMM_BIN`).
+pub fn ecomm_bin() -> Option<std::path::PathBuf> {
+    workspace_bin("ecomm", "ECOMM_BIN", "ecomm-services")
+}
+
+fn workspace_bin(name: &str, env: &str, package: &str) -> Option<std::path::PathBuf> {
     use std::path::PathBuf;
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let candidates = [
-        std::env::var_os("NETNS_KIT_BIN").map(PathBuf::from),
-        std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("debug/netns-kit")),
-        Some(workspace.join("target/debug/netns-kit")),
+        std::env::var_os(env).map(PathBuf::from),
+        std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("debug").join(name)),
+        Some(workspace.join("target/debug").join(name)),
     ];
     if let Some(found) = candidates.into_iter().flatten().find(|p| p.is_file()) {
         return std::fs::canonicalize(&found).ok().or(Some(found));
     }
-    let why = "netns-kit is not built (cargo build -p netns-kit --bins, or set NETNS_KIT_BIN)";
+    let why = format!("{name} is not built (cargo build -p {package} --bins, or set {env})");
     if require_all() {
         panic!("ECOMM_REQUIRE_ALL=1 but {why}");
     }
