@@ -1,11 +1,13 @@
-//! The tier policy, every row, both ways, with real TCP: from every node to every node of
-//! another tier (and a sample within each tier), on every declared service port and on one
-//! port no rule opens. What to expect comes from the declaration
+//! The tier policy, every row, both ways, with real TCP: from every node to every other node
+//! (of another tier, and of its own), on every declared service port and on one port no rule
+//! opens. What to expect comes from the declaration
 //! ([`netns_kit::topology::policy`]); allowed means the handshake completes, denied means no
 //! answer at all (the router drops it) — never a reset.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use netns_kit::topology::policy as declared;
@@ -71,29 +73,15 @@ pub fn unopened_port(t: &Topology) -> u16 {
     (1024..10000).rev().find(|&p| !named(p)).unwrap_or(9999)
 }
 
-/// The node pairs the matrix probes: every ordered pair in different tiers, and within
-/// each tier of two or more nodes its first node to every other and back.
+/// The node pairs the matrix probes: every ordered pair of distinct nodes — across tiers,
+/// where the router decides, and within each tier, where nothing may stand in the way.
 pub fn pairs(t: &Topology) -> Vec<(String, String)> {
     let nodes: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
     let mut out = Vec::new();
     for a in &nodes {
         for b in &nodes {
-            if a != b && shape::tier(t, a) != shape::tier(t, b) {
+            if a != b {
                 out.push((a.to_string(), b.to_string()));
-            }
-        }
-    }
-    let tiers: BTreeSet<&str> = nodes.iter().filter_map(|n| shape::tier(t, n)).collect();
-    for tier in tiers {
-        let members: Vec<&str> = nodes
-            .iter()
-            .copied()
-            .filter(|n| shape::tier(t, n) == Some(tier))
-            .collect();
-        if let Some((first, rest)) = members.split_first() {
-            for other in rest {
-                out.push((first.to_string(), other.to_string()));
-                out.push((other.to_string(), first.to_string()));
             }
         }
     }
@@ -168,30 +156,36 @@ fn every_row_holds_in_both_directions(d: &dyn Deployment) -> Result<(), String> 
     Ok(())
 }
 
-/// Runs every probe, [`PARALLEL`] at a time (each denied one waits out `deadline`).
+/// Runs every probe, [`PARALLEL`] at a time (each denied one waits out `deadline`): workers
+/// take the next probe as soon as they are free.
 fn probe_all(
     d: &dyn Deployment,
     probes: &[Probe],
     deadline: Duration,
 ) -> Vec<Result<TcpOutcome, String>> {
-    let mut out = Vec::with_capacity(probes.len());
-    for chunk in probes.chunks(PARALLEL) {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = chunk
-                .iter()
-                .map(|p| {
-                    s.spawn(move || {
-                        d.tcp_probe(&p.from, p.addr, deadline)
-                            .map_err(|e| e.to_string())
-                    })
-                })
-                .collect();
-            for h in handles {
-                out.push(h.join().unwrap_or_else(|_| Err("probe panicked".into())));
-            }
-        });
-    }
-    out
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<TcpOutcome, String>>>> =
+        Mutex::new(vec![None; probes.len()]);
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL.min(probes.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(p) = probes.get(i) else { break };
+                let got = d
+                    .tcp_probe(&p.from, p.addr, deadline)
+                    .map_err(|e| e.to_string());
+                if let Ok(mut r) = results.lock() {
+                    r[i] = Some(got);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("not probed".into())))
+        .collect()
 }
 
 #[cfg(test)]
