@@ -52,10 +52,24 @@ fn the_generated_files_carry_the_declared_values() {
     )
     .unwrap();
     let compose = lab("compose");
+    // One container per declared node, at its declared address, running its declared command.
+    for s in &t.services {
+        for i in &s.instances {
+            assert!(compose.contains(&format!("\n  {}:\n", i.node)), "{}", i.node);
+            let net = &t.node(&i.node).unwrap().interfaces[0].network;
+            assert!(
+                compose.contains(&format!("      {net}: {{ ipv4_address: {} }}\n", i.address)),
+                "{}",
+                i.node
+            );
+        }
+    }
     let product_db = &t.service("product").unwrap().data["database"];
-    assert!(compose.contains(&format!("@postgres:5432/{product_db}\n")));
-    let gateway = t.node("gateway").unwrap().interfaces[0].address;
-    assert!(compose.contains(&format!("frontend: {{ ipv4_address: {gateway} }}")));
+    assert!(compose.contains(&format!("/{product_db}\"")));
+    // The router holds its declared address on every tier.
+    for i in &t.router.as_ref().unwrap().interfaces {
+        assert!(compose.contains(&format!("      {}: {{ ipv4_address: {} }}\n", i.network, i.address)));
+    }
     for n in &t.networks {
         assert!(
             compose.contains(&format!("- subnet: {}", n.subnet)),
