@@ -15,7 +15,7 @@
 //! Requests go to the gateway's port published on 127.0.0.1; TCP probes, listeners, metrics
 //! and registry look-ups run inside the namespace of the node they are about.
 
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -221,11 +221,10 @@ impl ComposeDeployment {
         let ns = Netns::open_path(&self.netns_path(name)?).map_err(|e| failed(&what, e))?;
         let mut nl = ns.netlink().map_err(|e| failed(&what, e))?;
         let routes = route::list(&mut nl).map_err(|e| failed(&what, e))?;
-        for r in routes
-            .iter()
-            .filter(|r| r.dest.is_none() && r.via.is_some_and(|v| v.is_ipv4()))
-        {
-            r.delete(&mut nl).map_err(|e| failed(&what, e))?;
+        for r in routes.iter().filter(|r| r.dest.is_none()) {
+            if let Some(IpAddr::V4(via)) = r.via {
+                delete_default_route(&mut nl, via).map_err(|e| failed(&what, e))?;
+            }
         }
         if name == self.router {
             let fw = self
@@ -338,6 +337,26 @@ impl ComposeDeployment {
             .and_then(|s| Some((s.instances.first()?.node.clone(), s.port?)))
             .ok_or_else(|| failed("run SQL", "the declaration runs no postgres with a port"))
     }
+}
+
+/// Deletes the IPv4 default route via `via`, whatever protocol installed it (Docker's are not
+/// `static`, which [`Route::delete`] matches on).
+fn delete_default_route(nl: &mut netns_kit::netlink::Netlink, via: Ipv4Addr) -> netns_kit::Result<()> {
+    use netns_kit::netlink_packet_route::route::{
+        RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteScope,
+    };
+    use netns_kit::netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = AddressFamily::Inet;
+    msg.header.table = RouteHeader::RT_TABLE_MAIN;
+    msg.header.scope = RouteScope::NoWhere;
+    msg.attributes
+        .push(RouteAttribute::Gateway(RouteAddress::Inet(via)));
+    nl.execute(
+        RouteNetlinkMessage::DelRoute(msg),
+        0,
+        format!("delete the default route via {via}"),
+    )
 }
 
 /// The node the host reaches (the `[host]` allowance's target) and its service's port.
