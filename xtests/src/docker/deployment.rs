@@ -15,9 +15,11 @@
 //! Requests go to the gateway's port published on 127.0.0.1; TCP probes, listeners, metrics
 //! and registry look-ups run inside the namespace of the node they are about.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use netns_kit::route::{self, Route};
@@ -57,6 +59,10 @@ pub struct ComposeDeployment {
     front: (String, u16),
     gateway: SocketAddr,
     host_ns: NsHandle,
+    /// Container ids by node (stable: containers are created once).
+    ids: Mutex<BTreeMap<String, String>>,
+    /// Namespaces by node, dropped whenever the node is stopped, killed or started.
+    namespaces: Mutex<BTreeMap<String, NsHandle>>,
 }
 
 /// Starts the declaration `file` on Docker Compose; see [`ComposeDeployment::start`].
@@ -100,6 +106,8 @@ impl ComposeDeployment {
             gateway: SocketAddr::from(([127, 0, 0, 1], 0)),
             front,
             host_ns,
+            ids: Mutex::new(BTreeMap::new()),
+            namespaces: Mutex::new(BTreeMap::new()),
         };
         build_images()?;
         let router = d.router.clone();
@@ -132,6 +140,18 @@ impl ComposeDeployment {
     /// The generated Compose file this deployment runs.
     pub fn compose_file(&self) -> &Path {
         &self.file
+    }
+
+    /// The registry lease the services run with (the netns lab's, set through
+    /// `ECOMM_REGISTRY_TTL_SECONDS`).
+    pub fn registry_lease(&self) -> Duration {
+        Duration::from_secs(crate::lab::REGISTRY_TTL_SECONDS)
+    }
+
+    /// The last `lines` lines of node `name`'s container log (`docker logs`).
+    pub fn log_tail(&self, name: &str, lines: usize) -> Option<String> {
+        let id = self.container(name).ok()?;
+        Some(self.container_log(&id, lines))
     }
 
     /// The gateway's published address on 127.0.0.1.
@@ -174,6 +194,9 @@ impl ComposeDeployment {
     /// The container id of node `name` in this project.
     pub fn container(&self, name: &str) -> Result<String, DeployError> {
         self.check_known(name)?;
+        if let Some(id) = lock(&self.ids).get(name) {
+            return Ok(id.clone());
+        }
         let project = format!("label=com.docker.compose.project={}", self.project);
         let node = format!("label={NODE_LABEL}={name}");
         let out = run_cmd(
@@ -182,10 +205,13 @@ impl ComposeDeployment {
             &[],
             60,
         )?;
-        out.lines()
+        let id = out
+            .lines()
             .next()
             .map(str::to_string)
-            .ok_or_else(|| failed(format!("find the container of {name}"), "none in the project"))
+            .ok_or_else(|| failed(format!("find the container of {name}"), "none in the project"))?;
+        lock(&self.ids).insert(name.to_string(), id.clone());
+        Ok(id)
     }
 
     fn inspect(&self, id: &str, format: &str) -> Result<String, DeployError> {
@@ -211,7 +237,18 @@ impl ComposeDeployment {
 
     /// The network namespace of node `name`'s container, held by descriptor.
     pub fn ns(&self, name: &str) -> Result<NsHandle, DeployError> {
-        NsHandle::open(name, &self.netns_path(name)?).map_err(|e| failed(format!("enter {name}"), e))
+        if let Some(ns) = lock(&self.namespaces).get(name) {
+            return Ok(ns.clone());
+        }
+        let ns = NsHandle::open(name, &self.netns_path(name)?)
+            .map_err(|e| failed(format!("enter {name}"), e))?;
+        lock(&self.namespaces).insert(name.to_string(), ns.clone());
+        Ok(ns)
+    }
+
+    /// Forgets node `name`'s namespace (it is stopped, or about to get a new one).
+    fn forget_ns(&self, name: &str) {
+        lock(&self.namespaces).remove(name);
     }
 
     /// Applies node `name`'s share of the plan inside its container's namespace: the router's
@@ -269,7 +306,7 @@ impl ComposeDeployment {
                 Some((status, _)) if status != "running" && status != "created" => {
                     return Err(failed(
                         format!("wait for {name} to become healthy"),
-                        format!("its container is {status}: {}", self.log_tail(&id)),
+                        format!("its container is {status}: {}", self.container_log(&id, 15)),
                     ))
                 }
                 _ => {}
@@ -279,7 +316,7 @@ impl ComposeDeployment {
                     format!("wait for {name} to become healthy"),
                     format!(
                         "still {state:?} after {HEALTHY_SECONDS} s: {}",
-                        self.log_tail(&id)
+                        self.container_log(&id, 15)
                     ),
                 ));
             }
@@ -287,9 +324,10 @@ impl ComposeDeployment {
         }
     }
 
-    fn log_tail(&self, id: &str) -> String {
+    fn container_log(&self, id: &str, lines: usize) -> String {
+        let lines = lines.to_string();
         Command::new("docker")
-            .args(["logs", "--tail", "15", id])
+            .args(["logs", "--tail", &lines, id])
             .stdin(Stdio::null())
             .output()
             .map(|o| {
@@ -380,6 +418,10 @@ fn front_of(t: &Topology) -> Result<(String, u16), DeployError> {
     Ok((node, port))
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn build_images() -> Result<(), DeployError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -442,11 +484,13 @@ impl Deployment for ComposeDeployment {
 
     fn stop(&self, name: &str) -> Result<(), DeployError> {
         let id = self.container(name)?;
+        self.forget_ns(name);
         run_cmd("docker", &["stop", "-t", "10", &id], &[], 60).map(|_| ())
     }
 
     fn kill(&self, name: &str) -> Result<(), DeployError> {
         let id = self.container(name)?;
+        self.forget_ns(name);
         run_cmd("docker", &["kill", "-s", "KILL", &id], &[], 60)?;
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.inspect(&id, "{{.State.Running}}")? == "true" {
@@ -460,6 +504,7 @@ impl Deployment for ComposeDeployment {
 
     fn start(&self, name: &str) -> Result<(), DeployError> {
         let id = self.container(name)?;
+        self.forget_ns(name);
         run_cmd("docker", &["start", &id], &[], 120)?;
         self.wire(name)?;
         self.wait_healthy(name)
