@@ -40,7 +40,11 @@ fn the_compose_deployment_does_every_trait_operation_and_leaves_nothing() {
     }
     let d = ComposeDeployment::start(&xtests::topology_file::shared_file()).unwrap();
     let t = d.topology().clone();
-    assert!(d.gateway().ip().is_loopback(), "published on {}", d.gateway());
+    assert!(
+        d.gateway().ip().is_loopback(),
+        "published on {}",
+        d.gateway()
+    );
     let products: Vec<String> = t
         .service("product")
         .unwrap()
@@ -60,7 +64,10 @@ fn the_compose_deployment_does_every_trait_operation_and_leaves_nothing() {
     assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(a.json().unwrap()["sku"], "KB-002");
     assert_eq!(a.header("x-cache"), Some("miss"));
-    assert_eq!(d.get("/api/products/2").unwrap().header("x-cache"), Some("hit"));
+    assert_eq!(
+        d.get("/api/products/2").unwrap().header("x-cache"),
+        Some("hit")
+    );
 
     // Redis stopped: reads still answer, from the database; started: hits again.
     d.stop("redis").unwrap();
@@ -89,19 +96,31 @@ fn the_compose_deployment_does_every_trait_operation_and_leaves_nothing() {
         d.tcp_probe(&first, redis, short).unwrap(),
         TcpOutcome::Reachable
     );
-    assert_eq!(d.tcp_probe(&order, redis, short).unwrap(), TcpOutcome::TimedOut);
+    assert_eq!(
+        d.tcp_probe(&order, redis, short).unwrap(),
+        TcpOutcome::TimedOut
+    );
     let registry = listen_addr(&d, "registry", "registry");
     let _open = d.listen("registry", 9999).unwrap();
     let odd = SocketAddr::new(registry.ip(), 9999);
-    assert_eq!(d.tcp_probe("gateway", odd, short).unwrap(), TcpOutcome::TimedOut);
-    assert_eq!(d.tcp_probe(&first, odd, short).unwrap(), TcpOutcome::Reachable);
+    assert_eq!(
+        d.tcp_probe("gateway", odd, short).unwrap(),
+        TcpOutcome::TimedOut
+    );
+    assert_eq!(
+        d.tcp_probe(&first, odd, short).unwrap(),
+        TcpOutcome::Reachable
+    );
     assert_eq!(
         d.tcp_probe("gateway", registry, short).unwrap(),
         TcpOutcome::Reachable
     );
     // Nothing of the database tier is reachable from the frontend.
     let pg = listen_addr(&d, "postgres", "postgres");
-    assert_eq!(d.tcp_probe("gateway", pg, short).unwrap(), TcpOutcome::TimedOut);
+    assert_eq!(
+        d.tcp_probe("gateway", pg, short).unwrap(),
+        TcpOutcome::TimedOut
+    );
 
     // The registry resolves every declared product instance; each serves metrics.
     let mut want = products.clone();
@@ -122,7 +141,9 @@ fn the_compose_deployment_does_every_trait_operation_and_leaves_nothing() {
         (!ids.contains(&first)).then_some(())
     });
     assert!(gone.is_some(), "{first} still registered after kill");
-    let served = eventually(30, || (d.get("/api/products/4").ok()?.status == 200).then_some(()));
+    let served = eventually(30, || {
+        (d.get("/api/products/4").ok()?.status == 200).then_some(())
+    });
     assert!(served.is_some(), "no answer with {first} down");
     d.start(&first).unwrap();
     let back = eventually(30, || {
@@ -140,5 +161,8 @@ fn the_compose_deployment_does_every_trait_operation_and_leaves_nothing() {
     drop(d);
     let rt = tokio::runtime::Runtime::new().unwrap();
     assert_eq!(rt.block_on(leftovers(&run)).unwrap(), Vec::<String>::new());
-    assert_eq!(rt.block_on(leftovers(&project)).unwrap(), Vec::<String>::new());
+    assert_eq!(
+        rt.block_on(leftovers(&project)).unwrap(),
+        Vec::<String>::new()
+    );
 }

@@ -55,7 +55,11 @@ fn the_generated_files_carry_the_declared_values() {
     // One container per declared node, at its declared address, running its declared command.
     for s in &t.services {
         for i in &s.instances {
-            assert!(compose.contains(&format!("\n  {}:\n", i.node)), "{}", i.node);
+            assert!(
+                compose.contains(&format!("\n  {}:\n", i.node)),
+                "{}",
+                i.node
+            );
             let net = &t.node(&i.node).unwrap().interfaces[0].network;
             assert!(
                 compose.contains(&format!("      {net}: {{ ipv4_address: {} }}\n", i.address)),
@@ -68,7 +72,10 @@ fn the_generated_files_carry_the_declared_values() {
     assert!(compose.contains(&format!("/{product_db}\"")));
     // The router holds its declared address on every tier.
     for i in &t.router.as_ref().unwrap().interfaces {
-        assert!(compose.contains(&format!("      {}: {{ ipv4_address: {} }}\n", i.network, i.address)));
+        assert!(compose.contains(&format!(
+            "      {}: {{ ipv4_address: {} }}\n",
+            i.network, i.address
+        )));
     }
     for n in &t.networks {
         assert!(

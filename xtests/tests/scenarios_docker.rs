@@ -27,5 +27,9 @@ fn every_scenario_passes_on_docker_compose() {
         }
     }
     eprintln!("docker: {passed} passed, {} failed", failed.len());
-    assert!(failed.is_empty(), "failed on docker:\n{}", failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "failed on docker:\n{}",
+        failed.join("\n")
+    );
 }

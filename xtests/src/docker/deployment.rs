@@ -164,7 +164,10 @@ impl ComposeDeployment {
         let file = self.file.to_string_lossy().into_owned();
         let mut all = vec!["-p", self.project.as_str(), "-f", file.as_str()];
         all.extend_from_slice(args);
-        let publish = format!("ECOMM_{}_PUBLISH", self.front.0.to_ascii_uppercase().replace('-', "_"));
+        let publish = format!(
+            "ECOMM_{}_PUBLISH",
+            self.front.0.to_ascii_uppercase().replace('-', "_")
+        );
         let ttl = crate::lab::REGISTRY_TTL_SECONDS.to_string();
         let env = [
             ("ECOMM_RUN", self.run.as_str()),
@@ -175,7 +178,12 @@ impl ComposeDeployment {
     }
 
     fn known(&self) -> String {
-        let mut names: Vec<&str> = self.topology.nodes.iter().map(|n| n.name.as_str()).collect();
+        let mut names: Vec<&str> = self
+            .topology
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
         names.push(&self.router);
         names.join(", ")
     }
@@ -205,11 +213,12 @@ impl ComposeDeployment {
             &[],
             60,
         )?;
-        let id = out
-            .lines()
-            .next()
-            .map(str::to_string)
-            .ok_or_else(|| failed(format!("find the container of {name}"), "none in the project"))?;
+        let id = out.lines().next().map(str::to_string).ok_or_else(|| {
+            failed(
+                format!("find the container of {name}"),
+                "none in the project",
+            )
+        })?;
         lock(&self.ids).insert(name.to_string(), id.clone());
         Ok(id)
     }
@@ -379,7 +388,10 @@ impl ComposeDeployment {
 
 /// Deletes the IPv4 default route via `via`, whatever protocol installed it (Docker's are not
 /// `static`, which [`Route::delete`] matches on).
-fn delete_default_route(nl: &mut netns_kit::netlink::Netlink, via: Ipv4Addr) -> netns_kit::Result<()> {
+fn delete_default_route(
+    nl: &mut netns_kit::netlink::Netlink,
+    via: Ipv4Addr,
+) -> netns_kit::Result<()> {
     use netns_kit::netlink_packet_route::route::{
         RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteScope,
     };
@@ -408,7 +420,12 @@ fn front_of(t: &Topology) -> Result<(String, u16), DeployError> {
                 _ => None,
             })
         })
-        .ok_or_else(|| failed("start", "the declaration's [host] allows no node to publish"))?;
+        .ok_or_else(|| {
+            failed(
+                "start",
+                "the declaration's [host] allows no node to publish",
+            )
+        })?;
     let port = t
         .services
         .iter()
@@ -478,8 +495,12 @@ impl Deployment for ComposeDeployment {
     }
 
     fn send(&self, req: &Request) -> Result<Response, DeployError> {
-        req.send(&self.host_ns, self.gateway)
-            .map_err(|e| failed(format!("{} {} through the gateway", req.method, req.path), e))
+        req.send(&self.host_ns, self.gateway).map_err(|e| {
+            failed(
+                format!("{} {} through the gateway", req.method, req.path),
+                e,
+            )
+        })
     }
 
     fn stop(&self, name: &str) -> Result<(), DeployError> {
@@ -545,8 +566,24 @@ impl Deployment for ComposeDeployment {
         run_cmd(
             "docker",
             &[
-                "exec", &id, "psql", "-h", "/run/postgresql", "-p", &port, "-U", "postgres", "-d",
-                database, "-v", "ON_ERROR_STOP=1", "-At", "-F", "|", "-c", sql,
+                "exec",
+                &id,
+                "psql",
+                "-h",
+                "/run/postgresql",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-At",
+                "-F",
+                "|",
+                "-c",
+                sql,
             ],
             &[],
             60,
@@ -566,9 +603,12 @@ impl Deployment for ComposeDeployment {
             .ok_or_else(|| failed("ask the registry", "no registry declared"))?;
         let path = format!("/v1/services/{service}");
         let resp = self.http(&registry, &registry, &Request::get(&path))?;
-        let json = resp
-            .json()
-            .map_err(|e| failed(format!("GET {path}"), format!("not JSON ({e}): {}", resp.text())))?;
+        let json = resp.json().map_err(|e| {
+            failed(
+                format!("GET {path}"),
+                format!("not JSON ({e}): {}", resp.text()),
+            )
+        })?;
         let mut ids: Vec<String> = json["instances"]
             .as_array()
             .into_iter()
@@ -587,4 +627,3 @@ impl Drop for ComposeDeployment {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
-

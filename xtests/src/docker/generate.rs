@@ -428,7 +428,10 @@ pub const NFT_LABEL: &str = "ecomm.nft";
 /// The address the Docker bridge of `n` takes in the host: the last host address of the
 /// subnet (the declared `.1` belongs to the router container). An error names the network if
 /// it is not IPv4 or a declared address uses it.
-pub fn bridge_address(t: &Topology, n: &netns_kit::topology::Network) -> Result<Ipv4Addr, DockerError> {
+pub fn bridge_address(
+    t: &Topology,
+    n: &netns_kit::topology::Network,
+) -> Result<Ipv4Addr, DockerError> {
     let IpAddr::V4(broadcast) = n.subnet.broadcast() else {
         return Err(bad(format!(
             "network {}: subnet {} is not IPv4 (the Compose file is IPv4 only)",
@@ -565,7 +568,12 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
         .iter()
         .find(|f| f.ns == router.name)
         .map(|f| f.ruleset.to_nft_json())
-        .ok_or_else(|| bad(format!("the plan has no ruleset for router {}", router.name)))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "the plan has no ruleset for router {}",
+                router.name
+            ))
+        })?;
     let postgres = t.service("postgres");
     let published = published_node(t);
     let boxes = node_boxes(t)?;
@@ -573,17 +581,36 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
     let w = &mut out;
 
     let _ = writeln!(w, "# The e-commerce stack on Docker Compose: one container per declared node, same addresses,");
-    let _ = writeln!(w, "# same tier policy as the netns lab. GENERATED from {SOURCE} by `lab compose`:");
+    let _ = writeln!(
+        w,
+        "# same tier policy as the netns lab. GENERATED from {SOURCE} by `lab compose`:"
+    );
     let _ = writeln!(w, "# edit the declaration, then");
-    let _ = writeln!(w, "#   lab compose > ecomm-services/deploy/docker/compose.yml");
-    let _ = writeln!(w, "# (xtests/tests/docker_files.rs fails while the two differ).");
+    let _ = writeln!(
+        w,
+        "#   lab compose > ecomm-services/deploy/docker/compose.yml"
+    );
+    let _ = writeln!(
+        w,
+        "# (xtests/tests/docker_files.rs fails while the two differ)."
+    );
     let _ = writeln!(w, "# Images are built locally by scripts/docker-images.sh (`just docker-images`); nothing is pulled.");
     let _ = writeln!(w, "#");
     let _ = writeln!(w, "#   just docker-up       # images, router first, then every node in start order, wired, healthy");
-    let _ = writeln!(w, "#   just docker-down     # `down -v`: containers, networks and volumes");
+    let _ = writeln!(
+        w,
+        "#   just docker-down     # `down -v`: containers, networks and volumes"
+    );
     let _ = writeln!(w, "#");
-    let _ = writeln!(w, "# The tiers, one Docker network each (the declared subnet; Docker's bridge takes the last");
-    let _ = writeln!(w, "# address, the declared router address belongs to the `{}` container):", router.name);
+    let _ = writeln!(
+        w,
+        "# The tiers, one Docker network each (the declared subnet; Docker's bridge takes the last"
+    );
+    let _ = writeln!(
+        w,
+        "# address, the declared router address belongs to the `{}` container):",
+        router.name
+    );
     for n in &t.networks {
         let members: Vec<&str> = boxes
             .iter()
@@ -604,25 +631,55 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
     let _ = writeln!(w, "# ruleset (label {NFT_LABEL}, the same netns-kit derives for the netns lab) and each node's");
     let _ = writeln!(w, "# routes (label {ROUTES_LABEL}) are applied from outside, inside each container's own network");
     let _ = writeln!(w, "# namespace, right after it starts (scripts/docker-up.sh; the xtests Compose deployment) —");
-    let _ = writeln!(w, "# never in the host's. The containers keep cap_drop ALL: none can change its own routes.");
+    let _ = writeln!(
+        w,
+        "# never in the host's. The containers keep cap_drop ALL: none can change its own routes."
+    );
     let _ = writeln!(w, "# No network is `internal`: Docker's internal-network rules drop bridged frames whose address");
     let _ = writeln!(w, "# is outside the subnet, i.e. everything the router forwards; the way out is closed instead by");
-    let _ = writeln!(w, "# each node's default route to the router, which has none.");
-    let _ = writeln!(w, "# A (re)started container has a new network namespace: start nodes through the harness or");
-    let _ = writeln!(w, "# the script (restart: \"no\"), never by a restart policy that would leave them unwired.");
+    let _ = writeln!(
+        w,
+        "# each node's default route to the router, which has none."
+    );
+    let _ = writeln!(
+        w,
+        "# A (re)started container has a new network namespace: start nodes through the harness or"
+    );
+    let _ = writeln!(
+        w,
+        "# the script (restart: \"no\"), never by a restart policy that would leave them unwired."
+    );
     let _ = writeln!(w, "#");
     let _ = writeln!(w, "# Commands, ports, readiness and start order are the declaration's; Docker's own: images, limits,");
-    let _ = writeln!(w, "# hardening, the data directories inside the images, health-check timing, and the local");
-    let _ = writeln!(w, "# credentials. Settings (environment or an .env file next to this one):");
+    let _ = writeln!(
+        w,
+        "# hardening, the data directories inside the images, health-check timing, and the local"
+    );
+    let _ = writeln!(
+        w,
+        "# credentials. Settings (environment or an .env file next to this one):"
+    );
     if let Some(p) = &published {
         let _ = writeln!(w, "#   ECOMM_{}_PUBLISH  host side of the {p} port (default 127.0.0.1:<port>; `127.0.0.1:`", upper(p));
         let _ = writeln!(w, "#                          picks a free port — `docker-compose port {p} <port>` tells which)");
     }
     let _ = writeln!(w, "#   POSTGRES_PASSWORD      PostgreSQL superuser password (default ecomm-local; local use only)");
-    let _ = writeln!(w, "#   ECOMM_DB_PASSWORD      password of each service's database role (default ecomm-local)");
-    let _ = writeln!(w, "#   ECOMM_REGISTRY_TOKEN   bearer token for registry writes (default ecomm-local-token)");
-    let _ = writeln!(w, "#   ECOMM_REGISTRY_TTL_SECONDS  registry lease of the services (default 10)");
-    let _ = writeln!(w, "#   ECOMM_RUN              the run id in every object's `ecomm.run` label (default local)");
+    let _ = writeln!(
+        w,
+        "#   ECOMM_DB_PASSWORD      password of each service's database role (default ecomm-local)"
+    );
+    let _ = writeln!(
+        w,
+        "#   ECOMM_REGISTRY_TOKEN   bearer token for registry writes (default ecomm-local-token)"
+    );
+    let _ = writeln!(
+        w,
+        "#   ECOMM_REGISTRY_TTL_SECONDS  registry lease of the services (default 10)"
+    );
+    let _ = writeln!(
+        w,
+        "#   ECOMM_RUN              the run id in every object's `ecomm.run` label (default local)"
+    );
     let _ = writeln!(w, "version: \"2.4\"");
     let _ = writeln!(w);
     let _ = writeln!(w, "x-hardening: &hardening");
@@ -636,7 +693,10 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
     let _ = writeln!(w, "  {}:", router.name);
     let _ = writeln!(w, "    <<: *hardening");
     let _ = writeln!(w, "    image: ecomm-services:local");
-    let _ = writeln!(w, "    entrypoint: [\"/bin/busybox\", \"sleep\", \"2147483647\"]");
+    let _ = writeln!(
+        w,
+        "    entrypoint: [\"/bin/busybox\", \"sleep\", \"2147483647\"]"
+    );
     let _ = writeln!(w, "    read_only: true");
     let _ = writeln!(w, "    sysctls: {{ net.ipv4.ip_forward: \"1\" }}");
     let _ = writeln!(w, "    labels:");
@@ -725,9 +785,13 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
             .env
             .iter()
             .map(|(k, v)| {
-                substitute(&format!("{}.env.{k}", i.node), v, &compose_vars(s, data_dir))
-                    .map(|v| (k.clone(), v))
-                    .map_err(|e| bad(e.to_string()))
+                substitute(
+                    &format!("{}.env.{k}", i.node),
+                    v,
+                    &compose_vars(s, data_dir),
+                )
+                .map(|v| (k.clone(), v))
+                .map_err(|e| bad(e.to_string()))
             })
             .collect::<Result<_, _>>()?;
         match program {
@@ -737,14 +801,18 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
             )),
             "redis-server" => {}
             _ => {
-                if let (Some(_), Some(pg), [_, sub, ..]) =
-                    (s.data.get("database"), postgres, s.command_template.as_slice())
-                {
+                if let (Some(_), Some(pg), [_, sub, ..]) = (
+                    s.data.get("database"),
+                    postgres,
+                    s.command_template.as_slice(),
+                ) {
                     let pg_addr = pg
                         .instances
                         .first()
                         .and_then(|pi| pg.listen(&pi.node))
-                        .ok_or_else(|| bad("service postgres has no instance with a port".into()))?;
+                        .ok_or_else(
+                            || bad("service postgres has no instance with a port".into()),
+                        )?;
                     env.push((
                         format!("ECOMM_{}_ADMIN_DATABASE_URL", upper(sub)),
                         format!("postgres://postgres:${{POSTGRES_PASSWORD:-ecomm-local}}@{pg_addr}/postgres"),
@@ -778,7 +846,11 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
         let _ = writeln!(w, "    labels:");
         let _ = writeln!(w, "      {RUN_LABEL}: ${{ECOMM_RUN:-local}}");
         let _ = writeln!(w, "      {NODE_LABEL}: {}", i.node);
-        let _ = writeln!(w, "      {ROUTES_LABEL}: {}", q(&planned_routes(&plan, &i.node).join(";")));
+        let _ = writeln!(
+            w,
+            "      {ROUTES_LABEL}: {}",
+            q(&planned_routes(&plan, &i.node).join(";"))
+        );
         let _ = writeln!(w, "    networks:");
         let _ = writeln!(w, "      {}: {{ ipv4_address: {} }}", b.network, i.address);
         let _ = writeln!(w, "    mem_limit: {}", limits[0]);
@@ -800,7 +872,10 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
     let _ = writeln!(w, "networks:");
     for n in &t.networks {
         let _ = writeln!(w, "  {}:", n.name);
-        let _ = writeln!(w, "    labels: {{ {RUN_LABEL}: \"${{ECOMM_RUN:-local}}\" }}");
+        let _ = writeln!(
+            w,
+            "    labels: {{ {RUN_LABEL}: \"${{ECOMM_RUN:-local}}\" }}"
+        );
         let _ = writeln!(w, "    ipam:");
         let _ = writeln!(w, "      config:");
         let _ = writeln!(w, "        - subnet: {}", n.subnet);
@@ -809,6 +884,9 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
     let _ = writeln!(w);
     let _ = writeln!(w, "volumes:");
     let _ = writeln!(w, "  pgdata:");
-    let _ = writeln!(w, "    labels: {{ {RUN_LABEL}: \"${{ECOMM_RUN:-local}}\" }}");
+    let _ = writeln!(
+        w,
+        "    labels: {{ {RUN_LABEL}: \"${{ECOMM_RUN:-local}}\" }}"
+    );
     Ok(out)
 }
