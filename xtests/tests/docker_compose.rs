@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use xtests::deployment::Deployment;
+use xtests::docker::compose_ready;
 use xtests::docker::deployment::ComposeDeployment;
-use xtests::docker::docker_ready;
 use xtests::docker::run::leftovers;
 use xtests::ns::TcpOutcome;
 
@@ -35,7 +35,7 @@ fn listen_addr(d: &ComposeDeployment, service: &str, node: &str) -> SocketAddr {
 
 #[test]
 fn the_compose_deployment_does_every_trait_operation_and_leaves_nothing() {
-    if !docker_ready("the compose deployment") {
+    if !compose_ready("the compose deployment") {
         return;
     }
     let d = ComposeDeployment::start(&xtests::topology_file::shared_file()).unwrap();

@@ -3,13 +3,13 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap: a failure is the assertion
 
 use xtests::deployment::Deployment;
+use xtests::docker::compose_ready;
 use xtests::docker::deployment::ComposeDeployment;
-use xtests::docker::docker_ready;
 use xtests::scenarios::{all, run_one, Outcome};
 
 #[test]
 fn every_scenario_passes_on_docker_compose() {
-    if !docker_ready("the scenarios on Docker Compose") {
+    if !compose_ready("the scenarios on Docker Compose") {
         return;
     }
     let d = ComposeDeployment::start(&xtests::topology_file::shared_file()).unwrap();

@@ -23,5 +23,5 @@ pub mod images;
 pub mod run;
 pub mod swarm;
 
-pub use engine::docker_ready;
+pub use engine::{compose_ready, docker_ready};
 pub use error::DockerError;
