@@ -650,7 +650,9 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
         "# the script (restart: \"no\"), never by a restart policy that would leave them unwired."
     );
     let _ = writeln!(w, "#");
-    let _ = writeln!(w, "# Commands, ports, readiness and start order are the declaration's; Docker's own: images, limits,");
+    let _ = writeln!(w, "# No CPU quota: a CFS quota throttles a container in bursts longer than the services' 50 ms");
+    let _ = writeln!(w, "# Redis budget. Commands, ports, readiness and start order are the declaration's; Docker's own:");
+    let _ = writeln!(w, "# images, memory and pid limits,");
     let _ = writeln!(
         w,
         "# hardening, the data directories inside the images, health-check timing, and the local"
@@ -718,7 +720,7 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
         let _ = writeln!(w, "    <<: *hardening");
         let p = port(s)?;
         let program = s.command_template.first().map(String::as_str).unwrap_or("");
-        let (image, data_dir, health, limits): (&str, Option<&str>, Vec<String>, [&str; 3]) =
+        let (image, data_dir, health, limits): (&str, Option<&str>, Vec<String>, [&str; 2]) =
             match program {
                 "postgres" => (
                     "ecomm-postgres:local",
@@ -733,7 +735,7 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
                         "-U".into(),
                         "postgres".into(),
                     ],
-                    ["512m", "1.0", "256"],
+                    ["512m", "256"],
                 ),
                 "redis-server" => (
                     "ecomm-redis:local",
@@ -747,7 +749,7 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
                         p.to_string(),
                         "ping".into(),
                     ],
-                    ["128m", "0.5", "64"],
+                    ["128m", "64"],
                 ),
                 crate::services::ECOMM => {
                     let (ready_port, path) = match &s.ready {
@@ -764,7 +766,7 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
                             "healthcheck".into(),
                             format!("http://{}{path}", SocketAddr::new(i.address, ready_port)),
                         ],
-                        ["256m", "1.0", "256"],
+                        ["256m", "256"],
                     )
                 }
                 other => {
@@ -854,8 +856,7 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
         let _ = writeln!(w, "    networks:");
         let _ = writeln!(w, "      {}: {{ ipv4_address: {} }}", b.network, i.address);
         let _ = writeln!(w, "    mem_limit: {}", limits[0]);
-        let _ = writeln!(w, "    cpus: {}", limits[1]);
-        let _ = writeln!(w, "    pids_limit: {}", limits[2]);
+        let _ = writeln!(w, "    pids_limit: {}", limits[1]);
         let _ = writeln!(w, "    healthcheck:");
         let _ = writeln!(w, "      test: {}", flow(&health));
         let _ = writeln!(w, "      interval: 1s");
