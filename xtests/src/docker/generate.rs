@@ -678,6 +678,9 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
         w,
         "#   ECOMM_REGISTRY_TTL_SECONDS  registry lease of the services (default 10)"
     );
+    let _ = writeln!(w, "#   ECOMM_REDIS_TIMEOUT_MS the services' Redis budget (default 500; theirs is 50 ms, but here");
+    let _ = writeln!(w, "#                          Redis is behind the router container, two bridges and the host's");
+    let _ = writeln!(w, "#                          bridge netfilter: on a loaded machine 50 ms is exceeded, reads miss)");
     let _ = writeln!(
         w,
         "#   ECOMM_RUN              the run id in every object's `ecomm.run` label (default local)"
@@ -824,6 +827,15 @@ pub fn compose(t: &Topology) -> Result<String, DockerError> {
                     "ECOMM_REGISTRY_TTL_SECONDS".into(),
                     "${ECOMM_REGISTRY_TTL_SECONDS:-10}".into(),
                 ));
+                let uses_redis = s.depends_on.iter().filter_map(|d| t.service(d)).any(|d| {
+                    d.command_template.first().map(String::as_str) == Some("redis-server")
+                });
+                if let (true, [_, sub, ..]) = (uses_redis, s.command_template.as_slice()) {
+                    env.push((
+                        format!("ECOMM_{}_REDIS_TIMEOUT_MS", upper(sub)),
+                        "${ECOMM_REDIS_TIMEOUT_MS:-500}".into(),
+                    ));
+                }
             }
         }
         if !env.is_empty() {
