@@ -4,8 +4,10 @@
 //! [`ComposeDeployment::start`] generates the Compose file from the declaration
 //! ([`super::generate::compose`]: one container per declared node plus the router), builds the
 //! images locally (scripts/docker-images.sh) and starts the project `ecomm<run>` (every object
-//! labelled `ecomm.run=<run>`): the router first, then every node in the declaration's start
-//! order, one at a time, each *wired* right after it starts — its routes (the netns-kit plan's:
+//! labelled `ecomm.run=<run>`): every container created at once, the router started first,
+//! then the nodes stage by stage in the declaration's start order (the services of a stage side
+//! by side; of one service the first instance alone, since it creates the service's database,
+//! then the others), each *wired* right after it starts — its routes (the netns-kit plan's:
 //! default via the router's address on its tier) and, for the router, the declared policy's
 //! nftables table, both written over netlink from a thread that entered the container's own
 //! network namespace (`/proc/<pid>/ns/net`), never the host's — and waited on until healthy.
