@@ -1,54 +1,168 @@
-//! The Compose file: the stack comes up healthy, answers through 127.0.0.1, scales product by
-//! DNS, and `down -v` leaves nothing of the project behind.
+//! The Compose deployment (`xtests::docker::deployment::ComposeDeployment`), every operation of
+//! the `Deployment` trait once: a read through the gateway (miss, then hit), Redis stopped and
+//! started (the cache header follows), SQL in the declared database, allowed and denied TCP
+//! probes of the tier policy (through the router container), a listener, metrics, the
+//! registry's view, a product instance killed and started again — and nothing left after drop.
 #![allow(clippy::unwrap_used)] // tests may unwrap: a failure is the assertion
 
-use xtests::docker::compose::ComposeProject;
-use xtests::docker::docker_ready;
-use xtests::docker::http::get;
-use xtests::docker::run::leftovers;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compose_up_serves_through_the_gateway_and_down_leaves_nothing() {
-    if !docker_ready("the compose stack") {
+use xtests::deployment::Deployment;
+use xtests::docker::compose_ready;
+use xtests::docker::deployment::ComposeDeployment;
+use xtests::docker::run::leftovers;
+use xtests::ns::TcpOutcome;
+
+/// Retries `f` until it returns `Some`, for at most `seconds` (no timing is asserted: the
+/// bound only keeps a broken stack from hanging the test).
+fn eventually<T>(seconds: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn listen_addr(d: &ComposeDeployment, service: &str, node: &str) -> SocketAddr {
+    d.topology().service(service).unwrap().listen(node).unwrap()
+}
+
+#[test]
+fn the_compose_deployment_does_every_trait_operation_and_leaves_nothing() {
+    if !compose_ready("the compose deployment") {
         return;
     }
-    let project = ComposeProject::up().await.unwrap();
-    project.wait_healthy(240).await.unwrap();
-    let gw = project.gateway().await.unwrap();
-    assert!(gw.ip().is_loopback(), "gateway published on {gw}");
+    let d = ComposeDeployment::start(&xtests::topology_file::shared_file()).unwrap();
+    let t = d.topology().clone();
+    assert!(
+        d.gateway().ip().is_loopback(),
+        "published on {}",
+        d.gateway()
+    );
+    let products: Vec<String> = t
+        .service("product")
+        .unwrap()
+        .instances
+        .iter()
+        .map(|i| i.node.clone())
+        .collect();
+    let first = products[0].clone();
 
-    let first = get(gw, "/api/products/2").await.unwrap();
-    assert_eq!(first.status, 200, "{}", first.body);
-    assert_eq!(first.json().unwrap()["sku"], "KB-002");
-    assert_eq!(first.header("x-cache"), Some("miss"));
+    // One container per declared node (and the router).
+    for n in &t.nodes {
+        d.container(&n.name).unwrap();
+    }
+
+    // HTTP through the gateway: a miss, then a hit.
+    let a = d.get("/api/products/2").unwrap();
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json().unwrap()["sku"], "KB-002");
+    assert_eq!(a.header("x-cache"), Some("miss"));
     assert_eq!(
-        get(gw, "/api/products/2").await.unwrap().header("x-cache"),
+        d.get("/api/products/2").unwrap().header("x-cache"),
         Some("hit")
     );
 
-    // Tier isolation: the gateway has no leg on the database network.
-    let nets = project
-        .compose(
-            &["exec", "-T", "gateway", "busybox", "ip", "-4", "-o", "addr"],
-            30,
-        )
-        .await
-        .unwrap();
-    let gateway = netns_kit::topology::Topology::from_path(xtests::topology_file::shared_file())
-        .unwrap()
-        .node("gateway")
-        .unwrap()
-        .interfaces[0]
-        .address
-        .to_string();
-    assert!(nets.contains(&gateway), "{nets}");
-    assert!(nets.contains("172.21.0."), "{nets}");
-    assert!(
-        !nets.contains("172.22.0."),
-        "gateway reaches the database tier: {nets}"
+    // Redis stopped: reads still answer, from the database; started: hits again.
+    d.stop("redis").unwrap();
+    let r = d.get("/api/products/2").unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-cache"), Some("miss"));
+    d.start("redis").unwrap();
+    let hit = eventually(30, || {
+        (d.get("/api/products/3").ok()?.header("x-cache") == Some("hit")).then_some(())
+    });
+    assert!(hit.is_some(), "no cache hit after redis started again");
+
+    // SQL in the declared database.
+    let db = &t.service("product").unwrap().data["database"];
+    assert_eq!(
+        d.sql(db, "SELECT sku FROM products WHERE id = 2").unwrap(),
+        "KB-002"
     );
 
-    let name = project.project.clone();
-    project.down().await.unwrap();
-    assert_eq!(leftovers(&name).await.unwrap(), Vec::<String>::new());
+    // The tier policy through the router: product → redis allowed, order → redis denied,
+    // frontend → registry on a port the policy does not open denied, same tier allowed.
+    let order = t.service("order").unwrap().instances[0].node.clone();
+    let redis = listen_addr(&d, "redis", "redis");
+    let short = Duration::from_secs(2);
+    assert_eq!(
+        d.tcp_probe(&first, redis, short).unwrap(),
+        TcpOutcome::Reachable
+    );
+    assert_eq!(
+        d.tcp_probe(&order, redis, short).unwrap(),
+        TcpOutcome::TimedOut
+    );
+    let registry = listen_addr(&d, "registry", "registry");
+    let _open = d.listen("registry", 9999).unwrap();
+    let odd = SocketAddr::new(registry.ip(), 9999);
+    assert_eq!(
+        d.tcp_probe("gateway", odd, short).unwrap(),
+        TcpOutcome::TimedOut
+    );
+    assert_eq!(
+        d.tcp_probe(&first, odd, short).unwrap(),
+        TcpOutcome::Reachable
+    );
+    assert_eq!(
+        d.tcp_probe("gateway", registry, short).unwrap(),
+        TcpOutcome::Reachable
+    );
+    // Nothing of the database tier is reachable from the frontend.
+    let pg = listen_addr(&d, "postgres", "postgres");
+    assert_eq!(
+        d.tcp_probe("gateway", pg, short).unwrap(),
+        TcpOutcome::TimedOut
+    );
+
+    // The registry resolves every declared product instance; each serves metrics.
+    let mut want = products.clone();
+    want.sort();
+    let all = eventually(30, || {
+        let ids = d.registry_instances("product").ok()?;
+        (ids == want).then_some(ids)
+    });
+    assert_eq!(all, Some(want.clone()));
+    for p in &products {
+        assert!(d.metrics(p).unwrap().contains("http_requests_total"), "{p}");
+    }
+
+    // Kill a product instance: it leaves the registry; started again, it is back and serves.
+    d.kill(&first).unwrap();
+    let gone = eventually(30, || {
+        let ids = d.registry_instances("product").ok()?;
+        (!ids.contains(&first)).then_some(())
+    });
+    assert!(gone.is_some(), "{first} still registered after kill");
+    let served = eventually(30, || {
+        (d.get("/api/products/4").ok()?.status == 200).then_some(())
+    });
+    assert!(served.is_some(), "no answer with {first} down");
+    d.start(&first).unwrap();
+    let back = eventually(30, || {
+        (d.registry_instances("product").ok()? == want).then_some(())
+    });
+    assert!(back.is_some(), "{first} did not register again");
+    assert_eq!(
+        d.tcp_probe(&first, redis, short).unwrap(),
+        TcpOutcome::Reachable,
+        "a restarted node is wired again"
+    );
+
+    let project = d.project().to_string();
+    let run = d.run_id().to_string();
+    drop(d);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(rt.block_on(leftovers(&run)).unwrap(), Vec::<String>::new());
+    assert_eq!(
+        rt.block_on(leftovers(&project)).unwrap(),
+        Vec::<String>::new()
+    );
 }

@@ -25,6 +25,29 @@ pub fn docker_ready(what: &str) -> bool {
     false
 }
 
+/// True when a Docker daemon answers and `docker-compose` runs; otherwise like
+/// [`docker_ready`]: skipped with a reason, or a panic with `ECOMM_REQUIRE_ALL=1`.
+pub fn compose_ready(what: &str) -> bool {
+    if !docker_ready(what) {
+        return false;
+    }
+    let runs = std::process::Command::new("docker-compose")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if runs {
+        return true;
+    }
+    if std::env::var("ECOMM_REQUIRE_ALL").as_deref() == Ok("1") {
+        panic!("{what} needs docker-compose (just setup) and ECOMM_REQUIRE_ALL=1 is set");
+    }
+    eprintln!("skipped: {what} needs docker-compose (just setup)");
+    false
+}
+
 /// Runs `program args…` and returns its trimmed stdout; a non-zero exit is an error that carries
 /// the tail of stderr. Times out after `timeout`.
 pub async fn run(program: &str, args: &[&str], timeout: Duration) -> Result<String, DockerError> {

@@ -3,16 +3,18 @@
 //! - [`images`] builds `ecomm-services:local`, `ecomm-redis:local` and `ecomm-postgres:local`
 //!   once per test binary (scripts/docker-images.sh; cached by content hash).
 //! - [`containers::ContainerStack`] starts every service as a container through testcontainers.
-//! - [`compose::ComposeProject`] and [`swarm::SwarmStack`] run the deploy files
-//!   (`ecomm-services/deploy/docker/compose.yml`, `swarm-stack.yml`) under a unique name.
+//! - [`swarm::SwarmStack`] runs the deploy file `ecomm-services/deploy/docker/swarm-stack.yml`
+//!   under a unique name.
+//! - [`deployment::ComposeDeployment`] is the Compose stack as a [`crate::deployment::Deployment`]:
+//!   one container per declared node and a router, the tier policy applied in their namespaces.
 //! - [`generate`] derives those two files from the declaration (`lab compose`, `lab swarm`).
 //!
 //! Everything created carries the run id (in its name and the label `ecomm.run`); each fixture's
 //! `Drop` removes what it created, and [`run::leftovers`] lets a test assert nothing remains.
 
 pub mod api_shim;
-pub mod compose;
 pub mod containers;
+pub mod deployment;
 pub mod engine;
 pub mod error;
 pub mod generate;
@@ -21,5 +23,5 @@ pub mod images;
 pub mod run;
 pub mod swarm;
 
-pub use engine::docker_ready;
+pub use engine::{compose_ready, docker_ready};
 pub use error::DockerError;
