@@ -3,8 +3,9 @@
 //! way.
 //!
 //! - [`netns`]: the netns lab ([`crate::Lab`]) on this host.
-//! - Docker Compose and the VM cluster are built on their own branches; until they are in this
-//!   tree, [`start_backend`] says so (each becomes one line here).
+//! - [`crate::docker::deployment`]: the Docker Compose stack generated from the declaration.
+//! - The VM cluster is built on its own branch; until it is in this tree, [`start_backend`]
+//!   says so.
 
 pub mod netns;
 
@@ -17,7 +18,8 @@ use crate::deployment::{Backend, DeployError, Deployment};
 pub fn start_backend(backend: Backend, file: &Path) -> Result<Box<dyn Deployment>, DeployError> {
     match backend {
         Backend::Netns => Ok(Box::new(netns::NetnsDeployment::start(file)?)),
-        Backend::Docker | Backend::Vm => Err(not_built(backend)),
+        Backend::Docker => Ok(Box::new(crate::docker::deployment::start(file)?)),
+        Backend::Vm => Err(not_built(backend)),
     }
 }
 

@@ -154,18 +154,6 @@ impl ComposeDeployment {
         &self.file
     }
 
-    /// The registry lease the services run with (the netns lab's, set through
-    /// `ECOMM_REGISTRY_TTL_SECONDS`).
-    pub fn registry_lease(&self) -> Duration {
-        Duration::from_secs(crate::lab::REGISTRY_TTL_SECONDS)
-    }
-
-    /// The last `lines` lines of node `name`'s container log (`docker logs`).
-    pub fn log_tail(&self, name: &str, lines: usize) -> Option<String> {
-        let id = self.container(name).ok()?;
-        Some(self.container_log(&id, lines))
-    }
-
     /// The gateway's published address on 127.0.0.1.
     pub fn gateway(&self) -> SocketAddr {
         self.gateway
@@ -562,6 +550,18 @@ impl Deployment for ComposeDeployment {
 
     fn run_id(&self) -> &str {
         &self.run
+    }
+
+    /// The registry lease the services run with (the netns lab's, set through
+    /// `ECOMM_REGISTRY_TTL_SECONDS`).
+    fn registry_lease(&self) -> Duration {
+        Duration::from_secs(crate::lab::REGISTRY_TTL_SECONDS)
+    }
+
+    /// The last `lines` lines of node `name`'s container log (`docker logs`).
+    fn log_tail(&self, name: &str, lines: usize) -> Option<String> {
+        let id = self.container(name).ok()?;
+        Some(self.container_log(&id, lines))
     }
 
     fn send(&self, req: &Request) -> Result<Response, DeployError> {
