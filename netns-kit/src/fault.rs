@@ -14,8 +14,8 @@
 //! death; never set it otherwise. Unset (always, outside those tests), a crash point costs
 //! one environment lookup per process.
 //!
-//! [`LiveTopology::apply`]: crate::topology::live::LiveTopology::apply
-//! [`destroy_by_name`]: crate::topology::live::destroy_by_name
+//! [`LiveTopology::apply`]: crate::runs::live::LiveTopology::apply
+//! [`destroy_by_name`]: crate::runs::live::destroy_by_name
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;

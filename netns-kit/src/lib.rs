@@ -46,6 +46,7 @@ pub mod netns;
 pub mod probe;
 pub mod route;
 pub mod runid;
+pub mod runs;
 pub mod sysctl;
 pub mod topology;
 

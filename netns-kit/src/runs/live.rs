@@ -8,8 +8,8 @@
 //! up front so a batch never waits for an answer. Firewalls are one nf_tables netlink
 //! transaction per namespace; the only processes spawned are one `tc` per impairment.
 //!
-//! The functions the CLI calls for runs recorded on disk (`destroy_by_name`, `status`,
-//! `list`, `exec_in`) live here too; `gc` is in [`super::gc`].
+//! The functions the CLI calls for runs recorded on disk (`destroy_by_name`, `list`,
+//! `exec_in`) are [`super::registry`]'s, re-exported here; `gc` is in [`super::gc`].
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -27,14 +27,22 @@ use crate::netns::{self, Netns, NsCommand};
 use crate::probe::{self, Reachability, TcpProbe};
 use crate::route::Route;
 use crate::runid::RunId;
-use crate::topology::plan::{Naming, Plan, VxlanPeer, VxlanUnderlay};
-use crate::topology::state::{
-    AddrRecord, Declared, LinkRecord, NsRecord, Owner, Phase, RouteRecord, RunLock, RunState,
-    TableRecord, STATE_DIR,
+use crate::runs::ownership::owned_alias;
+use crate::runs::state::{
+    AddrRecord, Declared, LinkRecord, NsRecord, Owner, RouteRecord, RunLock, RunState, TableRecord,
+    STATE_DIR,
 };
+use crate::topology::plan::{Naming, Plan, VxlanPeer, VxlanUnderlay};
 use crate::topology::{Topology, TopologyError};
 
-pub use crate::topology::status::{status, status_in, Difference};
+// The recorded-run functions moved to [`super::registry`]; these keep
+// `netns_kit::topology::live::{list, destroy_by_name, …}` working.
+pub use crate::runs::registry::{
+    destroy_by_name, destroy_by_name_in, destroy_locked, exec_in, exec_in_dir, list, list_in,
+    RunSummary,
+};
+
+pub use crate::runs::status::{status, status_in, Difference};
 
 /// First interface index netns-kit assigns in a namespace it created (below are `lo` and
 /// any fallback tunnel devices the kernel adds to new namespaces).
@@ -491,7 +499,7 @@ impl LiveTopology {
             (Some(st), Some(lock)) if leftovers.is_empty() => st.remove(&self.state_dir, lock),
             // Died before the state file was written: only the lock file exists.
             (None, Some(lock)) => match &self.name {
-                Some(n) => crate::topology::state::remove_files(&self.state_dir, n, lock),
+                Some(n) => crate::runs::state::remove_files(&self.state_dir, n, lock),
                 None => Ok(()),
             },
             _ => Ok(()),
@@ -580,7 +588,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
-            boot_id: crate::topology::state::current_boot_id(),
+            boot_id: crate::runs::state::current_boot_id(),
             namespaces: Vec::new(),
             host_link: plan.host_link.as_ref().map(|h| h.host_ifname.clone()),
             declared: declared(plan),
@@ -1205,7 +1213,7 @@ pub(crate) fn host_link_is_ours(name: &str, run_id: &RunId) -> bool {
 
 /// Delete the host link `name` from the root namespace, but only if it carries this run's
 /// alias (never a look-alike).
-fn delete_host_link(name: &str, run_id: &RunId) -> Result<()> {
+pub(crate) fn delete_host_link(name: &str, run_id: &RunId) -> Result<()> {
     let root = Netns::current_process()?;
     let mut nl = root.netlink()?;
     match link::by_name(&mut nl, name)? {
@@ -1214,317 +1222,6 @@ fn delete_host_link(name: &str, run_id: &RunId) -> Result<()> {
         }
         _ => Ok(()),
     }
-}
-
-/// A run recorded on disk, as `netns-kit list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct RunSummary {
-    /// The run's name.
-    pub name: String,
-    /// Its run id (empty when nothing was recorded).
-    pub run_id: String,
-    /// The topology's name (empty when nothing was recorded).
-    pub topology: String,
-    /// Owner pid (0 when nothing was recorded).
-    pub owner_pid: u32,
-    /// Whether the owner is still running.
-    pub owner_alive: bool,
-    /// Whether it outlives its owner.
-    pub persistent: bool,
-    /// Whether apply completed.
-    pub complete: bool,
-    /// Number of namespaces.
-    pub namespaces: usize,
-    /// Seconds since the Unix epoch when it was applied.
-    pub created_unix: u64,
-    /// What it is doing; [`Phase::Dead`] exactly when `gc` removes it.
-    pub phase: Phase,
-}
-
-/// Every run recorded under /run/netns-kit.
-pub fn list() -> Result<Vec<RunSummary>> {
-    list_in(Path::new(STATE_DIR))
-}
-
-/// Every run recorded under `dir` (a run whose state file is unreadable is left out, as
-/// `gc` leaves it alone).
-pub fn list_in(dir: &Path) -> Result<Vec<RunSummary>> {
-    Ok(crate::topology::state::runs(dir)?
-        .into_iter()
-        .filter_map(|r| {
-            let phase = r.phase?;
-            Some(match r.state {
-                Some(Ok(st)) => RunSummary {
-                    owner_alive: st.owner.is_alive(),
-                    name: st.name,
-                    run_id: st.run_id,
-                    topology: st.topology,
-                    owner_pid: st.owner.pid,
-                    persistent: st.persistent,
-                    complete: st.complete,
-                    namespaces: st.namespaces.len(),
-                    created_unix: st.created_unix,
-                    phase,
-                },
-                _ => RunSummary {
-                    name: r.name,
-                    run_id: String::new(),
-                    topology: String::new(),
-                    owner_pid: 0,
-                    owner_alive: false,
-                    persistent: false,
-                    complete: false,
-                    namespaces: 0,
-                    created_unix: 0,
-                    phase,
-                },
-            })
-        })
-        .collect())
-}
-
-/// Tear down the run recorded as `name` (processes inside, namespaces, host link, state),
-/// waiting up to [`LOCK_WAIT`] for an `apply` of that name still running to finish.
-pub fn destroy_by_name(name: &str) -> Result<()> {
-    destroy_by_name_in(Path::new(STATE_DIR), name)
-}
-
-/// [`destroy_by_name`] with state files under `dir`.
-pub fn destroy_by_name_in(dir: &Path, name: &str) -> Result<()> {
-    crate::netns::check_name(name)?;
-    if crate::topology::state::files_of(dir, name).is_empty() {
-        return Err(Error::NotFound {
-            kind: "run",
-            name: name.to_string(),
-        });
-    }
-    let lock = RunLock::acquire_within(dir, name, LOCK_WAIT)?.ok_or_else(|| Error::Busy {
-        name: name.to_string(),
-        detail: busy_detail(dir, name),
-    })?;
-    destroy_locked(dir, name, lock)
-}
-
-/// [`destroy_by_name_in`] for a caller that already holds the run's lock.
-///
-/// Crash-consistent: first the state file records this process as destroying the run
-/// (so if it dies, the run is garbage and the next `destroy` or `gc` finishes the job),
-/// then processes inside are killed, the host link and the namespaces removed, and last
-/// the state and lock files.
-pub fn destroy_locked(dir: &Path, name: &str, lock: RunLock) -> Result<()> {
-    let mut st = match RunState::load(dir, name) {
-        Ok(st) => st,
-        Err(e) if RunState::path(dir, name).exists() => return Err(e),
-        Err(_) => {
-            // No state file: only the lock and temporary files of a run that died before
-            // recording anything (nothing else of it exists). Removing them destroys it.
-            return crate::topology::state::remove_files(dir, name, lock);
-        }
-    };
-    st.destroying = Some(Owner::current()?);
-    st.write(dir, &lock)?;
-    fault::point("destroy: intent recorded");
-    let leftovers = remove_recorded(&st, fault::point);
-    if leftovers.is_empty() {
-        st.remove(dir, lock)
-    } else {
-        Err(Error::State {
-            path: RunState::path(dir, name),
-            detail: format!("destroy left behind: {}", leftovers.join("; ")),
-        })
-    }
-}
-
-/// Remove what a state file records, and only what is provably this run's: namespaces at
-/// the recorded names whose `lo` carries the run's alias, mount points under /run/netns never mounted but tagged with the run id (or
-/// carrying it in their temporary name), a host link carrying the run's alias (its routes
-/// go with it). `progress` is called between the phases (the crash points of destroy).
-pub(crate) fn remove_recorded(st: &RunState, mut progress: impl FnMut(&str)) -> Vec<String> {
-    let mut leftovers = Vec::new();
-    let Ok(run_id) = RunId::parse(&st.run_id) else {
-        return vec![format!("run id {:?} is not netns-kit's", st.run_id)];
-    };
-    let mut ours = Vec::new();
-    for (rec, found) in st.namespaces.iter().zip(recorded_entries(st, &run_id)) {
-        match found {
-            Recorded::Ours(ns) => ours.push(ns),
-            Recorded::UnmountedOurs => {
-                if let Err(e) = netns::remove_unmounted(&rec.name, &run_id) {
-                    leftovers.push(format!("mount point {}: {e}", rec.name));
-                }
-            }
-            Recorded::NotOurs => {}
-        }
-    }
-    for f in netns::mount_point_temps(&run_id) {
-        if let Err(e) = netns::remove_mount_point_temp(&f) {
-            leftovers.push(format!("mount point {f}: {e}"));
-        }
-    }
-    let mut inodes: HashSet<u64> = ours.iter().map(Netns::inode).collect();
-    // Namespaces of the run that lost their name (`ip netns delete` while a service ran
-    // inside) but are pinned by a process: found by their tagged `lo`.
-    inodes.extend(
-        pinned_namespaces(&run_id, &inodes)
-            .into_iter()
-            .map(|(i, _)| i),
-    );
-    netns::kill_processes_in(&inodes);
-    if let Some(host) = &st.host_link {
-        if let Err(e) = delete_host_link(host, &run_id) {
-            leftovers.push(format!("host link {host}: {e}"));
-        }
-    }
-    progress("destroy: processes killed, host link removed");
-    let rest = ours.split_off(ours.len() / 2);
-    for (label, e) in Netns::delete_all(ours) {
-        leftovers.push(format!("namespace {label}: {e}"));
-    }
-    progress("destroy: first half of the namespaces removed");
-    for (label, e) in Netns::delete_all(rest) {
-        leftovers.push(format!("namespace {label}: {e}"));
-    }
-    progress("destroy: all namespaces removed");
-    leftovers
-}
-
-/// What is at one recorded name under /run/netns.
-pub(crate) enum Recorded {
-    /// A namespace of the run.
-    Ours(Netns),
-    /// A mount point of the run on which nothing was mounted (tagged with the run id).
-    UnmountedOurs,
-    /// Nothing, or something that is not provably the run's.
-    NotOurs,
-}
-
-/// What is at each of the run's recorded names, in order. Each proof enters the namespace
-/// on a thread of its own; several are checked at once (a big run has hundreds).
-pub(crate) fn recorded_entries(st: &RunState, run_id: &RunId) -> Vec<Recorded> {
-    /// Names per checking thread, and at most this many threads.
-    const PER_THREAD: usize = 8;
-    const MAX_THREADS: usize = 16;
-    let check = |rec: &NsRecord| match netns::inspect_named(&rec.name) {
-        Ok(netns::NamedEntry::Mounted(ns)) if namespace_is_ours(&ns, rec, run_id) => {
-            Recorded::Ours(ns)
-        }
-        Ok(netns::NamedEntry::Unmounted { tag: Some(t) }) if &t == run_id => {
-            Recorded::UnmountedOurs
-        }
-        _ => Recorded::NotOurs,
-    };
-    let threads = st
-        .namespaces
-        .len()
-        .div_ceil(PER_THREAD)
-        .clamp(1, MAX_THREADS);
-    let per = st.namespaces.len().div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = st
-            .namespaces
-            .chunks(per)
-            .map(|chunk| s.spawn(move || chunk.iter().map(check).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .zip(st.namespaces.chunks(per))
-            .flat_map(|(h, chunk)| {
-                // A panicked checker proves nothing: its names count as not ours.
-                h.join()
-                    .unwrap_or_else(|_| chunk.iter().map(|_| Recorded::NotOurs).collect())
-            })
-            .collect()
-    })
-}
-
-/// Whether the namespace at a recorded name is the one the run created: its `lo` carries
-/// the run's alias, set from inside before the namespace got its name. The recorded inode
-/// alone is no proof: namespace inode numbers are reused, within a boot and across boots.
-pub(crate) fn namespace_is_ours(ns: &Netns, _rec: &NsRecord, run_id: &RunId) -> bool {
-    lo_is_tagged(ns, run_id)
-}
-
-/// Whether `lo` in `ns` carries the run's alias (set on every namespace the run creates,
-/// while inside it, before the namespace gets a name).
-fn lo_is_tagged(ns: &Netns, run_id: &RunId) -> bool {
-    let Ok(mut nl) = ns.netlink() else {
-        return false;
-    };
-    matches!(
-        link::list(&mut nl).map(|ls| ls.into_iter().find(|l| l.index == 1)),
-        Ok(Some(lo)) if lo.alias.as_deref() == Some(run_id.alias().as_str())
-    )
-}
-
-/// The `lo` alias of an anonymous run's namespaces: `netns-kit:<run id>:owner=<pid>.<start>`.
-fn owned_alias(run_id: &RunId, owner: &Owner) -> String {
-    format!(
-        "{}:owner={}.{}",
-        run_id.alias(),
-        owner.pid,
-        owner.start_time
-    )
-}
-
-/// The run id and owner in an alias written by [`owned_alias`].
-fn parse_owned_alias(alias: &str) -> Option<(RunId, Owner)> {
-    let (run, owner) = alias.split_once(":owner=")?;
-    let run_id = RunId::from_alias(run)?;
-    let (pid, start) = owner.split_once('.')?;
-    Some((
-        run_id,
-        Owner {
-            pid: pid.parse().ok()?,
-            start_time: start.parse().ok()?,
-        },
-    ))
-}
-
-/// If `ns` is a namespace of an anonymous run whose owner is dead (its `lo` says so), that
-/// run's id. Such a namespace outlives its owner only because a process keeps it alive.
-pub(crate) fn orphan_of(ns: &Netns) -> Option<RunId> {
-    let mut nl = ns.netlink().ok()?;
-    let lo = link::list(&mut nl)
-        .ok()?
-        .into_iter()
-        .find(|l| l.index == 1)?;
-    let (run_id, owner) = parse_owned_alias(lo.alias.as_deref()?)?;
-    (!owner.is_alive()).then_some(run_id)
-}
-
-/// Namespaces of run `run_id` with no name that processes keep alive, other than those in
-/// `known` (and the root namespace): (inode, pids inside). Found by the run's tag on `lo`,
-/// so a namespace someone else made is never among them.
-pub(crate) fn pinned_namespaces(run_id: &RunId, known: &HashSet<u64>) -> Vec<(u64, Vec<i32>)> {
-    let root = Netns::current_process().map(|n| n.inode()).ok();
-    netns::processes_by_namespace()
-        .into_iter()
-        .filter(|(inode, _)| Some(*inode) != root && !known.contains(inode))
-        .filter(|(inode, pids)| {
-            pids.iter()
-                .find_map(|p| Netns::open_path(Path::new(&format!("/proc/{p}/ns/net"))).ok())
-                .is_some_and(|ns| ns.inode() == *inode && lo_is_tagged(&ns, run_id))
-        })
-        .collect()
-}
-
-/// The namespace of node `node` in the run recorded as `name` (for `netns-kit exec`).
-pub fn exec_in(name: &str, node: &str) -> Result<Netns> {
-    exec_in_dir(Path::new(STATE_DIR), name, node)
-}
-
-/// [`exec_in`] with state files under `dir`.
-pub fn exec_in_dir(dir: &Path, name: &str, node: &str) -> Result<Netns> {
-    let st = RunState::load(dir, name)?;
-    let rec = st
-        .namespaces
-        .iter()
-        .find(|r| r.key == node)
-        .ok_or_else(|| Error::NotFound {
-            kind: "node",
-            name: format!("{node} (run {name})"),
-        })?;
-    Netns::open(&rec.name)
 }
 
 /// The address a node was given on its first interface, from a plan (helper for probes).
@@ -1538,21 +1235,6 @@ pub fn address_of(plan: &Plan, node: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_owned_alias_names_run_and_owner_and_nothing_else_parses() {
-        let run = RunId::parse("0123abcd").unwrap();
-        let owner = Owner {
-            pid: 42,
-            start_time: 7,
-        };
-        let a = owned_alias(&run, &owner);
-        assert_eq!(a, "netns-kit:0123abcd:owner=42.7");
-        assert_eq!(parse_owned_alias(&a), Some((run.clone(), owner)));
-        assert_eq!(parse_owned_alias(&run.alias()), None);
-        assert_eq!(parse_owned_alias("netns-kit:0123abcd:owner=x.7"), None);
-        assert_eq!(parse_owned_alias("other:0123abcd:owner=42.7"), None);
-    }
 
     #[test]
     fn only_interface_sysctls_wait_for_links() {
