@@ -32,7 +32,7 @@ use crate::runs::state::{
     AddrRecord, Declared, LinkRecord, NsRecord, Owner, RouteRecord, RunLock, RunState, TableRecord,
     STATE_DIR,
 };
-use crate::topology::plan::{Naming, Plan, VxlanPeer, VxlanUnderlay};
+use crate::topology::plan::{Naming, Plan, SysctlPlan, VxlanPeer, VxlanUnderlay};
 use crate::topology::{Topology, TopologyError};
 
 // The recorded-run functions moved to [`super::registry`]; these keep
@@ -569,11 +569,43 @@ struct NsJob {
     firewall: bool,
 }
 
+/// The phases of one apply, in order; each ends in a counted step (a crash point).
 fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError> {
-    let plan = a.plan;
-    let alias = a.run_id.alias();
+    record_declared(a, step)?;
+    let mut b = create_namespaces(a, step)?;
+    create_links(a, &mut b, step)?;
+    create_vxlans(a, &mut b, step)?;
+    configure_links(a, &mut b, step)?;
+    set_late_sysctls(a, &b, step)?;
+    configure_root_side(a, &b, step)?;
+    load_firewalls(a, &mut b, step)?;
+    impair(a, &b, step)?;
+    record_complete(a, &b, step)
+}
 
-    // -- Declared state, recorded before anything exists (named runs). -------------------
+/// What the phases of one apply share once the namespaces exist.
+struct Build<'p> {
+    /// The run's alias, carried by every link it creates.
+    alias: String,
+    /// One route netlink socket per namespace key (dropped after phase 2).
+    sockets: HashMap<String, Netlink>,
+    /// One nf_tables socket per namespace with a firewall, opened inside it.
+    nf_sockets: HashMap<String, NfSocket>,
+    /// The namespaces by key.
+    fds: HashMap<String, Netns>,
+    /// Interface indexes assigned up front.
+    idx: Indexes,
+    /// Per namespace, the link changes of phase 2 (up, alias, move).
+    phase2: HashMap<String, Vec<LinkChange>>,
+    /// The root namespace and the host link's two indexes (lab mode).
+    root: Option<(Netns, u32, u32)>,
+    /// Per-interface sysctls, set once the interfaces exist.
+    late_sysctls: Vec<&'p SysctlPlan>,
+}
+
+/// Named runs: the declared state, written durably before anything exists.
+fn record_declared(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError> {
+    let plan = a.plan;
     if let Some(name) = a.live.name.clone() {
         *step = "recording the run".to_string();
         let mut st = RunState {
@@ -615,7 +647,16 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
         a.step(step)?;
     }
 
-    // -- Namespaces, each with its sysctls, its netlink socket and a tagged `lo`. --------
+    Ok(())
+}
+
+/// Namespaces, each with its sysctls, its netlink socket(s) and a tagged `lo`.
+fn create_namespaces<'p>(
+    a: &mut Apply<'p>,
+    step: &mut String,
+) -> std::result::Result<Build<'p>, RunError> {
+    let plan = a.plan;
+    let alias = a.run_id.alias();
     *step = "creating namespaces".to_string();
     let mut sysctls: HashMap<&str, Vec<(PathBuf, String)>> = HashMap::new();
     let mut late_sysctls = Vec::new();
@@ -651,7 +692,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
         .collect();
     // Each namespace holds a descriptor, and a netlink socket while applying.
     raise_fd_limit(2 * jobs.len() as u64 + 256);
-    let (created, failure) = create_namespaces(jobs, a.opts.workers.max(1));
+    let (created, failure) = create_namespaces_with(jobs, a.opts.workers.max(1));
     let mut sockets: HashMap<String, Netlink> = HashMap::new();
     let mut nf_sockets: HashMap<String, NfSocket> = HashMap::new();
     for (key, ns, nl, nf) in created {
@@ -673,36 +714,52 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
         .iter()
         .map(|(k, n)| (k.clone(), n.clone()))
         .collect();
+    Ok(Build {
+        alias,
+        sockets,
+        nf_sockets,
+        fds,
+        idx: Indexes::default(),
+        phase2: HashMap::new(),
+        root: None,
+        late_sysctls,
+    })
+}
 
-    // -- Phase 1: bridges and veth pairs (each end born in its namespace). ---------------
+/// Phase 1: bridges and veth pairs (each end born in its namespace), and the host link's
+/// veth (both ends born in the router), as one batch per namespace.
+fn create_links(
+    a: &mut Apply<'_>,
+    b: &mut Build<'_>,
+    step: &mut String,
+) -> std::result::Result<(), RunError> {
+    let plan = a.plan;
     *step = "creating bridges and veth pairs".to_string();
-    let mut idx = Indexes::default();
-    let mut phase2: HashMap<String, Vec<LinkChange>> = HashMap::new();
-    for b in &plan.bridges {
-        let i = idx.assign(&b.ns, &b.ifname)?;
-        let mut l = link::bridge(&b.ifname).index(i);
-        if b.ipv6 {
+    for br in &plan.bridges {
+        let i = b.idx.assign(&br.ns, &br.ifname)?;
+        let mut l = link::bridge(&br.ifname).index(i);
+        if br.ipv6 {
             l = l.up();
         }
-        if let Some(m) = b.mtu {
+        if let Some(m) = br.mtu {
             l = l.mtu(m);
         }
-        l.queue(netlink_of(&mut sockets, &b.ns)?)?;
+        l.queue(netlink_of(&mut b.sockets, &br.ns)?)?;
         // A bridge has carrier as soon as it is up: on an IPv4 network it comes up in
         // phase 2, after its addrgenmode is none.
-        let up = (!b.ipv6).then(|| LinkChange::of(i).up());
+        let up = (!br.ipv6).then(|| LinkChange::of(i).up());
         tag_then(
-            phase2.entry(b.ns.clone()).or_default(),
+            b.phase2.entry(br.ns.clone()).or_default(),
             i,
-            &alias,
-            b.ipv6,
+            &b.alias,
+            br.ipv6,
             up,
         );
     }
     for v in &plan.veths {
-        let bi = idx.assign(&v.b.ns, &v.b.ifname)?;
-        let ai = idx.assign(&v.a.ns, &v.a.ifname)?;
-        let peer_ns = fds.get(&v.a.ns).ok_or_else(|| {
+        let bi = b.idx.assign(&v.b.ns, &v.b.ifname)?;
+        let ai = b.idx.assign(&v.a.ns, &v.a.ifname)?;
+        let peer_ns = b.fds.get(&v.a.ns).ok_or_else(|| {
             RunError::Plan(format!(
                 "veth end {} in undeclared namespace {}",
                 v.a.ifname, v.a.ns
@@ -722,25 +779,25 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             l = l.mtu(m).peer_mtu(m);
         }
         if let Some(master) = &v.b.master {
-            l = l.master(idx.get(&v.b.ns, master)?);
+            l = l.master(b.idx.get(&v.b.ns, master)?);
         }
-        l.queue(netlink_of(&mut sockets, &v.b.ns)?)?;
+        l.queue(netlink_of(&mut b.sockets, &v.b.ns)?)?;
         let up = (!v.ipv6).then(|| LinkChange::of(bi).up());
         tag_then(
-            phase2.entry(v.b.ns.clone()).or_default(),
+            b.phase2.entry(v.b.ns.clone()).or_default(),
             bi,
-            &alias,
+            &b.alias,
             v.ipv6,
             up,
         );
         let mut up = LinkChange::of(ai).up();
         if let Some(master) = &v.a.master {
-            up = up.master(idx.get(&v.a.ns, master)?);
+            up = up.master(b.idx.get(&v.a.ns, master)?);
         }
         tag_then(
-            phase2.entry(v.a.ns.clone()).or_default(),
+            b.phase2.entry(v.a.ns.clone()).or_default(),
             ai,
-            &alias,
+            &b.alias,
             v.ipv6,
             Some(up),
         );
@@ -750,116 +807,133 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
     // keeps the alias). So the root namespace never holds an untagged link of ours: until
     // the move, a crash takes the host end down with the router namespace; after it,
     // `gc` proves it ours by its alias.
-    let root = match &plan.host_link {
+    b.root = match &plan.host_link {
         Some(h) => {
             let root = Netns::current_process()?;
-            let ri = idx.assign(&h.peer_ns, &h.peer_ifname)?;
-            let hi = idx.assign(&h.peer_ns, &h.host_ifname)?;
+            let ri = b.idx.assign(&h.peer_ns, &h.peer_ifname)?;
+            let hi = b.idx.assign(&h.peer_ns, &h.host_ifname)?;
             link::veth(&h.peer_ifname, &h.host_ifname)
                 .index(ri)
                 .peer_index(hi)
                 .up()
-                .queue(netlink_of(&mut sockets, &h.peer_ns)?)?;
+                .queue(netlink_of(&mut b.sockets, &h.peer_ns)?)?;
             a.live.host_link = Some(h.host_ifname.clone());
             Some((root, ri, hi))
         }
         None => None,
     };
-    flush_all(&mut sockets, a.opts.workers)?;
+    flush_all(&mut b.sockets, a.opts.workers)?;
     a.step(step)?;
+    Ok(())
+}
 
-    // -- Phase 1b: VXLANs (their underlay device exists now). -----------------------------
-    if !plan.vxlans.is_empty() {
-        *step = "creating VXLAN links".to_string();
-        // Host-underlay VXLANs are created through a socket in the underlay namespace and
-        // moved into their namespace in the same message (IFLA_NET_NS_FD).
-        let mut underlay: Option<Netlink> = None;
-        for v in &plan.vxlans {
-            let i = idx.assign(&v.ns, &v.ifname)?;
-            let dev = match (&v.dev, v.underlay) {
-                (None, _) => None,
-                (Some(d), VxlanUnderlay::Fabric) => Some(idx.get(&v.ns, d)?),
-                (Some(d), VxlanUnderlay::Host) => {
-                    let nl = underlay_socket(&mut underlay, a.opts)?;
-                    match link::by_name(nl, d)? {
-                        Some(l) => Some(l.index),
-                        None => {
-                            return Err(Error::NotFound {
-                                kind: "VXLAN underlay device",
-                                name: format!(
-                                    "{d} (vxlan {}: no such device in the underlay namespace {})",
-                                    v.ifname,
-                                    nl.namespace()
-                                ),
-                            }
-                            .into())
+/// Phase 1b: VXLANs (their underlay device exists now).
+fn create_vxlans(
+    a: &mut Apply<'_>,
+    b: &mut Build<'_>,
+    step: &mut String,
+) -> std::result::Result<(), RunError> {
+    let plan = a.plan;
+    if plan.vxlans.is_empty() {
+        return Ok(());
+    }
+    *step = "creating VXLAN links".to_string();
+    // Host-underlay VXLANs are created through a socket in the underlay namespace and
+    // moved into their namespace in the same message (IFLA_NET_NS_FD).
+    let mut underlay: Option<Netlink> = None;
+    for v in &plan.vxlans {
+        let i = b.idx.assign(&v.ns, &v.ifname)?;
+        let dev = match (&v.dev, v.underlay) {
+            (None, _) => None,
+            (Some(d), VxlanUnderlay::Fabric) => Some(b.idx.get(&v.ns, d)?),
+            (Some(d), VxlanUnderlay::Host) => {
+                let nl = underlay_socket(&mut underlay, a.opts)?;
+                match link::by_name(nl, d)? {
+                    Some(l) => Some(l.index),
+                    None => {
+                        return Err(Error::NotFound {
+                            kind: "VXLAN underlay device",
+                            name: format!(
+                                "{d} (vxlan {}: no such device in the underlay namespace {})",
+                                v.ifname,
+                                nl.namespace()
+                            ),
                         }
+                        .into())
                     }
                 }
-            };
-            let params = link::vxlan::VxlanParams {
-                vni: v.vni,
-                local: v.local,
-                remote: Some(match v.peer {
-                    VxlanPeer::Remote(r) => VxlanRemote::Remote(r),
-                    VxlanPeer::Group(g) => VxlanRemote::Group(g),
-                }),
-                port: v.port,
-                dev,
-            };
-            let mut l = link::vxlan(&v.ifname, v.vni)
-                .vxlan_params(&params)
-                .index(i)
-                .up();
-            if let Some(m) = v.mtu {
-                l = l.mtu(m);
             }
-            if let Some(master) = &v.master {
-                l = l.master(idx.get(&v.ns, master)?);
-            }
-            match v.underlay {
-                VxlanUnderlay::Fabric => l.queue(netlink_of(&mut sockets, &v.ns)?)?,
-                VxlanUnderlay::Host => {
-                    let target = fds.get(&v.ns).ok_or_else(|| {
-                        RunError::Plan(format!(
-                            "vxlan {} in undeclared namespace {}",
-                            v.ifname, v.ns
-                        ))
-                    })?;
-                    l.netns(target.fd())
-                        .queue(underlay_socket(&mut underlay, a.opts)?)?;
-                }
-            }
-            phase2
-                .entry(v.ns.clone())
-                .or_default()
-                .push(LinkChange::of(i).alias(&alias));
+        };
+        let params = link::vxlan::VxlanParams {
+            vni: v.vni,
+            local: v.local,
+            remote: Some(match v.peer {
+                VxlanPeer::Remote(r) => VxlanRemote::Remote(r),
+                VxlanPeer::Group(g) => VxlanRemote::Group(g),
+            }),
+            port: v.port,
+            dev,
+        };
+        let mut l = link::vxlan(&v.ifname, v.vni)
+            .vxlan_params(&params)
+            .index(i)
+            .up();
+        if let Some(m) = v.mtu {
+            l = l.mtu(m);
         }
-        if let Some(nl) = underlay.as_mut() {
-            nl.flush()?;
+        if let Some(master) = &v.master {
+            l = l.master(b.idx.get(&v.ns, master)?);
         }
-        flush_all(&mut sockets, a.opts.workers)?;
-        a.step(step)?;
+        match v.underlay {
+            VxlanUnderlay::Fabric => l.queue(netlink_of(&mut b.sockets, &v.ns)?)?,
+            VxlanUnderlay::Host => {
+                let target = b.fds.get(&v.ns).ok_or_else(|| {
+                    RunError::Plan(format!(
+                        "vxlan {} in undeclared namespace {}",
+                        v.ifname, v.ns
+                    ))
+                })?;
+                l.netns(target.fd())
+                    .queue(underlay_socket(&mut underlay, a.opts)?)?;
+            }
+        }
+        b.phase2
+            .entry(v.ns.clone())
+            .or_default()
+            .push(LinkChange::of(i).alias(&b.alias));
     }
+    if let Some(nl) = underlay.as_mut() {
+        nl.flush()?;
+    }
+    flush_all(&mut b.sockets, a.opts.workers)?;
+    a.step(step)?;
+    Ok(())
+}
 
-    // -- Phase 2: per namespace, links up + tagged, addresses, routes. -------------------
+/// Phase 2: per namespace, links up and tagged, addresses, routes; one batch each.
+fn configure_links(
+    a: &mut Apply<'_>,
+    b: &mut Build<'_>,
+    step: &mut String,
+) -> std::result::Result<(), RunError> {
+    let plan = a.plan;
     *step = "configuring links, addresses and routes".to_string();
-    if let (Some(h), Some((root, ri, hi))) = (&plan.host_link, &root) {
-        let changes = phase2.entry(h.peer_ns.clone()).or_default();
-        changes.push(LinkChange::of(*ri).alias(&alias));
-        changes.push(LinkChange::of(*hi).alias(&alias));
+    if let (Some(h), Some((root, ri, hi))) = (&plan.host_link, &b.root) {
+        let changes = b.phase2.entry(h.peer_ns.clone()).or_default();
+        changes.push(LinkChange::of(*ri).alias(&b.alias));
+        changes.push(LinkChange::of(*hi).alias(&b.alias));
         changes.push(LinkChange::of(*hi).move_to(root.fd()));
     }
-    for (ns, changes) in phase2 {
-        let nl = netlink_of(&mut sockets, &ns)?;
+    for (ns, changes) in std::mem::take(&mut b.phase2) {
+        let nl = netlink_of(&mut b.sockets, &ns)?;
         for c in changes {
             c.queue(nl);
         }
     }
     for ad in &plan.addresses {
-        let i = idx.get(&ad.ns, &ad.ifname)?;
+        let i = b.idx.get(&ad.ns, &ad.ifname)?;
         let addr = Address::new(i, ad.addr.addr(), ad.addr.prefix_len())?;
-        addr.queue_add(netlink_of(&mut sockets, &ad.ns)?);
+        addr.queue_add(netlink_of(&mut b.sockets, &ad.ns)?);
     }
     for r in &plan.routes {
         let mut route = if r.dest.prefix_len() == 0 {
@@ -876,63 +950,111 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             route = route.via(v);
         }
         if let Some(d) = &r.dev {
-            route = route.dev(idx.get(&r.ns, d)?);
+            route = route.dev(b.idx.get(&r.ns, d)?);
         }
         if let Some(m) = r.metric {
             route = route.metric(m);
         }
-        route.queue_add(netlink_of(&mut sockets, &r.ns)?)?;
+        route.queue_add(netlink_of(&mut b.sockets, &r.ns)?)?;
     }
-    flush_all(&mut sockets, a.opts.workers)?;
+    flush_all(&mut b.sockets, a.opts.workers)?;
     a.step(step)?;
-    drop(sockets);
+    // The route sockets are done: close them now, not at the end of the apply.
+    b.sockets.clear();
 
-    for s in late_sysctls {
+    Ok(())
+}
+
+/// Per-interface sysctls (their interfaces exist now).
+fn set_late_sysctls(
+    a: &mut Apply<'_>,
+    b: &Build<'_>,
+    step: &mut String,
+) -> std::result::Result<(), RunError> {
+    for s in &b.late_sysctls {
         *step = format!("setting sysctl {} in {}", s.key, s.ns);
-        let ns = fds
+        let ns = b
+            .fds
             .get(&s.ns)
             .ok_or_else(|| RunError::Plan(format!("sysctl for undeclared namespace {}", s.ns)))?;
         ns.sysctl_set(&s.key, &s.value)?;
         a.step(step)?;
     }
 
-    // -- Host link (lab mode): the only object configured in the root namespace. ---------
-    if let (Some(h), Some((root, _, _))) = (&plan.host_link, &root) {
+    Ok(())
+}
+
+/// The host link's root-namespace side (lab mode): the only object configured in the root
+/// namespace.
+fn configure_root_side(
+    a: &mut Apply<'_>,
+    b: &Build<'_>,
+    step: &mut String,
+) -> std::result::Result<(), RunError> {
+    let plan = a.plan;
+    if let (Some(h), Some((root, _, _))) = (&plan.host_link, &b.root) {
         *step = format!("configuring the host link {}", h.host_ifname);
-        configure_host_link(&alias, h, root)?;
+        configure_host_link(&b.alias, h, root)?;
         a.step(step)?;
     }
 
-    // -- Firewalls: one nf_tables netlink transaction per namespace. -----------------------
-    if !plan.firewalls.is_empty() {
-        *step = "loading nftables rulesets".to_string();
-        for f in &plan.firewalls {
-            let ns = fds.get(&f.ns).ok_or_else(|| {
-                RunError::Plan(format!("firewall for undeclared namespace {}", f.ns))
-            })?;
-            match nf_sockets.get_mut(&f.ns) {
-                Some(sock) => nft::create_via(sock, &f.ruleset)?,
-                None => nft::load(ns, &f.ruleset)?,
-            }
+    Ok(())
+}
+
+/// Firewalls: one nf_tables netlink transaction per namespace.
+fn load_firewalls(
+    a: &mut Apply<'_>,
+    b: &mut Build<'_>,
+    step: &mut String,
+) -> std::result::Result<(), RunError> {
+    let plan = a.plan;
+    if plan.firewalls.is_empty() {
+        return Ok(());
+    }
+    *step = "loading nftables rulesets".to_string();
+    for f in &plan.firewalls {
+        let ns = b
+            .fds
+            .get(&f.ns)
+            .ok_or_else(|| RunError::Plan(format!("firewall for undeclared namespace {}", f.ns)))?;
+        match b.nf_sockets.get_mut(&f.ns) {
+            Some(sock) => nft::create_via(sock, &f.ruleset)?,
+            None => nft::load(ns, &f.ruleset)?,
         }
-        a.step(step)?;
     }
+    a.step(step)?;
+    Ok(())
+}
 
-    // -- Impairments. ---------------------------------------------------------------------
+/// Impairments: netem on node interfaces.
+fn impair(
+    a: &mut Apply<'_>,
+    b: &Build<'_>,
+    step: &mut String,
+) -> std::result::Result<(), RunError> {
+    let plan = a.plan;
     for imp in &plan.impairments {
         *step = format!("impairing {} in {}", imp.ifname, imp.ns);
-        let ns = fds.get(&imp.ns).ok_or_else(|| {
+        let ns = b.fds.get(&imp.ns).ok_or_else(|| {
             RunError::Plan(format!("impairment in undeclared namespace {}", imp.ns))
         })?;
         crate::impair::apply(ns, &imp.ifname, &imp.netem)?;
         a.step(step)?;
     }
 
-    // -- Done: record inodes and completion. -----------------------------------------------
+    Ok(())
+}
+
+/// Named runs: the namespaces' inodes and completion, written durably.
+fn record_complete(
+    a: &mut Apply<'_>,
+    b: &Build<'_>,
+    step: &mut String,
+) -> std::result::Result<(), RunError> {
     if let Some(mut st) = a.live.state.take() {
         *step = "recording the run".to_string();
         for rec in &mut st.namespaces {
-            rec.inode = fds.get(&rec.key).map(Netns::inode);
+            rec.inode = b.fds.get(&rec.key).map(Netns::inode);
         }
         st.complete = true;
         let written = match &a.live.lock {
@@ -1006,7 +1128,7 @@ type Created = (String, Netns, Netlink, Option<NfSocket>);
 
 /// Create the namespaces on `workers` threads; returns what was created (in job order)
 /// and the first failure, if any.
-fn create_namespaces(jobs: Vec<NsJob>, workers: usize) -> (Vec<Created>, Option<Error>) {
+fn create_namespaces_with(jobs: Vec<NsJob>, workers: usize) -> (Vec<Created>, Option<Error>) {
     let n = jobs.len();
     if n == 0 {
         return (Vec::new(), None);
