@@ -144,6 +144,13 @@ pub type Outcome = Result<u8, CliError>;
 
 /// Parses arguments, runs the verb, maps errors to one line and an exit code.
 pub fn run() -> ExitCode {
+    netns_kit::fault::timing("main");
+    let code = run_verb();
+    netns_kit::fault::timing("exit");
+    code
+}
+
+fn run_verb() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return clap_error(e),

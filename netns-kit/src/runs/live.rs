@@ -300,6 +300,7 @@ impl LiveTopology {
         };
         if let Some(name) = a.live.name.clone() {
             a.live.lock = Some(lock_new_run(&opts.state_dir, &name)?);
+            fault::timing("apply: run locked");
         }
         let mut step = String::from("starting");
         match run(&mut a, &mut step) {

@@ -119,16 +119,41 @@ pub(crate) fn orphan_of(ns: &Netns) -> Option<RunId> {
 /// `known` (and the root namespace): (inode, pids inside). Found by the run's tag on `lo`,
 /// so a namespace someone else made is never among them.
 pub(crate) fn pinned_namespaces(run_id: &RunId, known: &HashSet<u64>) -> Vec<(u64, Vec<i32>)> {
+    /// At most this many namespaces checked at once (each check enters one on a thread).
+    const MAX_THREADS: usize = 8;
     let root = Netns::current_process().map(|n| n.inode()).ok();
-    netns::processes_by_namespace()
+    let candidates: Vec<(u64, Vec<i32>)> = netns::processes_by_namespace()
         .into_iter()
         .filter(|(inode, _)| Some(*inode) != root && !known.contains(inode))
-        .filter(|(inode, pids)| {
-            pids.iter()
-                .find_map(|p| Netns::open_path(Path::new(&format!("/proc/{p}/ns/net"))).ok())
-                .is_some_and(|ns| ns.inode() == *inode && lo_is_tagged(&ns, run_id))
-        })
-        .collect()
+        .collect();
+    let is_ours = |(inode, pids): &(u64, Vec<i32>)| {
+        pids.iter()
+            .find_map(|p| Netns::open_path(Path::new(&format!("/proc/{p}/ns/net"))).ok())
+            .is_some_and(|ns| ns.inode() == *inode && lo_is_tagged(&ns, run_id))
+    };
+    // Every other namespace on the machine with a process in it is a candidate (a busy host
+    // has dozens): they are checked several at once.
+    let per = candidates.len().div_ceil(MAX_THREADS).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = candidates
+            .chunks(per)
+            .map(|chunk| s.spawn(move || chunk.iter().map(is_ours).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .zip(candidates.chunks(per))
+            .flat_map(|(h, chunk)| {
+                // A panicked checker proves nothing: its namespaces count as not ours.
+                let ours = h.join().unwrap_or_else(|_| vec![false; chunk.len()]);
+                chunk
+                    .iter()
+                    .zip(ours)
+                    .filter(|(_, ours)| *ours)
+                    .map(|(c, _)| c.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]

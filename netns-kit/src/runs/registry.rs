@@ -141,6 +141,17 @@ pub(crate) fn remove_recorded(st: &RunState, mut progress: impl FnMut(&str)) -> 
     let Ok(run_id) = RunId::parse(&st.run_id) else {
         return vec![format!("run id {:?} is not netns-kit's", st.run_id)];
     };
+    // Deleting the host link waits for the kernel's RCU grace periods (about 20 ms, more on a
+    // busy machine): it runs on a thread of its own while the namespaces are proven ours and
+    // their processes killed, and is joined before the crash point that says it is gone.
+    let host_link = st.host_link.clone().map(|host| {
+        let id = run_id.clone();
+        let name = host.clone();
+        let thread = std::thread::Builder::new()
+            .name("nk-host-link".to_string())
+            .spawn(move || delete_host_link(&name, &id));
+        (host, thread)
+    });
     let mut ours = Vec::new();
     for (rec, found) in st.namespaces.iter().zip(recorded_entries(st, &run_id)) {
         match found {
@@ -153,6 +164,7 @@ pub(crate) fn remove_recorded(st: &RunState, mut progress: impl FnMut(&str)) -> 
             Recorded::NotOurs => {}
         }
     }
+    fault::timing("destroy: namespaces proven ours");
     for f in netns::mount_point_temps(&run_id) {
         if let Err(e) = netns::remove_mount_point_temp(&f) {
             leftovers.push(format!("mount point {f}: {e}"));
@@ -166,9 +178,22 @@ pub(crate) fn remove_recorded(st: &RunState, mut progress: impl FnMut(&str)) -> 
             .into_iter()
             .map(|(i, _)| i),
     );
+    fault::timing("destroy: pinned namespaces found");
     netns::kill_processes_in(&inodes);
-    if let Some(host) = &st.host_link {
-        if let Err(e) = delete_host_link(host, &run_id) {
+    fault::timing("destroy: processes killed");
+    if let Some((host, thread)) = host_link {
+        let deleted = match thread {
+            Ok(t) => t.join().unwrap_or_else(|_| {
+                Err(Error::Invalid {
+                    kind: "host link removal",
+                    value: host.clone(),
+                    expected: "a thread that does not panic",
+                })
+            }),
+            // No thread to be had: delete it here.
+            Err(_) => delete_host_link(&host, &run_id),
+        };
+        if let Err(e) = deleted {
             leftovers.push(format!("host link {host}: {e}"));
         }
     }

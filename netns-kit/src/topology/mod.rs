@@ -1,5 +1,5 @@
 //! The declarative topology: a TOML file ([`spec`]) validated into a [`Topology`]
-//! ([`validate`]), then resolved per run into a [`Plan`] ([`plan`]) that the kernel layer applies.
+//! (`Topology::from_str`), then resolved per run into a [`Plan`] ([`plan`]) that the kernel layer applies.
 //!
 //! Everything in this part is pure: no kernel calls. The file format is documented in [`spec`].
 //! Applying a plan, and the runs that result, are [`crate::runs`] (re-exported here as
@@ -15,7 +15,7 @@ pub mod plan;
 pub mod schema;
 pub mod service;
 pub mod spec;
-pub mod validate;
+pub(crate) mod validate;
 
 // The run side lives in `crate::runs`; these paths keep `netns_kit::topology::live::…` (and
 // state, status, gc) working for code written against them.
