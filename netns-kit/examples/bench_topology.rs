@@ -202,9 +202,8 @@ fn cli_once(bin: &Path, args: &[&str], state: &Path) -> (Duration, Vec<(String, 
         "netns-kit {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut phases = Vec::new();
+    let mut phases: Vec<(String, f64)> = Vec::new();
     let mut last = t0;
-    let mut prev_label = "process start (exec, dynamic linking) until main".to_string();
     for line in String::from_utf8_lossy(&out.stderr).lines() {
         let Some(rest) = line.strip_prefix("netns-kit: timing ") else {
             continue;
@@ -213,9 +212,20 @@ fn cli_once(bin: &Path, args: &[&str], state: &Path) -> (Duration, Vec<(String, 
             continue;
         };
         let Ok(ns) = ns.parse::<u128>() else { continue };
-        phases.push((prev_label, (ns.saturating_sub(last)) as f64 / 1e6));
-        prev_label = format!("until: {label}");
+        let ms = ns.saturating_sub(last) as f64 / 1e6;
         last = ns;
+        // Each entry is the time from the previous line until this one's label.
+        let name = if label == "main" {
+            "process start (exec, dynamic linking) until main".to_string()
+        } else if label.starts_with("mount point ") || label.starts_with("namespace ") {
+            "each namespace's crash points (mount point reserved, created), summed".to_string()
+        } else {
+            format!("until: {label}")
+        };
+        match phases.last_mut() {
+            Some((l, total)) if *l == name && name.starts_with("each ") => *total += ms,
+            _ => phases.push((name, ms)),
+        }
     }
     phases.push((
         "exit (after main returns, until the parent sees it)".to_string(),
