@@ -79,9 +79,10 @@ bench-services: setup
     cargo build --release -p ecomm-services --bin ecomm --example bench_services
     scripts/as-root.sh cargo run --release -p ecomm-services --example bench_services
 
-# netns-kit apply/destroy against the seeds' shell script, and 10/100/1000 nodes.
+# netns-kit apply/destroy against the seeds' shell script (library and whole-process CLI, paused and back-to-back, with where the CLI's time goes), and 10/100/1000 nodes.
 bench-topology: setup
-    scripts/as-root.sh cargo run --release -p netns-kit --example bench_topology
+    cargo build --release -p netns-kit --bin netns-kit --example bench_topology
+    scripts/as-root.sh "${CARGO_TARGET_DIR:-target}/release/examples/bench_topology"
 
 # Format the workspace.
 fmt:

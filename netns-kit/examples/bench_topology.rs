@@ -2,9 +2,17 @@
 //! the seeds' shell script (scripts/seeds-three-tier.sh: one `ip`/`nft` command per object),
 //! and 10/100/1000 nodes on one bridge. Prints a table and writes target/bench/topology.json.
 //!
-//! Needs root. Everything is built in namespaces this run creates; the root namespace is
-//! never touched. Run in release mode:
-//! `cargo run --release -p netns-kit --example bench_topology`.
+//! It also measures the command-line tool whole-process, as a user runs it: `netns-kit apply
+//! three-tier.toml --name X` then `netns-kit destroy X`, each a fresh process (host link
+//! included), against the script's `up`/`down`, with an idle pause before each command
+//! (latency) and back-to-back (throughput), and prints where the CLI's time goes (from the
+//! `NETNS_KIT_TIMINGS=1` lines: process start, parsing, each crash point, exit).
+//!
+//! Needs root. The benchmark first moves itself into a network namespace of its own, so the
+//! CLI's host link lands there: everything is built in namespaces this run creates; the
+//! root namespace is never touched. Run in release mode (`just bench-topology`):
+//! `cargo build --release -p netns-kit --bin netns-kit --example bench_topology` and run
+//! target/release/examples/bench_topology (`NETNS_KIT_BIN` overrides the binary).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -164,6 +172,213 @@ fn script(script: &Path, n: usize) -> Vec<(Duration, Duration)> {
         .collect()
 }
 
+/// CLOCK_MONOTONIC in nanoseconds (the clock of the CLI's `NETNS_KIT_TIMINGS` lines).
+fn monotonic_ns() -> u128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid, exclusive pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
+}
+
+/// One whole-process run of the CLI: wall time from before the spawn to after the exit, and
+/// its phases as (label, ms) — "process start" until `main`, then each timing line's
+/// distance from the previous, then "exit" until the parent saw it.
+fn cli_once(bin: &Path, args: &[&str], state: &Path) -> (Duration, Vec<(String, f64)>) {
+    let t0 = monotonic_ns();
+    let start = Instant::now();
+    let out = Command::new(bin)
+        .args(args)
+        .env("NETNS_KIT_STATE_DIR", state)
+        .env("NETNS_KIT_TIMINGS", "1")
+        .output()
+        .expect("run netns-kit");
+    let wall = start.elapsed();
+    let t_end = monotonic_ns();
+    assert!(
+        out.status.success(),
+        "netns-kit {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut phases: Vec<(String, f64)> = Vec::new();
+    let mut last = t0;
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        let Some(rest) = line.strip_prefix("netns-kit: timing ") else {
+            continue;
+        };
+        let Some((ns, label)) = rest.split_once(' ') else {
+            continue;
+        };
+        let Ok(ns) = ns.parse::<u128>() else { continue };
+        let ms = ns.saturating_sub(last) as f64 / 1e6;
+        last = ns;
+        // Each entry is the time from the previous line until this one's label.
+        let name = if label == "main" {
+            "process start (exec, dynamic linking) until main".to_string()
+        } else if label.starts_with("mount point ") || label.starts_with("namespace ") {
+            "each namespace's crash points (mount point reserved, created), summed".to_string()
+        } else {
+            format!("until: {label}")
+        };
+        match phases.last_mut() {
+            Some((l, total)) if *l == name && name.starts_with("each ") => *total += ms,
+            _ => phases.push((name, ms)),
+        }
+    }
+    phases.push((
+        "exit (after main returns, until the parent sees it)".to_string(),
+        t_end.saturating_sub(last) as f64 / 1e6,
+    ));
+    (wall, phases)
+}
+
+/// The CLI's apply + destroy of `file`, `n` times; `pause`: an idle pause before each
+/// command (latency) instead of back-to-back (throughput). Returns the samples and, per
+/// command, the phases of every run.
+#[allow(clippy::type_complexity)]
+fn cli(
+    bin: &Path,
+    file: &Path,
+    n: usize,
+    pause: Option<Duration>,
+) -> (
+    Vec<(Duration, Duration)>,
+    Vec<Vec<(String, f64)>>,
+    Vec<Vec<(String, f64)>>,
+) {
+    let state = std::env::temp_dir().join("netns-kit-bench-cli");
+    let file = file.to_str().expect("UTF-8 path");
+    let (mut samples, mut applies, mut destroys) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        let name = format!("nkc{}", &RunId::new().expect("run id").as_str()[..6]);
+        if let Some(p) = pause {
+            settle(live_namespaces());
+            std::thread::sleep(p);
+        }
+        let (a, pa) = cli_once(bin, &["apply", file, "--name", &name], &state);
+        if let Some(p) = pause {
+            std::thread::sleep(p);
+        }
+        let (d, pd) = cli_once(bin, &["destroy", &name], &state);
+        samples.push((a, d));
+        applies.push(pa);
+        destroys.push(pd);
+    }
+    (samples, applies, destroys)
+}
+
+/// Median of each phase over runs (phases matched by position and label).
+fn phase_medians(runs: &[Vec<(String, f64)>]) -> Vec<(String, f64)> {
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .enumerate()
+        .map(|(i, (label, _))| {
+            let v: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.get(i).filter(|(l, _)| l == label).map(|(_, ms)| *ms))
+                .collect();
+            (label.clone(), median(v))
+        })
+        .collect()
+}
+
+/// The seeds' script `up`/`down`, `n` times, with an idle pause before each or back-to-back.
+fn script_paced(script: &Path, n: usize, pause: Option<Duration>) -> Vec<(Duration, Duration)> {
+    (0..n)
+        .map(|_| {
+            let prefix = format!("nks-{}", RunId::new().expect("run id"));
+            if let Some(p) = pause {
+                settle(live_namespaces());
+                std::thread::sleep(p);
+            }
+            let run = |action: &str| {
+                let t = Instant::now();
+                let st = Command::new("bash")
+                    .arg(script)
+                    .args([action, &prefix])
+                    .status()
+                    .expect("run the seeds' script");
+                assert!(st.success(), "seeds script {action} failed");
+                t.elapsed()
+            };
+            let up = run("up");
+            if let Some(p) = pause {
+                std::thread::sleep(p);
+            }
+            (up, run("down"))
+        })
+        .collect()
+}
+
+/// The whole-process comparison: CLI against the seeds' script, paused and back-to-back,
+/// and where the CLI's time goes. Returns the rows and the two speed-ups.
+fn cli_comparison(three_tier_file: &Path, seeds: &Path, quick: bool) -> (Vec<Row>, f64, f64) {
+    let bin = std::env::var_os("NETNS_KIT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let me = std::env::current_exe().expect("current exe");
+            // target/<profile>/examples/bench_topology -> target/<profile>/netns-kit
+            me.parent()
+                .and_then(Path::parent)
+                .map(|d| d.join("netns-kit"))
+                .expect("target dir")
+        });
+    assert!(
+        bin.exists(),
+        "{} missing: cargo build --release -p netns-kit --bin netns-kit",
+        bin.display()
+    );
+    let n = if quick { 5 } else { 20 };
+    let pause = Some(Duration::from_millis(300));
+    // Warm-up: page cache, the binary, first-namespace costs.
+    let _ = cli(&bin, three_tier_file, 2, None);
+    let _ = script_paced(seeds, 1, None);
+    let (mut s_p, mut c_p, mut s_b, mut c_b) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut applies, mut destroys) = (Vec::new(), Vec::new());
+    let mut b2b = (Duration::ZERO, Duration::ZERO);
+    let rounds = if quick { 1 } else { 4 };
+    for _ in 0..rounds {
+        s_p.extend(script_paced(seeds, n / rounds, pause));
+        let (samples, a, d) = cli(&bin, three_tier_file, n / rounds, pause);
+        c_p.extend(samples);
+        applies.extend(a);
+        destroys.extend(d);
+        let t = Instant::now();
+        s_b.extend(script_paced(seeds, n / rounds, None));
+        b2b.0 += t.elapsed();
+        let t = Instant::now();
+        c_b.extend(cli(&bin, three_tier_file, n / rounds, None).0);
+        b2b.1 += t.elapsed();
+    }
+    let rows = vec![
+        row("cli paused", "seeds script (ip/nft)", 7, &s_p),
+        row("cli paused", "netns-kit CLI", 8, &c_p),
+        row("cli b2b", "seeds script (ip/nft)", 7, &s_b),
+        row("cli b2b", "netns-kit CLI", 8, &c_b),
+    ];
+    let paused = rows[0].total_ms_median / rows[1].total_ms_median;
+    // Throughput: whole loop time, apply + destroy back-to-back, settling included.
+    let b2b_speedup = b2b.0.as_secs_f64() / b2b.1.as_secs_f64();
+    for (what, runs) in [("apply", &applies), ("destroy", &destroys)] {
+        println!("where a paused `netns-kit {what}` spends its time (medians, ms):");
+        for (label, ms) in phase_medians(runs) {
+            println!("  {ms:>8.2}  {label}");
+        }
+    }
+    println!(
+        "back-to-back loops of {} apply+destroy: seeds script {:.1} ms/iteration, CLI {:.1} ms/iteration",
+        s_b.len(),
+        ms(b2b.0) / s_b.len().max(1) as f64,
+        ms(b2b.1) / c_b.len().max(1) as f64
+    );
+    (rows, paused, b2b_speedup)
+}
+
 /// Median time to load the three-tier router's ruleset into a fresh namespace, over netlink
 /// (split into opening the socket inside the namespace and the transaction) and with nft.
 fn firewall_loads(topology: &Topology, n: usize) {
@@ -254,9 +469,11 @@ fn main() {
         eprintln!("bench_topology needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)");
         std::process::exit(2);
     }
+    // A network namespace of our own: the CLI's host link lands here, never in the host's.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let three_tier = Topology::from_path(root.join("ecomm-services/deploy/three-tier.toml"))
-        .expect("three-tier.toml");
+    let three_tier_file = root.join("ecomm-services/deploy/three-tier.toml");
+    let three_tier = Topology::from_path(&three_tier_file).expect("three-tier.toml");
     let seeds = root.join("scripts/seeds-three-tier.sh");
     let quick = std::env::var("BENCH_QUICK").is_ok();
     let (it_nk, it_script) = if quick { (5, 2) } else { (30, 10) };
@@ -293,6 +510,22 @@ fn main() {
                 );
             }
         }
+        return;
+    }
+
+    // BENCH_CLI=1: only the whole-process CLI comparison.
+    let cli_only = std::env::var_os("BENCH_CLI").is_some();
+    let (cli_rows, cli_paused, cli_b2b) = cli_comparison(&three_tier_file, &seeds, quick);
+    if cli_only {
+        for r in &cli_rows {
+            println!(
+                "{:<12} {:<24} apply {:>8.2} ms  destroy {:>8.2} ms  total {:>8.2} ms",
+                r.case, r.method, r.apply_ms_median, r.destroy_ms_median, r.total_ms_median
+            );
+        }
+        println!(
+            "CLI speed-up over the seeds' script: {cli_paused:.1}x with pauses (goal >= 10x), {cli_b2b:.1}x back-to-back (goal >= 5x)"
+        );
         return;
     }
 
@@ -333,6 +566,7 @@ fn main() {
         ));
     }
 
+    rows.extend(cli_rows);
     let script_total = rows[0].total_ms_median;
     let nk_total = rows[1].total_ms_median;
     let nk_named_total = rows[2].total_ms_median;
@@ -363,6 +597,9 @@ fn main() {
         script_total / nk_total,
         script_total / nk_named_total
     );
+    println!(
+        "CLI (whole process, host link included) speed-up over the seeds' script: {cli_paused:.1}x with pauses (goal >= 10x), {cli_b2b:.1}x back-to-back (goal >= 5x)"
+    );
 
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -376,6 +613,8 @@ fn main() {
         "loadavg_at_end": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
         "speedup_three_tier_anonymous": script_total / nk_total,
         "speedup_three_tier_named": script_total / nk_named_total,
+        "speedup_cli_paused": cli_paused,
+        "speedup_cli_back_to_back": cli_b2b,
         "rows": rows,
     });
     let path = dir.join("topology.json");

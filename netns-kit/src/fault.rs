@@ -14,8 +14,13 @@
 //! death; never set it otherwise. Unset (always, outside those tests), a crash point costs
 //! one environment lookup per process.
 //!
-//! [`LiveTopology::apply`]: crate::topology::live::LiveTopology::apply
-//! [`destroy_by_name`]: crate::topology::live::destroy_by_name
+//! With `NETNS_KIT_TIMINGS=1` every crash point also prints `netns-kit: timing <ns> <label>`
+//! to stderr, `<ns>` being CLOCK_MONOTONIC in nanoseconds, so a caller that reads the clock
+//! before spawning the process (`just bench-topology`) sees where a whole-process apply or
+//! destroy spends its time, from exec to exit.
+//!
+//! [`LiveTopology::apply`]: crate::runs::live::LiveTopology::apply
+//! [`destroy_by_name`]: crate::runs::live::destroy_by_name
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -30,8 +35,30 @@ pub const ACTION_ENV: &str = "NETNS_KIT_FAULT_ACTION";
 static LIMIT: OnceLock<Option<usize>> = OnceLock::new();
 static PASSED: AtomicUsize = AtomicUsize::new(0);
 
+/// The environment variable that turns the timing lines on (`1`).
+pub const TIMINGS_ENV: &str = "NETNS_KIT_TIMINGS";
+
+static TIMINGS: OnceLock<bool> = OnceLock::new();
+
+/// With `NETNS_KIT_TIMINGS=1`: print `netns-kit: timing <CLOCK_MONOTONIC ns> <label>`.
+pub fn timing(label: &str) {
+    if !*TIMINGS.get_or_init(|| std::env::var(TIMINGS_ENV).as_deref() == Ok("1")) {
+        return;
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid, exclusive pointer.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } == 0 {
+        let ns = ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128;
+        eprintln!("netns-kit: timing {ns} {label}");
+    }
+}
+
 /// Pass a crash point named `label`; dies (or stops) here if it is the N-th.
 pub fn point(label: &str) {
+    timing(label);
     let limit = LIMIT.get_or_init(|| std::env::var(ENV).ok()?.parse().ok());
     let Some(limit) = *limit else { return };
     if PASSED.fetch_add(1, Ordering::SeqCst) + 1 != limit {

@@ -36,6 +36,9 @@
 
 pub mod addr;
 pub mod error;
+// The crash-point testing hook (`NETNS_KIT_FAULT_AFTER_STEP`) and the timing lines
+// (`NETNS_KIT_TIMINGS`): public for the binary only, not part of the API.
+#[doc(hidden)]
 pub mod fault;
 pub mod firewall;
 pub mod graph;
@@ -46,6 +49,7 @@ pub mod netns;
 pub mod probe;
 pub mod route;
 pub mod runid;
+pub mod runs;
 pub mod sysctl;
 pub mod topology;
 

@@ -14,7 +14,7 @@ fn netns_kit(args: &[&str]) -> Output {
 fn three_tier() -> String {
     concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../ecomm-services/deploy/three-tier.toml"
+        "/tests/fixtures/three-tier.toml"
     )
     .to_string()
 }

@@ -231,7 +231,7 @@ fn without_a_placement_there_is_no_share() {
 fn the_three_tier_placement_stretches_only_the_backend() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../ecomm-services/deploy/three-tier.toml"
+        "/tests/fixtures/three-tier.toml"
     );
     let t = Topology::from_path(path).unwrap();
     let p = t.placement.as_ref().unwrap();

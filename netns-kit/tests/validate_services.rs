@@ -412,7 +412,7 @@ fn the_cli_exits_2_naming_the_field_of_a_bad_service() {
 fn apply_for_an_unknown_host_exits_2_before_touching_anything() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../ecomm-services/deploy/three-tier.toml"
+        "/tests/fixtures/three-tier.toml"
     );
     let o = netns_kit(&["apply", "--host", "vm9", "--name", "nkhost", path]);
     let stderr = String::from_utf8_lossy(&o.stderr);

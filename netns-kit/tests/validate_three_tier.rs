@@ -1,4 +1,5 @@
-//! The shared three-tier file validates and resolves into exactly ARCHITECTURE.md's plan.
+//! netns-kit's three-tier sample (tests/fixtures/three-tier.toml) validates and resolves into
+//! the plan its comments describe (the application's own file: xtests/tests/deploy_declarations.rs).
 
 use std::net::IpAddr;
 
@@ -9,7 +10,7 @@ use netns_kit::topology::{Naming, Plan, Topology};
 fn three_tier() -> Topology {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../ecomm-services/deploy/three-tier.toml"
+        "/tests/fixtures/three-tier.toml"
     );
     Topology::from_path(path).expect("three-tier.toml is valid")
 }

@@ -49,6 +49,7 @@ pub fn run(args: Args, state_dir: &Path) -> Outcome {
             prefix: name.clone(),
         },
     )?;
+    netns_kit::fault::timing("cli: file read and validated");
     privilege::require("apply")?;
     let runs = live::list_in(state_dir).map_err(|e| CliError::Runtime(e.to_string()))?;
     if let Some(r) = runs.iter().find(|r| r.name == name) {
@@ -71,6 +72,7 @@ pub fn run(args: Args, state_dir: &Path) -> Outcome {
         state_dir: state_dir.to_path_buf(),
         ..ApplyOptions::default()
     };
+    netns_kit::fault::timing("cli: runs listed, plan resolved");
     let live = LiveTopology::apply(&plan, opts).map_err(|e| match e {
         ApplyError::Topology(t) => CliError::BadInput(t.to_string()),
         ApplyError::NameInUse { .. } => CliError::BadInput(e.to_string()),

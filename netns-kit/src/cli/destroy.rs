@@ -51,6 +51,7 @@ pub fn run(args: Args, state_dir: &Path) -> Outcome {
         }
         Err(e) => return Err(CliError::Runtime(e.to_string())),
     };
+    netns_kit::fault::timing("cli: run locked");
     live::destroy_locked(state_dir, &args.name, lock)
         .map_err(|e| not_found_is_bad_input(e, &args.name))?;
     println!("destroyed {:?}", args.name);

@@ -8,6 +8,7 @@ mod graph;
 mod list;
 mod plan;
 mod privilege;
+mod schema;
 mod status;
 mod validate;
 
@@ -19,6 +20,7 @@ use clap::{Parser, Subcommand};
 const EXAMPLES: &str = "\
 Examples:
   netns-kit validate ecomm-services/deploy/three-tier.toml
+  netns-kit schema > topology.schema.json
   netns-kit graph ecomm-services/deploy/three-tier.toml --format dot | dot -Tsvg > topology.svg
   netns-kit plan ecomm-services/deploy/three-tier.toml --name lab --nft router | nft -c -j -f -
   sudo netns-kit apply ecomm-services/deploy/three-tier.toml --name lab
@@ -79,6 +81,8 @@ pub enum Verb {
     Plan(plan::Args),
     /// Check a topology file completely, touching nothing (no privileges needed).
     Validate(validate::Args),
+    /// Print the topology file's JSON Schema (for editors: a `#:schema PATH` first line).
+    Schema(schema::Args),
 }
 
 /// A failed command: bad input (exit 2) or a runtime failure (exit 1).
@@ -140,6 +144,13 @@ pub type Outcome = Result<u8, CliError>;
 
 /// Parses arguments, runs the verb, maps errors to one line and an exit code.
 pub fn run() -> ExitCode {
+    netns_kit::fault::timing("main");
+    let code = run_verb();
+    netns_kit::fault::timing("exit");
+    code
+}
+
+fn run_verb() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return clap_error(e),
@@ -154,6 +165,7 @@ pub fn run() -> ExitCode {
         Verb::List(a) => list::run(a, &cli.state_dir),
         Verb::Plan(a) => plan::run(a),
         Verb::Validate(a) => validate::run(a),
+        Verb::Schema(a) => schema::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

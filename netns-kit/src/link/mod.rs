@@ -80,16 +80,25 @@ impl LinkSettings {
     }
 }
 
-/// Reject interface names the kernel would refuse (empty, > 15 bytes, '/', ':', space).
-pub fn check_ifname(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
+/// True when the kernel accepts `name` as an interface name (its `dev_valid_name`): 1..=15
+/// bytes ([`MAX_IFNAME`]), not "." or "..", without '/', ':', whitespace or NUL.
+///
+/// The one interface-name rule of the crate: the topology model's stricter check
+/// (`topology::names::is_valid_ifname`, portable characters only) is this rule plus a
+/// character set.
+pub fn is_valid_ifname(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= MAX_IFNAME
         && name != "."
         && name != ".."
         && !name
             .bytes()
-            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0);
-    if ok {
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+}
+
+/// Reject interface names the kernel would refuse ([`is_valid_ifname`]) with a typed error.
+pub fn check_ifname(name: &str) -> Result<()> {
+    if is_valid_ifname(name) {
         Ok(())
     } else {
         Err(Error::Invalid {

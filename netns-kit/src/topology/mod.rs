@@ -1,22 +1,26 @@
 //! The declarative topology: a TOML file ([`spec`]) validated into a [`Topology`]
-//! ([`validate`]), then resolved per run into a [`Plan`] ([`plan`]) that the kernel layer applies.
+//! (`Topology::from_str`), then resolved per run into a [`Plan`] ([`plan`]) that the kernel layer applies.
 //!
 //! Everything in this part is pure: no kernel calls. The file format is documented in [`spec`].
+//! Applying a plan, and the runs that result, are [`crate::runs`] (re-exported here as
+//! `topology::{live, state, status, gc}`).
 
 pub mod alloc;
 mod compile;
 pub mod error;
-pub mod gc;
-pub mod live;
 pub mod names;
 pub mod placement;
 pub mod plan;
 pub mod policy;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod service;
 pub mod spec;
-pub mod state;
-pub mod status;
-pub mod validate;
+pub(crate) mod validate;
+
+// The run side lives in `crate::runs`; these paths keep `netns_kit::topology::live::…` (and
+// state, status, gc) working for code written against them.
+pub use crate::runs::{gc, live, state, status};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -4,8 +4,9 @@
 //! FNV-1a hash of the full base is appended, so the same input always yields the same name and
 //! two long bases that share a prefix still differ.
 
-/// Longest interface name the kernel accepts (IFNAMSIZ - 1).
-pub const IFNAME_MAX: usize = 15;
+/// Longest interface name the kernel accepts (IFNAMSIZ - 1): the kernel layer's
+/// [`crate::link::MAX_IFNAME`].
+pub const IFNAME_MAX: usize = crate::link::MAX_IFNAME;
 
 /// Longest topology, network or node name.
 pub const NAME_MAX: usize = 48;
@@ -25,12 +26,11 @@ pub fn is_valid_name_max(s: &str, max: usize) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// True when `s` is a usable interface name: 1..=15 bytes of `[A-Za-z0-9_.-]`, not "." or "..".
+/// True when `s` is a usable interface name in a topology file: the kernel's rule
+/// ([`crate::link::is_valid_ifname`]) restricted to the portable `[A-Za-z0-9_.-]`, so every
+/// name also works in `ip`, nft and shell scripts.
 pub fn is_valid_ifname(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= IFNAME_MAX
-        && s != "."
-        && s != ".."
+    crate::link::is_valid_ifname(s)
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }

@@ -143,7 +143,7 @@ pub enum VxlanUnderlay {
     /// The fabric namespace: `dev` is one of its bridges (default).
     #[default]
     Fabric,
-    /// The namespace apply runs in ([`crate::topology::live::ApplyOptions::underlay_netns`],
+    /// The namespace apply runs in ([`crate::runs::live::ApplyOptions::underlay_netns`],
     /// default the caller's): the device is created there and moved into the fabric in
     /// the same netlink message, so its socket stays bound to the real underlay.
     Host,

@@ -131,6 +131,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// A whole topology file as written.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopologySpec {
@@ -173,6 +174,7 @@ pub struct TopologySpec {
 }
 
 /// One service: a program run on one node, or one instance per listed node.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSpec {
@@ -191,9 +193,11 @@ pub struct ServiceSpec {
     pub env: BTreeMap<String, String>,
     /// The main port it listens on (on its node's address), 1..=65535; optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 65_535)))]
     pub port: Option<i64>,
     /// Further named ports (e.g. `dns = 8600`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(extend("additionalProperties" = { "type": "integer", "minimum": 1, "maximum": 65_535 })))]
     pub ports: BTreeMap<String, i64>,
     /// How the runner knows an instance is ready; default: no probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,10 +211,12 @@ pub struct ServiceSpec {
 }
 
 /// A readiness probe as written.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReadySpec {
     /// "tcp" (a connection is accepted) or "http" (GET `path` answers 200).
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["tcp", "http"])))]
     pub probe: String,
     /// The HTTP path (http only), starting with '/'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -221,6 +227,7 @@ pub struct ReadySpec {
 }
 
 /// The underlay of a placement: how the hosts reach each other.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UnderlaySpec {
@@ -243,6 +250,7 @@ pub struct UnderlaySpec {
 }
 
 /// One network: a bridge in the fabric namespace and a subnet.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSpec {
@@ -259,6 +267,7 @@ pub struct NetworkSpec {
 }
 
 /// One node: a namespace with interfaces on networks.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSpec {
@@ -273,6 +282,7 @@ pub struct NodeSpec {
 }
 
 /// One node interface on a network.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InterfaceSpec {
@@ -284,6 +294,7 @@ pub struct InterfaceSpec {
 }
 
 /// The router: a forwarding namespace on several networks.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouterSpec {
@@ -302,6 +313,7 @@ fn default_router_name() -> String {
 }
 
 /// A VXLAN interface in the fabric namespace, enslaved to a network's bridge.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VxlanSpec {
@@ -310,6 +322,7 @@ pub struct VxlanSpec {
     /// The network whose bridge the VXLAN joins.
     pub network: String,
     /// VXLAN network identifier, 1..=16777215.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 16_777_215)))]
     pub vni: u32,
     /// Underlay source address; optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -330,10 +343,12 @@ pub struct VxlanSpec {
     /// Where the VXLAN's UDP socket lives: "fabric" (default) or "host" (the namespace
     /// apply runs in; the device itself is moved into the fabric namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["fabric", "host"])))]
     pub underlay: Option<String>,
 }
 
 /// Netem parameters on one node interface.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImpairmentSpec {
@@ -349,6 +364,7 @@ pub struct ImpairmentSpec {
     pub jitter_ms: Option<u32>,
     /// Random loss in percent, 0..=100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0, max = 100)))]
     pub loss_percent: Option<f64>,
     /// Rate limit in kbit/s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -385,6 +401,7 @@ pub struct Netem {
 }
 
 /// One allow-list rule between networks and/or nodes.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySpec {
@@ -394,6 +411,7 @@ pub struct PolicySpec {
     pub to: String,
     /// "tcp", "udp", "icmp" or "any" (default "any").
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["tcp", "udp", "icmp", "any"])))]
     pub proto: Option<String>,
     /// Destination ports: numbers or "low-high" ranges; empty = every port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -401,16 +419,18 @@ pub struct PolicySpec {
 }
 
 /// A port as written: a number, or a "low-high" range string.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum PortSpec {
     /// A single port, e.g. 8500 (checked to be 1..=65535).
-    Number(i64),
+    Number(#[cfg_attr(feature = "schema", schemars(range(min = 1, max = 65_535)))] i64),
     /// A range, e.g. "9000-9010" (or a single port as a string).
     Text(String),
 }
 
 /// The lab-mode host link: a veth from the root namespace to the router.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostSpec {
@@ -425,6 +445,7 @@ pub struct HostSpec {
 }
 
 /// One thing the host may reach over the host link.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostAllowSpec {
@@ -432,6 +453,7 @@ pub struct HostAllowSpec {
     pub to: String,
     /// "tcp", "udp", "icmp" or "any" (default "any").
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["tcp", "udp", "icmp", "any"])))]
     pub proto: Option<String>,
     /// Destination ports: numbers or "low-high" ranges; empty = every port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -70,8 +70,7 @@ impl Drop for Acceptor {
 }
 
 pub fn three_tier() -> Topology {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ecomm-services/deploy/three-tier.toml");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/three-tier.toml");
     Topology::from_path(&path).unwrap()
 }
 

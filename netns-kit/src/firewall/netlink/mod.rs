@@ -6,11 +6,14 @@
 //! [`Ruleset::to_nft_json`](super::Ruleset::to_nft_json), so a table loaded either way lists
 //! identically (the privileged test `firewall_netlink` proves it).
 
-pub mod batch;
-pub mod expr;
-pub mod message;
-pub mod set;
-pub mod socket;
+pub(crate) mod batch;
+pub(crate) mod expr;
+pub(crate) mod message;
+pub(crate) mod set;
+pub(crate) mod socket;
+// The kernel's nf_tables constants: public only for the privileged test that decodes what
+// the kernel lists back (tests/privileged_firewall_netlink.rs); not part of the API.
+#[doc(hidden)]
 pub mod uapi;
 
 pub use batch::{BaseChain, Batch, ChainType, Encoded};

@@ -14,7 +14,7 @@
 //!
 //! Anonymous runs (tests) have no state file: what they create dies with their owner,
 //! except a namespace a process inside keeps alive, whose `lo` names the run and its owner
-//! (see [`crate::topology::gc`]).
+//! (see [`crate::runs::gc`]).
 
 use std::fs::File;
 use std::io::Write;

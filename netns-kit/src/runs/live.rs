@@ -8,8 +8,8 @@
 //! up front so a batch never waits for an answer. Firewalls are one nf_tables netlink
 //! transaction per namespace; the only processes spawned are one `tc` per impairment.
 //!
-//! The functions the CLI calls for runs recorded on disk (`destroy_by_name`, `status`,
-//! `list`, `exec_in`) live here too; `gc` is in [`super::gc`].
+//! The functions the CLI calls for runs recorded on disk (`destroy_by_name`, `list`,
+//! `exec_in`) are [`super::registry`]'s, re-exported here; `gc` is in [`super::gc`].
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -27,14 +27,22 @@ use crate::netns::{self, Netns, NsCommand};
 use crate::probe::{self, Reachability, TcpProbe};
 use crate::route::Route;
 use crate::runid::RunId;
-use crate::topology::plan::{Naming, Plan, VxlanPeer, VxlanUnderlay};
-use crate::topology::state::{
-    AddrRecord, Declared, LinkRecord, NsRecord, Owner, Phase, RouteRecord, RunLock, RunState,
-    TableRecord, STATE_DIR,
+use crate::runs::ownership::owned_alias;
+use crate::runs::state::{
+    AddrRecord, Declared, LinkRecord, NsRecord, Owner, RouteRecord, RunLock, RunState, TableRecord,
+    STATE_DIR,
 };
+use crate::topology::plan::{Naming, Plan, SysctlPlan, VxlanPeer, VxlanUnderlay};
 use crate::topology::{Topology, TopologyError};
 
-pub use crate::topology::status::{status, status_in, Difference};
+// The recorded-run functions moved to [`super::registry`]; these keep
+// `netns_kit::topology::live::{list, destroy_by_name, …}` working.
+pub use crate::runs::registry::{
+    destroy_by_name, destroy_by_name_in, destroy_locked, exec_in, exec_in_dir, list, list_in,
+    RunSummary,
+};
+
+pub use crate::runs::status::{status, status_in, Difference};
 
 /// First interface index netns-kit assigns in a namespace it created (below are `lo` and
 /// any fallback tunnel devices the kernel adds to new namespaces).
@@ -292,6 +300,7 @@ impl LiveTopology {
         };
         if let Some(name) = a.live.name.clone() {
             a.live.lock = Some(lock_new_run(&opts.state_dir, &name)?);
+            fault::timing("apply: run locked");
         }
         let mut step = String::from("starting");
         match run(&mut a, &mut step) {
@@ -491,7 +500,7 @@ impl LiveTopology {
             (Some(st), Some(lock)) if leftovers.is_empty() => st.remove(&self.state_dir, lock),
             // Died before the state file was written: only the lock file exists.
             (None, Some(lock)) => match &self.name {
-                Some(n) => crate::topology::state::remove_files(&self.state_dir, n, lock),
+                Some(n) => crate::runs::state::remove_files(&self.state_dir, n, lock),
                 None => Ok(()),
             },
             _ => Ok(()),
@@ -561,11 +570,43 @@ struct NsJob {
     firewall: bool,
 }
 
+/// The phases of one apply, in order; each ends in a counted step (a crash point).
 fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError> {
-    let plan = a.plan;
-    let alias = a.run_id.alias();
+    record_declared(a, step)?;
+    let mut b = create_namespaces(a, step)?;
+    create_links(a, &mut b, step)?;
+    create_vxlans(a, &mut b, step)?;
+    configure_links(a, &mut b, step)?;
+    set_late_sysctls(a, &b, step)?;
+    configure_root_side(a, &b, step)?;
+    load_firewalls(a, &mut b, step)?;
+    impair(a, &b, step)?;
+    record_complete(a, &b, step)
+}
 
-    // -- Declared state, recorded before anything exists (named runs). -------------------
+/// What the phases of one apply share once the namespaces exist.
+struct Build<'p> {
+    /// The run's alias, carried by every link it creates.
+    alias: String,
+    /// One route netlink socket per namespace key (dropped after phase 2).
+    sockets: HashMap<String, Netlink>,
+    /// One nf_tables socket per namespace with a firewall, opened inside it.
+    nf_sockets: HashMap<String, NfSocket>,
+    /// The namespaces by key.
+    fds: HashMap<String, Netns>,
+    /// Interface indexes assigned up front.
+    idx: Indexes,
+    /// Per namespace, the link changes of phase 2 (up, alias, move).
+    phase2: HashMap<String, Vec<LinkChange>>,
+    /// The root namespace and the host link's two indexes (lab mode).
+    root: Option<(Netns, u32, u32)>,
+    /// Per-interface sysctls, set once the interfaces exist.
+    late_sysctls: Vec<&'p SysctlPlan>,
+}
+
+/// Named runs: the declared state, written durably before anything exists.
+fn record_declared(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError> {
+    let plan = a.plan;
     if let Some(name) = a.live.name.clone() {
         *step = "recording the run".to_string();
         let mut st = RunState {
@@ -580,7 +621,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
-            boot_id: crate::topology::state::current_boot_id(),
+            boot_id: crate::runs::state::current_boot_id(),
             namespaces: Vec::new(),
             host_link: plan.host_link.as_ref().map(|h| h.host_ifname.clone()),
             declared: declared(plan),
@@ -607,7 +648,16 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
         a.step(step)?;
     }
 
-    // -- Namespaces, each with its sysctls, its netlink socket and a tagged `lo`. --------
+    Ok(())
+}
+
+/// Namespaces, each with its sysctls, its netlink socket(s) and a tagged `lo`.
+fn create_namespaces<'p>(
+    a: &mut Apply<'p>,
+    step: &mut String,
+) -> std::result::Result<Build<'p>, RunError> {
+    let plan = a.plan;
+    let alias = a.run_id.alias();
     *step = "creating namespaces".to_string();
     let mut sysctls: HashMap<&str, Vec<(PathBuf, String)>> = HashMap::new();
     let mut late_sysctls = Vec::new();
@@ -643,7 +693,7 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
         .collect();
     // Each namespace holds a descriptor, and a netlink socket while applying.
     raise_fd_limit(2 * jobs.len() as u64 + 256);
-    let (created, failure) = create_namespaces(jobs, a.opts.workers.max(1));
+    let (created, failure) = create_namespaces_with(jobs, a.opts.workers.max(1));
     let mut sockets: HashMap<String, Netlink> = HashMap::new();
     let mut nf_sockets: HashMap<String, NfSocket> = HashMap::new();
     for (key, ns, nl, nf) in created {
@@ -665,36 +715,52 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
         .iter()
         .map(|(k, n)| (k.clone(), n.clone()))
         .collect();
+    Ok(Build {
+        alias,
+        sockets,
+        nf_sockets,
+        fds,
+        idx: Indexes::default(),
+        phase2: HashMap::new(),
+        root: None,
+        late_sysctls,
+    })
+}
 
-    // -- Phase 1: bridges and veth pairs (each end born in its namespace). ---------------
+/// Phase 1: bridges and veth pairs (each end born in its namespace), and the host link's
+/// veth (both ends born in the router), as one batch per namespace.
+fn create_links(
+    a: &mut Apply<'_>,
+    b: &mut Build<'_>,
+    step: &mut String,
+) -> std::result::Result<(), RunError> {
+    let plan = a.plan;
     *step = "creating bridges and veth pairs".to_string();
-    let mut idx = Indexes::default();
-    let mut phase2: HashMap<String, Vec<LinkChange>> = HashMap::new();
-    for b in &plan.bridges {
-        let i = idx.assign(&b.ns, &b.ifname)?;
-        let mut l = link::bridge(&b.ifname).index(i);
-        if b.ipv6 {
+    for br in &plan.bridges {
+        let i = b.idx.assign(&br.ns, &br.ifname)?;
+        let mut l = link::bridge(&br.ifname).index(i);
+        if br.ipv6 {
             l = l.up();
         }
-        if let Some(m) = b.mtu {
+        if let Some(m) = br.mtu {
             l = l.mtu(m);
         }
-        l.queue(netlink_of(&mut sockets, &b.ns)?)?;
+        l.queue(netlink_of(&mut b.sockets, &br.ns)?)?;
         // A bridge has carrier as soon as it is up: on an IPv4 network it comes up in
         // phase 2, after its addrgenmode is none.
-        let up = (!b.ipv6).then(|| LinkChange::of(i).up());
+        let up = (!br.ipv6).then(|| LinkChange::of(i).up());
         tag_then(
-            phase2.entry(b.ns.clone()).or_default(),
+            b.phase2.entry(br.ns.clone()).or_default(),
             i,
-            &alias,
-            b.ipv6,
+            &b.alias,
+            br.ipv6,
             up,
         );
     }
     for v in &plan.veths {
-        let bi = idx.assign(&v.b.ns, &v.b.ifname)?;
-        let ai = idx.assign(&v.a.ns, &v.a.ifname)?;
-        let peer_ns = fds.get(&v.a.ns).ok_or_else(|| {
+        let bi = b.idx.assign(&v.b.ns, &v.b.ifname)?;
+        let ai = b.idx.assign(&v.a.ns, &v.a.ifname)?;
+        let peer_ns = b.fds.get(&v.a.ns).ok_or_else(|| {
             RunError::Plan(format!(
                 "veth end {} in undeclared namespace {}",
                 v.a.ifname, v.a.ns
@@ -714,25 +780,25 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             l = l.mtu(m).peer_mtu(m);
         }
         if let Some(master) = &v.b.master {
-            l = l.master(idx.get(&v.b.ns, master)?);
+            l = l.master(b.idx.get(&v.b.ns, master)?);
         }
-        l.queue(netlink_of(&mut sockets, &v.b.ns)?)?;
+        l.queue(netlink_of(&mut b.sockets, &v.b.ns)?)?;
         let up = (!v.ipv6).then(|| LinkChange::of(bi).up());
         tag_then(
-            phase2.entry(v.b.ns.clone()).or_default(),
+            b.phase2.entry(v.b.ns.clone()).or_default(),
             bi,
-            &alias,
+            &b.alias,
             v.ipv6,
             up,
         );
         let mut up = LinkChange::of(ai).up();
         if let Some(master) = &v.a.master {
-            up = up.master(idx.get(&v.a.ns, master)?);
+            up = up.master(b.idx.get(&v.a.ns, master)?);
         }
         tag_then(
-            phase2.entry(v.a.ns.clone()).or_default(),
+            b.phase2.entry(v.a.ns.clone()).or_default(),
             ai,
-            &alias,
+            &b.alias,
             v.ipv6,
             Some(up),
         );
@@ -742,116 +808,133 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
     // keeps the alias). So the root namespace never holds an untagged link of ours: until
     // the move, a crash takes the host end down with the router namespace; after it,
     // `gc` proves it ours by its alias.
-    let root = match &plan.host_link {
+    b.root = match &plan.host_link {
         Some(h) => {
             let root = Netns::current_process()?;
-            let ri = idx.assign(&h.peer_ns, &h.peer_ifname)?;
-            let hi = idx.assign(&h.peer_ns, &h.host_ifname)?;
+            let ri = b.idx.assign(&h.peer_ns, &h.peer_ifname)?;
+            let hi = b.idx.assign(&h.peer_ns, &h.host_ifname)?;
             link::veth(&h.peer_ifname, &h.host_ifname)
                 .index(ri)
                 .peer_index(hi)
                 .up()
-                .queue(netlink_of(&mut sockets, &h.peer_ns)?)?;
+                .queue(netlink_of(&mut b.sockets, &h.peer_ns)?)?;
             a.live.host_link = Some(h.host_ifname.clone());
             Some((root, ri, hi))
         }
         None => None,
     };
-    flush_all(&mut sockets, a.opts.workers)?;
+    flush_all(&mut b.sockets, a.opts.workers)?;
     a.step(step)?;
+    Ok(())
+}
 
-    // -- Phase 1b: VXLANs (their underlay device exists now). -----------------------------
-    if !plan.vxlans.is_empty() {
-        *step = "creating VXLAN links".to_string();
-        // Host-underlay VXLANs are created through a socket in the underlay namespace and
-        // moved into their namespace in the same message (IFLA_NET_NS_FD).
-        let mut underlay: Option<Netlink> = None;
-        for v in &plan.vxlans {
-            let i = idx.assign(&v.ns, &v.ifname)?;
-            let dev = match (&v.dev, v.underlay) {
-                (None, _) => None,
-                (Some(d), VxlanUnderlay::Fabric) => Some(idx.get(&v.ns, d)?),
-                (Some(d), VxlanUnderlay::Host) => {
-                    let nl = underlay_socket(&mut underlay, a.opts)?;
-                    match link::by_name(nl, d)? {
-                        Some(l) => Some(l.index),
-                        None => {
-                            return Err(Error::NotFound {
-                                kind: "VXLAN underlay device",
-                                name: format!(
-                                    "{d} (vxlan {}: no such device in the underlay namespace {})",
-                                    v.ifname,
-                                    nl.namespace()
-                                ),
-                            }
-                            .into())
+/// Phase 1b: VXLANs (their underlay device exists now).
+fn create_vxlans(
+    a: &mut Apply<'_>,
+    b: &mut Build<'_>,
+    step: &mut String,
+) -> std::result::Result<(), RunError> {
+    let plan = a.plan;
+    if plan.vxlans.is_empty() {
+        return Ok(());
+    }
+    *step = "creating VXLAN links".to_string();
+    // Host-underlay VXLANs are created through a socket in the underlay namespace and
+    // moved into their namespace in the same message (IFLA_NET_NS_FD).
+    let mut underlay: Option<Netlink> = None;
+    for v in &plan.vxlans {
+        let i = b.idx.assign(&v.ns, &v.ifname)?;
+        let dev = match (&v.dev, v.underlay) {
+            (None, _) => None,
+            (Some(d), VxlanUnderlay::Fabric) => Some(b.idx.get(&v.ns, d)?),
+            (Some(d), VxlanUnderlay::Host) => {
+                let nl = underlay_socket(&mut underlay, a.opts)?;
+                match link::by_name(nl, d)? {
+                    Some(l) => Some(l.index),
+                    None => {
+                        return Err(Error::NotFound {
+                            kind: "VXLAN underlay device",
+                            name: format!(
+                                "{d} (vxlan {}: no such device in the underlay namespace {})",
+                                v.ifname,
+                                nl.namespace()
+                            ),
                         }
+                        .into())
                     }
                 }
-            };
-            let params = link::vxlan::VxlanParams {
-                vni: v.vni,
-                local: v.local,
-                remote: Some(match v.peer {
-                    VxlanPeer::Remote(r) => VxlanRemote::Remote(r),
-                    VxlanPeer::Group(g) => VxlanRemote::Group(g),
-                }),
-                port: v.port,
-                dev,
-            };
-            let mut l = link::vxlan(&v.ifname, v.vni)
-                .vxlan_params(&params)
-                .index(i)
-                .up();
-            if let Some(m) = v.mtu {
-                l = l.mtu(m);
             }
-            if let Some(master) = &v.master {
-                l = l.master(idx.get(&v.ns, master)?);
-            }
-            match v.underlay {
-                VxlanUnderlay::Fabric => l.queue(netlink_of(&mut sockets, &v.ns)?)?,
-                VxlanUnderlay::Host => {
-                    let target = fds.get(&v.ns).ok_or_else(|| {
-                        RunError::Plan(format!(
-                            "vxlan {} in undeclared namespace {}",
-                            v.ifname, v.ns
-                        ))
-                    })?;
-                    l.netns(target.fd())
-                        .queue(underlay_socket(&mut underlay, a.opts)?)?;
-                }
-            }
-            phase2
-                .entry(v.ns.clone())
-                .or_default()
-                .push(LinkChange::of(i).alias(&alias));
+        };
+        let params = link::vxlan::VxlanParams {
+            vni: v.vni,
+            local: v.local,
+            remote: Some(match v.peer {
+                VxlanPeer::Remote(r) => VxlanRemote::Remote(r),
+                VxlanPeer::Group(g) => VxlanRemote::Group(g),
+            }),
+            port: v.port,
+            dev,
+        };
+        let mut l = link::vxlan(&v.ifname, v.vni)
+            .vxlan_params(&params)
+            .index(i)
+            .up();
+        if let Some(m) = v.mtu {
+            l = l.mtu(m);
         }
-        if let Some(nl) = underlay.as_mut() {
-            nl.flush()?;
+        if let Some(master) = &v.master {
+            l = l.master(b.idx.get(&v.ns, master)?);
         }
-        flush_all(&mut sockets, a.opts.workers)?;
-        a.step(step)?;
+        match v.underlay {
+            VxlanUnderlay::Fabric => l.queue(netlink_of(&mut b.sockets, &v.ns)?)?,
+            VxlanUnderlay::Host => {
+                let target = b.fds.get(&v.ns).ok_or_else(|| {
+                    RunError::Plan(format!(
+                        "vxlan {} in undeclared namespace {}",
+                        v.ifname, v.ns
+                    ))
+                })?;
+                l.netns(target.fd())
+                    .queue(underlay_socket(&mut underlay, a.opts)?)?;
+            }
+        }
+        b.phase2
+            .entry(v.ns.clone())
+            .or_default()
+            .push(LinkChange::of(i).alias(&b.alias));
     }
+    if let Some(nl) = underlay.as_mut() {
+        nl.flush()?;
+    }
+    flush_all(&mut b.sockets, a.opts.workers)?;
+    a.step(step)?;
+    Ok(())
+}
 
-    // -- Phase 2: per namespace, links up + tagged, addresses, routes. -------------------
+/// Phase 2: per namespace, links up and tagged, addresses, routes; one batch each.
+fn configure_links(
+    a: &mut Apply<'_>,
+    b: &mut Build<'_>,
+    step: &mut String,
+) -> std::result::Result<(), RunError> {
+    let plan = a.plan;
     *step = "configuring links, addresses and routes".to_string();
-    if let (Some(h), Some((root, ri, hi))) = (&plan.host_link, &root) {
-        let changes = phase2.entry(h.peer_ns.clone()).or_default();
-        changes.push(LinkChange::of(*ri).alias(&alias));
-        changes.push(LinkChange::of(*hi).alias(&alias));
+    if let (Some(h), Some((root, ri, hi))) = (&plan.host_link, &b.root) {
+        let changes = b.phase2.entry(h.peer_ns.clone()).or_default();
+        changes.push(LinkChange::of(*ri).alias(&b.alias));
+        changes.push(LinkChange::of(*hi).alias(&b.alias));
         changes.push(LinkChange::of(*hi).move_to(root.fd()));
     }
-    for (ns, changes) in phase2 {
-        let nl = netlink_of(&mut sockets, &ns)?;
+    for (ns, changes) in std::mem::take(&mut b.phase2) {
+        let nl = netlink_of(&mut b.sockets, &ns)?;
         for c in changes {
             c.queue(nl);
         }
     }
     for ad in &plan.addresses {
-        let i = idx.get(&ad.ns, &ad.ifname)?;
+        let i = b.idx.get(&ad.ns, &ad.ifname)?;
         let addr = Address::new(i, ad.addr.addr(), ad.addr.prefix_len())?;
-        addr.queue_add(netlink_of(&mut sockets, &ad.ns)?);
+        addr.queue_add(netlink_of(&mut b.sockets, &ad.ns)?);
     }
     for r in &plan.routes {
         let mut route = if r.dest.prefix_len() == 0 {
@@ -868,63 +951,111 @@ fn run(a: &mut Apply<'_>, step: &mut String) -> std::result::Result<(), RunError
             route = route.via(v);
         }
         if let Some(d) = &r.dev {
-            route = route.dev(idx.get(&r.ns, d)?);
+            route = route.dev(b.idx.get(&r.ns, d)?);
         }
         if let Some(m) = r.metric {
             route = route.metric(m);
         }
-        route.queue_add(netlink_of(&mut sockets, &r.ns)?)?;
+        route.queue_add(netlink_of(&mut b.sockets, &r.ns)?)?;
     }
-    flush_all(&mut sockets, a.opts.workers)?;
+    flush_all(&mut b.sockets, a.opts.workers)?;
     a.step(step)?;
-    drop(sockets);
+    // The route sockets are done: close them now, not at the end of the apply.
+    b.sockets.clear();
 
-    for s in late_sysctls {
+    Ok(())
+}
+
+/// Per-interface sysctls (their interfaces exist now).
+fn set_late_sysctls(
+    a: &mut Apply<'_>,
+    b: &Build<'_>,
+    step: &mut String,
+) -> std::result::Result<(), RunError> {
+    for s in &b.late_sysctls {
         *step = format!("setting sysctl {} in {}", s.key, s.ns);
-        let ns = fds
+        let ns = b
+            .fds
             .get(&s.ns)
             .ok_or_else(|| RunError::Plan(format!("sysctl for undeclared namespace {}", s.ns)))?;
         ns.sysctl_set(&s.key, &s.value)?;
         a.step(step)?;
     }
 
-    // -- Host link (lab mode): the only object configured in the root namespace. ---------
-    if let (Some(h), Some((root, _, _))) = (&plan.host_link, &root) {
+    Ok(())
+}
+
+/// The host link's root-namespace side (lab mode): the only object configured in the root
+/// namespace.
+fn configure_root_side(
+    a: &mut Apply<'_>,
+    b: &Build<'_>,
+    step: &mut String,
+) -> std::result::Result<(), RunError> {
+    let plan = a.plan;
+    if let (Some(h), Some((root, _, _))) = (&plan.host_link, &b.root) {
         *step = format!("configuring the host link {}", h.host_ifname);
-        configure_host_link(&alias, h, root)?;
+        configure_host_link(&b.alias, h, root)?;
         a.step(step)?;
     }
 
-    // -- Firewalls: one nf_tables netlink transaction per namespace. -----------------------
-    if !plan.firewalls.is_empty() {
-        *step = "loading nftables rulesets".to_string();
-        for f in &plan.firewalls {
-            let ns = fds.get(&f.ns).ok_or_else(|| {
-                RunError::Plan(format!("firewall for undeclared namespace {}", f.ns))
-            })?;
-            match nf_sockets.get_mut(&f.ns) {
-                Some(sock) => nft::create_via(sock, &f.ruleset)?,
-                None => nft::load(ns, &f.ruleset)?,
-            }
+    Ok(())
+}
+
+/// Firewalls: one nf_tables netlink transaction per namespace.
+fn load_firewalls(
+    a: &mut Apply<'_>,
+    b: &mut Build<'_>,
+    step: &mut String,
+) -> std::result::Result<(), RunError> {
+    let plan = a.plan;
+    if plan.firewalls.is_empty() {
+        return Ok(());
+    }
+    *step = "loading nftables rulesets".to_string();
+    for f in &plan.firewalls {
+        let ns = b
+            .fds
+            .get(&f.ns)
+            .ok_or_else(|| RunError::Plan(format!("firewall for undeclared namespace {}", f.ns)))?;
+        match b.nf_sockets.get_mut(&f.ns) {
+            Some(sock) => nft::create_via(sock, &f.ruleset)?,
+            None => nft::load(ns, &f.ruleset)?,
         }
-        a.step(step)?;
     }
+    a.step(step)?;
+    Ok(())
+}
 
-    // -- Impairments. ---------------------------------------------------------------------
+/// Impairments: netem on node interfaces.
+fn impair(
+    a: &mut Apply<'_>,
+    b: &Build<'_>,
+    step: &mut String,
+) -> std::result::Result<(), RunError> {
+    let plan = a.plan;
     for imp in &plan.impairments {
         *step = format!("impairing {} in {}", imp.ifname, imp.ns);
-        let ns = fds.get(&imp.ns).ok_or_else(|| {
+        let ns = b.fds.get(&imp.ns).ok_or_else(|| {
             RunError::Plan(format!("impairment in undeclared namespace {}", imp.ns))
         })?;
         crate::impair::apply(ns, &imp.ifname, &imp.netem)?;
         a.step(step)?;
     }
 
-    // -- Done: record inodes and completion. -----------------------------------------------
+    Ok(())
+}
+
+/// Named runs: the namespaces' inodes and completion, written durably.
+fn record_complete(
+    a: &mut Apply<'_>,
+    b: &Build<'_>,
+    step: &mut String,
+) -> std::result::Result<(), RunError> {
     if let Some(mut st) = a.live.state.take() {
         *step = "recording the run".to_string();
         for rec in &mut st.namespaces {
-            rec.inode = fds.get(&rec.key).map(Netns::inode);
+            rec.inode = b.fds.get(&rec.key).map(Netns::inode);
         }
         st.complete = true;
         let written = match &a.live.lock {
@@ -998,7 +1129,7 @@ type Created = (String, Netns, Netlink, Option<NfSocket>);
 
 /// Create the namespaces on `workers` threads; returns what was created (in job order)
 /// and the first failure, if any.
-fn create_namespaces(jobs: Vec<NsJob>, workers: usize) -> (Vec<Created>, Option<Error>) {
+fn create_namespaces_with(jobs: Vec<NsJob>, workers: usize) -> (Vec<Created>, Option<Error>) {
     let n = jobs.len();
     if n == 0 {
         return (Vec::new(), None);
@@ -1205,7 +1336,7 @@ pub(crate) fn host_link_is_ours(name: &str, run_id: &RunId) -> bool {
 
 /// Delete the host link `name` from the root namespace, but only if it carries this run's
 /// alias (never a look-alike).
-fn delete_host_link(name: &str, run_id: &RunId) -> Result<()> {
+pub(crate) fn delete_host_link(name: &str, run_id: &RunId) -> Result<()> {
     let root = Netns::current_process()?;
     let mut nl = root.netlink()?;
     match link::by_name(&mut nl, name)? {
@@ -1214,317 +1345,6 @@ fn delete_host_link(name: &str, run_id: &RunId) -> Result<()> {
         }
         _ => Ok(()),
     }
-}
-
-/// A run recorded on disk, as `netns-kit list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct RunSummary {
-    /// The run's name.
-    pub name: String,
-    /// Its run id (empty when nothing was recorded).
-    pub run_id: String,
-    /// The topology's name (empty when nothing was recorded).
-    pub topology: String,
-    /// Owner pid (0 when nothing was recorded).
-    pub owner_pid: u32,
-    /// Whether the owner is still running.
-    pub owner_alive: bool,
-    /// Whether it outlives its owner.
-    pub persistent: bool,
-    /// Whether apply completed.
-    pub complete: bool,
-    /// Number of namespaces.
-    pub namespaces: usize,
-    /// Seconds since the Unix epoch when it was applied.
-    pub created_unix: u64,
-    /// What it is doing; [`Phase::Dead`] exactly when `gc` removes it.
-    pub phase: Phase,
-}
-
-/// Every run recorded under /run/netns-kit.
-pub fn list() -> Result<Vec<RunSummary>> {
-    list_in(Path::new(STATE_DIR))
-}
-
-/// Every run recorded under `dir` (a run whose state file is unreadable is left out, as
-/// `gc` leaves it alone).
-pub fn list_in(dir: &Path) -> Result<Vec<RunSummary>> {
-    Ok(crate::topology::state::runs(dir)?
-        .into_iter()
-        .filter_map(|r| {
-            let phase = r.phase?;
-            Some(match r.state {
-                Some(Ok(st)) => RunSummary {
-                    owner_alive: st.owner.is_alive(),
-                    name: st.name,
-                    run_id: st.run_id,
-                    topology: st.topology,
-                    owner_pid: st.owner.pid,
-                    persistent: st.persistent,
-                    complete: st.complete,
-                    namespaces: st.namespaces.len(),
-                    created_unix: st.created_unix,
-                    phase,
-                },
-                _ => RunSummary {
-                    name: r.name,
-                    run_id: String::new(),
-                    topology: String::new(),
-                    owner_pid: 0,
-                    owner_alive: false,
-                    persistent: false,
-                    complete: false,
-                    namespaces: 0,
-                    created_unix: 0,
-                    phase,
-                },
-            })
-        })
-        .collect())
-}
-
-/// Tear down the run recorded as `name` (processes inside, namespaces, host link, state),
-/// waiting up to [`LOCK_WAIT`] for an `apply` of that name still running to finish.
-pub fn destroy_by_name(name: &str) -> Result<()> {
-    destroy_by_name_in(Path::new(STATE_DIR), name)
-}
-
-/// [`destroy_by_name`] with state files under `dir`.
-pub fn destroy_by_name_in(dir: &Path, name: &str) -> Result<()> {
-    crate::netns::check_name(name)?;
-    if crate::topology::state::files_of(dir, name).is_empty() {
-        return Err(Error::NotFound {
-            kind: "run",
-            name: name.to_string(),
-        });
-    }
-    let lock = RunLock::acquire_within(dir, name, LOCK_WAIT)?.ok_or_else(|| Error::Busy {
-        name: name.to_string(),
-        detail: busy_detail(dir, name),
-    })?;
-    destroy_locked(dir, name, lock)
-}
-
-/// [`destroy_by_name_in`] for a caller that already holds the run's lock.
-///
-/// Crash-consistent: first the state file records this process as destroying the run
-/// (so if it dies, the run is garbage and the next `destroy` or `gc` finishes the job),
-/// then processes inside are killed, the host link and the namespaces removed, and last
-/// the state and lock files.
-pub fn destroy_locked(dir: &Path, name: &str, lock: RunLock) -> Result<()> {
-    let mut st = match RunState::load(dir, name) {
-        Ok(st) => st,
-        Err(e) if RunState::path(dir, name).exists() => return Err(e),
-        Err(_) => {
-            // No state file: only the lock and temporary files of a run that died before
-            // recording anything (nothing else of it exists). Removing them destroys it.
-            return crate::topology::state::remove_files(dir, name, lock);
-        }
-    };
-    st.destroying = Some(Owner::current()?);
-    st.write(dir, &lock)?;
-    fault::point("destroy: intent recorded");
-    let leftovers = remove_recorded(&st, fault::point);
-    if leftovers.is_empty() {
-        st.remove(dir, lock)
-    } else {
-        Err(Error::State {
-            path: RunState::path(dir, name),
-            detail: format!("destroy left behind: {}", leftovers.join("; ")),
-        })
-    }
-}
-
-/// Remove what a state file records, and only what is provably this run's: namespaces at
-/// the recorded names whose `lo` carries the run's alias, mount points under /run/netns never mounted but tagged with the run id (or
-/// carrying it in their temporary name), a host link carrying the run's alias (its routes
-/// go with it). `progress` is called between the phases (the crash points of destroy).
-pub(crate) fn remove_recorded(st: &RunState, mut progress: impl FnMut(&str)) -> Vec<String> {
-    let mut leftovers = Vec::new();
-    let Ok(run_id) = RunId::parse(&st.run_id) else {
-        return vec![format!("run id {:?} is not netns-kit's", st.run_id)];
-    };
-    let mut ours = Vec::new();
-    for (rec, found) in st.namespaces.iter().zip(recorded_entries(st, &run_id)) {
-        match found {
-            Recorded::Ours(ns) => ours.push(ns),
-            Recorded::UnmountedOurs => {
-                if let Err(e) = netns::remove_unmounted(&rec.name, &run_id) {
-                    leftovers.push(format!("mount point {}: {e}", rec.name));
-                }
-            }
-            Recorded::NotOurs => {}
-        }
-    }
-    for f in netns::mount_point_temps(&run_id) {
-        if let Err(e) = netns::remove_mount_point_temp(&f) {
-            leftovers.push(format!("mount point {f}: {e}"));
-        }
-    }
-    let mut inodes: HashSet<u64> = ours.iter().map(Netns::inode).collect();
-    // Namespaces of the run that lost their name (`ip netns delete` while a service ran
-    // inside) but are pinned by a process: found by their tagged `lo`.
-    inodes.extend(
-        pinned_namespaces(&run_id, &inodes)
-            .into_iter()
-            .map(|(i, _)| i),
-    );
-    netns::kill_processes_in(&inodes);
-    if let Some(host) = &st.host_link {
-        if let Err(e) = delete_host_link(host, &run_id) {
-            leftovers.push(format!("host link {host}: {e}"));
-        }
-    }
-    progress("destroy: processes killed, host link removed");
-    let rest = ours.split_off(ours.len() / 2);
-    for (label, e) in Netns::delete_all(ours) {
-        leftovers.push(format!("namespace {label}: {e}"));
-    }
-    progress("destroy: first half of the namespaces removed");
-    for (label, e) in Netns::delete_all(rest) {
-        leftovers.push(format!("namespace {label}: {e}"));
-    }
-    progress("destroy: all namespaces removed");
-    leftovers
-}
-
-/// What is at one recorded name under /run/netns.
-pub(crate) enum Recorded {
-    /// A namespace of the run.
-    Ours(Netns),
-    /// A mount point of the run on which nothing was mounted (tagged with the run id).
-    UnmountedOurs,
-    /// Nothing, or something that is not provably the run's.
-    NotOurs,
-}
-
-/// What is at each of the run's recorded names, in order. Each proof enters the namespace
-/// on a thread of its own; several are checked at once (a big run has hundreds).
-pub(crate) fn recorded_entries(st: &RunState, run_id: &RunId) -> Vec<Recorded> {
-    /// Names per checking thread, and at most this many threads.
-    const PER_THREAD: usize = 8;
-    const MAX_THREADS: usize = 16;
-    let check = |rec: &NsRecord| match netns::inspect_named(&rec.name) {
-        Ok(netns::NamedEntry::Mounted(ns)) if namespace_is_ours(&ns, rec, run_id) => {
-            Recorded::Ours(ns)
-        }
-        Ok(netns::NamedEntry::Unmounted { tag: Some(t) }) if &t == run_id => {
-            Recorded::UnmountedOurs
-        }
-        _ => Recorded::NotOurs,
-    };
-    let threads = st
-        .namespaces
-        .len()
-        .div_ceil(PER_THREAD)
-        .clamp(1, MAX_THREADS);
-    let per = st.namespaces.len().div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = st
-            .namespaces
-            .chunks(per)
-            .map(|chunk| s.spawn(move || chunk.iter().map(check).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .zip(st.namespaces.chunks(per))
-            .flat_map(|(h, chunk)| {
-                // A panicked checker proves nothing: its names count as not ours.
-                h.join()
-                    .unwrap_or_else(|_| chunk.iter().map(|_| Recorded::NotOurs).collect())
-            })
-            .collect()
-    })
-}
-
-/// Whether the namespace at a recorded name is the one the run created: its `lo` carries
-/// the run's alias, set from inside before the namespace got its name. The recorded inode
-/// alone is no proof: namespace inode numbers are reused, within a boot and across boots.
-pub(crate) fn namespace_is_ours(ns: &Netns, _rec: &NsRecord, run_id: &RunId) -> bool {
-    lo_is_tagged(ns, run_id)
-}
-
-/// Whether `lo` in `ns` carries the run's alias (set on every namespace the run creates,
-/// while inside it, before the namespace gets a name).
-fn lo_is_tagged(ns: &Netns, run_id: &RunId) -> bool {
-    let Ok(mut nl) = ns.netlink() else {
-        return false;
-    };
-    matches!(
-        link::list(&mut nl).map(|ls| ls.into_iter().find(|l| l.index == 1)),
-        Ok(Some(lo)) if lo.alias.as_deref() == Some(run_id.alias().as_str())
-    )
-}
-
-/// The `lo` alias of an anonymous run's namespaces: `netns-kit:<run id>:owner=<pid>.<start>`.
-fn owned_alias(run_id: &RunId, owner: &Owner) -> String {
-    format!(
-        "{}:owner={}.{}",
-        run_id.alias(),
-        owner.pid,
-        owner.start_time
-    )
-}
-
-/// The run id and owner in an alias written by [`owned_alias`].
-fn parse_owned_alias(alias: &str) -> Option<(RunId, Owner)> {
-    let (run, owner) = alias.split_once(":owner=")?;
-    let run_id = RunId::from_alias(run)?;
-    let (pid, start) = owner.split_once('.')?;
-    Some((
-        run_id,
-        Owner {
-            pid: pid.parse().ok()?,
-            start_time: start.parse().ok()?,
-        },
-    ))
-}
-
-/// If `ns` is a namespace of an anonymous run whose owner is dead (its `lo` says so), that
-/// run's id. Such a namespace outlives its owner only because a process keeps it alive.
-pub(crate) fn orphan_of(ns: &Netns) -> Option<RunId> {
-    let mut nl = ns.netlink().ok()?;
-    let lo = link::list(&mut nl)
-        .ok()?
-        .into_iter()
-        .find(|l| l.index == 1)?;
-    let (run_id, owner) = parse_owned_alias(lo.alias.as_deref()?)?;
-    (!owner.is_alive()).then_some(run_id)
-}
-
-/// Namespaces of run `run_id` with no name that processes keep alive, other than those in
-/// `known` (and the root namespace): (inode, pids inside). Found by the run's tag on `lo`,
-/// so a namespace someone else made is never among them.
-pub(crate) fn pinned_namespaces(run_id: &RunId, known: &HashSet<u64>) -> Vec<(u64, Vec<i32>)> {
-    let root = Netns::current_process().map(|n| n.inode()).ok();
-    netns::processes_by_namespace()
-        .into_iter()
-        .filter(|(inode, _)| Some(*inode) != root && !known.contains(inode))
-        .filter(|(inode, pids)| {
-            pids.iter()
-                .find_map(|p| Netns::open_path(Path::new(&format!("/proc/{p}/ns/net"))).ok())
-                .is_some_and(|ns| ns.inode() == *inode && lo_is_tagged(&ns, run_id))
-        })
-        .collect()
-}
-
-/// The namespace of node `node` in the run recorded as `name` (for `netns-kit exec`).
-pub fn exec_in(name: &str, node: &str) -> Result<Netns> {
-    exec_in_dir(Path::new(STATE_DIR), name, node)
-}
-
-/// [`exec_in`] with state files under `dir`.
-pub fn exec_in_dir(dir: &Path, name: &str, node: &str) -> Result<Netns> {
-    let st = RunState::load(dir, name)?;
-    let rec = st
-        .namespaces
-        .iter()
-        .find(|r| r.key == node)
-        .ok_or_else(|| Error::NotFound {
-            kind: "node",
-            name: format!("{node} (run {name})"),
-        })?;
-    Netns::open(&rec.name)
 }
 
 /// The address a node was given on its first interface, from a plan (helper for probes).
@@ -1538,21 +1358,6 @@ pub fn address_of(plan: &Plan, node: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_owned_alias_names_run_and_owner_and_nothing_else_parses() {
-        let run = RunId::parse("0123abcd").unwrap();
-        let owner = Owner {
-            pid: 42,
-            start_time: 7,
-        };
-        let a = owned_alias(&run, &owner);
-        assert_eq!(a, "netns-kit:0123abcd:owner=42.7");
-        assert_eq!(parse_owned_alias(&a), Some((run.clone(), owner)));
-        assert_eq!(parse_owned_alias(&run.alias()), None);
-        assert_eq!(parse_owned_alias("netns-kit:0123abcd:owner=x.7"), None);
-        assert_eq!(parse_owned_alias("other:0123abcd:owner=42.7"), None);
-    }
 
     #[test]
     fn only_interface_sysctls_wait_for_links() {

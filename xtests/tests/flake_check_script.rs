@@ -7,6 +7,11 @@
 //! root namespace; here the whole script runs under `unshare --net`, so that "host" is a
 //! throwaway namespace and the real host is never touched. Needs root and nix-instantiate;
 //! skips without them unless ECOMM_REQUIRE_ALL=1.
+//!
+//! It is about this repository's flake, not about netns-kit, so it lives here rather than in
+//! netns-kit's packaged tests; the binary is `$NETNS_KIT_BIN` or built with cargo.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap: a failure is the assertion
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,8 +19,37 @@ use std::process::Command;
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("netns-kit sits in the workspace root")
+        .expect("xtests sits in the workspace root")
         .to_path_buf()
+}
+
+/// The netns-kit binary: `$NETNS_KIT_BIN`, else `cargo build -p netns-kit --bin netns-kit`.
+fn netns_kit_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("NETNS_KIT_BIN") {
+        return PathBuf::from(p);
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-q", "-p", "netns-kit", "--bin", "netns-kit"])
+        .arg("--manifest-path")
+        .arg(repo_root().join("Cargo.toml"))
+        .arg("--message-format=json");
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().expect("run cargo");
+    assert!(
+        out.status.success(),
+        "cargo build -p netns-kit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "netns-kit")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .expect("cargo built the netns-kit executable")
 }
 
 fn capable() -> bool {
@@ -146,7 +180,7 @@ fn flake_nix_parses_and_its_lab_check_script_passes() {
         "the lab check applies, execs, destroys and checks: {lines:?}"
     );
 
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_netns-kit"));
+    let bin = netns_kit_binary();
     let path = format!(
         "{}:{}",
         bin.parent().unwrap().display(),

@@ -26,10 +26,10 @@ use crate::error::Result;
 use crate::netns;
 use crate::netns::Netns;
 use crate::runid::RunId;
-use crate::topology::live::{
-    host_link_is_ours, orphan_of, pinned_namespaces, recorded_entries, remove_recorded, Recorded,
-};
-use crate::topology::state::{self, RunLock, RunState, STATE_DIR};
+use crate::runs::live::host_link_is_ours;
+use crate::runs::ownership::{orphan_of, pinned_namespaces, recorded_entries, Recorded};
+use crate::runs::registry::remove_recorded;
+use crate::runs::state::{self, RunLock, RunState, STATE_DIR};
 
 /// Something gc found (and removed unless dry-running).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

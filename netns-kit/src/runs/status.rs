@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::firewall::apply as nft;
 use crate::link;
 use crate::netns::Netns;
-use crate::topology::state::{RunState, STATE_DIR};
+use crate::runs::state::{RunState, STATE_DIR};
 
 /// One way the live state differs from the declared one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
