@@ -4,6 +4,7 @@
 //! - [`Lab`] is the test fixture: the stack with a unique run id, no host link, torn down on drop.
 //! - The `lab` binary is `just up` / `down` / `status` / `logs` / `scale` / `backup` / `restore`.
 
+pub mod backend;
 pub mod datastores;
 pub mod deployment;
 pub mod docker;

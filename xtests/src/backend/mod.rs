@@ -1,0 +1,3 @@
+//! The backends a [`crate::deployment::Deployment`] runs on.
+
+pub mod vm;
