@@ -281,7 +281,7 @@ mod stopgap {
     const EJECTION_BOUND: Duration = Duration::from_secs(2);
     /// How long load keeps running after a fault: the bound plus a stretch in which every
     /// request must succeed.
-    const AFTER_FAULT: Duration = Duration::from_secs(6);
+    const AFTER_FAULT: Duration = Duration::from_secs(10);
 
     pub fn all() -> Vec<Scenario> {
         vec![
@@ -740,8 +740,10 @@ mod stopgap {
         d: &dyn Deployment,
     ) -> Result<(), String> {
         let host = backend_host(d)?;
-        under_load(d, "kill", || d.kill_host(&host).map_err(e))?;
+        let guarantees = under_load(d, "kill", || d.kill_host(&host).map_err(e));
+        // The host comes back whatever the verdict, for the scenarios after this one.
         d.restart_host(&host).map_err(e)?;
+        guarantees?;
         wait_rejoined(d, &host, "kill")
     }
 
@@ -751,8 +753,9 @@ mod stopgap {
         d: &dyn Deployment,
     ) -> Result<(), String> {
         let host = backend_host(d)?;
-        under_load(d, "partition", || d.partition_host(&host).map_err(e))?;
+        let guarantees = under_load(d, "partition", || d.partition_host(&host).map_err(e));
         d.heal_host(&host).map_err(e)?;
+        guarantees?;
         wait_rejoined(d, &host, "partition")
     }
 }

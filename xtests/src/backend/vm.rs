@@ -22,6 +22,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -56,6 +57,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Extra time a TCP probe gets beyond the asked deadline under TCG, at most (a loaded
 /// guest needs time to start the probe; a dropped SYN stays dropped however long one waits).
 const PROBE_SLACK: Duration = Duration::from_secs(2);
+/// How often a background guest command is polled for its end.
+const POLL: Duration = Duration::from_millis(100);
 /// Where PostgreSQL's bin dir is: `pg_config --bindir`, else the newest
 /// /usr/lib/postgresql/<version>/bin; prints it.
 const PG_BINDIR: &str = "d=$(pg_config --bindir 2>/dev/null); \
@@ -140,6 +143,8 @@ struct Inner {
     run_id: String,
     /// PostgreSQL's bin dir, found once in the guest that runs it.
     pg_bindir: OnceLock<String>,
+    /// Numbers the background commands (their output files).
+    jobs: AtomicU64,
 }
 
 impl VmDeployment {
@@ -191,29 +196,16 @@ impl VmDeployment {
                 text,
                 run_id: format!("vm{:x}{:x}", std::process::id(), nanos % 0xffff_ffff),
                 pg_bindir: OnceLock::new(),
+                jobs: AtomicU64::new(0),
             }),
             keeper: Some((jobs, keeper)),
         };
-        let inner = &deployment.inner;
-        let hosts = inner.hosts();
-        inner.cluster.phase("tiers and overlay", || {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = hosts
-                    .iter()
-                    .map(|host| s.spawn(move || inner.build_host(host)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect::<Result<Vec<()>, DeployError>>()
-            })
-        })?;
-        inner
-            .cluster
-            .phase("services", || inner.start_services_on(&hosts))?;
+        if let Err(e) = deployment.inner.set_up() {
+            deployment.inner.dump_logs();
+            return Err(e);
+        }
         Ok(deployment)
     }
-
     /// The VM cluster (boot times, the accelerator, the run directory, the VMs).
     pub fn cluster(&self) -> &Cluster {
         &self.inner.cluster
@@ -275,6 +267,28 @@ fn keeper() -> Result<(mpsc::Sender<Job>, JoinHandle<()>), DeployError> {
 impl Inner {
     fn placement(&self) -> &Placement {
         &self.placement
+    }
+
+    /// Applies every host's share (the VMs in parallel), then starts the services.
+    fn set_up(&self) -> Result<(), DeployError> {
+        let inner = self;
+        let hosts = inner.hosts();
+        inner.cluster.phase("tiers and overlay", || {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = hosts
+                    .iter()
+                    .map(|host| s.spawn(move || inner.build_host(host)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect::<Result<Vec<()>, DeployError>>()
+            })
+        })?;
+        inner
+            .cluster
+            .phase("services", || inner.start_services_on(&hosts))?;
+        Ok(())
     }
 
     /// The placement's hosts (one VM each), sorted.
@@ -352,9 +366,16 @@ impl Inner {
             .ok_or_else(|| failed(format!("address of {node}"), "its service declares no port"))
     }
 
-    /// The shell prefix running a command in `node`'s namespace.
+    /// The shell prefix running a service in `node` (`netns-kit exec`, as a person would).
     fn in_node(&self, node: &str) -> String {
         format!("{} exec {RUN} {node} --", self.bins.netns_kit.display())
+    }
+
+    /// The shell prefix running a client command (curl, psql, a probe) in `node`'s network
+    /// namespace: `nsenter` on the namespace netns-kit pinned, much cheaper to start than
+    /// `netns-kit exec` in a TCG guest, which matters once per request.
+    fn in_netns(&self, node: &str) -> String {
+        format!("nsenter --net=/run/netns/{RUN}-{node} --")
     }
 
     /// Runs `cmd` on `vm` with `timeout`; `Err` unless it exits 0. Returns stdout.
@@ -654,7 +675,7 @@ impl Inner {
             )),
             Ready::Http { port, path } => Some(format!(
                 "{} curl -sf -m 2 -o /dev/null http://{}{path}",
-                self.in_node(&inst.node),
+                self.in_netns(&inst.node),
                 SocketAddr::new(inst.address, *port)
             )),
         })
@@ -711,7 +732,7 @@ impl Inner {
             .map(|db| {
                 format!(
                     "{} runuser -u postgres -- {bindir}/createdb -h /tmp {}",
-                    self.in_node(&pg.node),
+                    self.in_netns(&pg.node),
                     quote(db)
                 )
             })
@@ -731,7 +752,7 @@ impl Inner {
     fn tcp_command(&self, node: &str, to: SocketAddr, deadline: Duration) -> String {
         format!(
             "{} timeout {:.1} bash -c 'exec 3<>/dev/tcp/{}/{}'",
-            self.in_node(node),
+            self.in_netns(node),
             deadline.as_secs_f64().max(0.1),
             to.ip(),
             to.port()
@@ -800,6 +821,72 @@ impl Inner {
         })
     }
 
+    /// Runs `cmd` in the background on `vm` and polls for its end: its exit code, stdout and
+    /// stderr. The agent answers one request at a time; running long commands (HTTP requests,
+    /// TCP probes that wait out a dropped SYN) this way lets several threads' commands on one
+    /// VM overlap.
+    fn background(
+        &self,
+        vm: &Vm,
+        what: &str,
+        cmd: &str,
+        timeout: Duration,
+    ) -> Result<(i32, String, String), DeployError> {
+        let id = self.jobs.fetch_add(1, Ordering::Relaxed);
+        let f = format!("/run/bg-{id}");
+        self.spawn(
+            vm,
+            &format!("( {cmd} ) >{f}.out 2>{f}.err; echo $? >{f}.tmp; mv {f}.tmp {f}.code"),
+            "/dev/null",
+        )?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            std::thread::sleep(POLL);
+            let out = vm
+                .execute(&format!(
+                    "[ -e {f}.code ] || exit 99; cat {f}.code; cat {f}.out; cat {f}.err >&2; rm -f {f}.code {f}.out {f}.err"
+                ))
+                .map_err(|e| failed(format!("{}: {what}", vm.name()), e))?;
+            if out.code == 0 {
+                let (code, stdout) = out.stdout.split_once('\n').unwrap_or((&out.stdout, ""));
+                let code = code.trim().parse().unwrap_or(-1);
+                return Ok((code, stdout.to_string(), out.stderr));
+            }
+            if Instant::now() > deadline {
+                return Err(failed(
+                    format!("{}: {what}", vm.name()),
+                    format!("no answer within {timeout:?}"),
+                ));
+            }
+        }
+    }
+
+    /// One TCP connection attempt from `from` to `to`, in the background (see
+    /// [`Inner::background`]); under TCG the deadline gets up to [`PROBE_SLACK`] more.
+    fn tcp_probe(
+        &self,
+        from: &str,
+        to: SocketAddr,
+        deadline: Duration,
+    ) -> Result<TcpOutcome, DeployError> {
+        let vm = self.host_of(from)?;
+        let scaled = self.cluster.accel().scale(deadline);
+        let deadline = deadline + (scaled.saturating_sub(deadline)).min(PROBE_SLACK);
+        let what = format!("TCP {from} -> {to}");
+        let (code, _, stderr) = self.background(
+            vm,
+            &what,
+            &self.tcp_command(from, to, deadline),
+            deadline + Duration::from_secs(20),
+        )?;
+        match code {
+            0 => Ok(TcpOutcome::Reachable),
+            124 => Ok(TcpOutcome::TimedOut),
+            _ if stderr.contains("refused") => Ok(TcpOutcome::Refused),
+            _ => Err(failed(&what, format!("exit {code}: {}", stderr.trim()))),
+        }
+    }
+
     /// Prints the tail of every service log (`/run/*.log`) of every running VM.
     fn dump_logs(&self) {
         for vm in self.cluster.vms() {
@@ -820,7 +907,7 @@ impl Inner {
         self.run(
             self.host_of(node)?,
             &format!("GET {path} on {node}"),
-            &format!("{} curl -sf -m 10 http://{addr}{path}", self.in_node(node)),
+            &format!("{} curl -sf -m 10 http://{addr}{path}", self.in_netns(node)),
         )
     }
 }
@@ -881,7 +968,7 @@ impl Deployment for VmDeployment {
         let timeout = inner.cluster.accel().scale(req.timeout);
         let mut cmd = format!(
             "{} curl -si -m {:.1} -X {} -H 'Expect:'",
-            inner.in_node(&node),
+            inner.in_netns(&node),
             timeout.as_secs_f64(),
             quote(&req.method)
         );
@@ -899,12 +986,18 @@ impl Deployment for VmDeployment {
             quote(&format!("http://{addr}{}", req.path))
         ));
         let what = format!("{} {}", req.method, req.path);
-        let out = inner.succeed(
+        let (code, out, stderr) = inner.background(
             inner.host_of(&node)?,
             &what,
             &cmd,
-            timeout + Duration::from_secs(10),
+            timeout + Duration::from_secs(20),
         )?;
+        if code != 0 {
+            return Err(failed(
+                &what,
+                format!("curl exited {code}: {}", stderr.trim()),
+            ));
+        }
         parse_response(out.as_bytes()).map_err(|reason| failed(&what, reason))
     }
 
@@ -926,23 +1019,7 @@ impl Deployment for VmDeployment {
         to: SocketAddr,
         deadline: Duration,
     ) -> Result<TcpOutcome, DeployError> {
-        let inner = &self.inner;
-        let vm = inner.host_of(from)?;
-        let scaled = inner.cluster.accel().scale(deadline);
-        let deadline = deadline + (scaled.saturating_sub(deadline)).min(PROBE_SLACK);
-        let what = format!("TCP {from} -> {to}");
-        let out = vm
-            .execute_timeout(
-                &inner.tcp_command(from, to, deadline),
-                deadline + Duration::from_secs(10),
-            )
-            .map_err(|e| failed(&what, e))?;
-        match out.code {
-            0 => Ok(TcpOutcome::Reachable),
-            124 => Ok(TcpOutcome::TimedOut),
-            _ if out.stderr.contains("refused") => Ok(TcpOutcome::Refused),
-            code => Err(failed(&what, format!("exit {code}: {}", out.stderr.trim()))),
-        }
+        self.inner.tcp_probe(from, to, deadline)
     }
 
     fn listen(&self, node: &str, port: u16) -> Result<Box<dyn Listener>, DeployError> {
@@ -953,7 +1030,7 @@ impl Deployment for VmDeployment {
             vm,
             &format!(
                 "exec {} busybox nc -ll -p {port} -e cat",
-                inner.in_node(node)
+                inner.in_netns(node)
             ),
             &format!("/run/nc-{node}-{port}.log"),
         )?;
@@ -979,7 +1056,7 @@ impl Deployment for VmDeployment {
             &format!("SQL on {database}"),
             &format!(
                 "{} runuser -u postgres -- {}/psql -h /tmp -d {} -AtX -v ON_ERROR_STOP=1 -c {}",
-                inner.in_node(&pg.node),
+                inner.in_netns(&pg.node),
                 inner.pg_bindir()?,
                 quote(database),
                 quote(sql)
