@@ -566,55 +566,70 @@ mod stopgap {
         status: u16,
     }
 
-    /// GETs and orders (each order retried with its key until acknowledged) through the
-    /// gateway from two threads, until `stop`.
+    /// How often the load starts a GET, and a new order.
+    const CADENCE: (Duration, Duration) = (Duration::from_millis(250), Duration::from_millis(500));
+
+    /// GETs and orders through the gateway until `stop`, each started at a fixed cadence on
+    /// its own thread (a request stuck on a fault does not hold back the ones after it);
+    /// an order is retried with its key until acknowledged or stopped.
     fn load(
         d: &dyn Deployment,
         tag: &str,
         stop: &AtomicBool,
         start: Instant,
     ) -> (Vec<Attempt>, Vec<Attempt>) {
+        let gets = std::sync::Mutex::new(Vec::new());
+        let orders = std::sync::Mutex::new(Vec::new());
+        let push = |log: &std::sync::Mutex<Vec<Attempt>>, a: Attempt| {
+            log.lock().unwrap_or_else(|p| p.into_inner()).push(a);
+        };
         std::thread::scope(|s| {
-            let gets = s.spawn(|| {
-                let mut log = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let at = start.elapsed();
-                    let status = d.get("/api/products/1").map_or(0, |r| r.status);
-                    log.push(Attempt {
-                        at,
-                        key: String::new(),
-                        status,
+            let (mut next_get, mut next_order, mut i) = (Duration::ZERO, Duration::ZERO, 0);
+            while !stop.load(Ordering::Relaxed) {
+                let now = start.elapsed();
+                if now >= next_get {
+                    next_get = now + CADENCE.0;
+                    s.spawn(|| {
+                        let at = start.elapsed();
+                        let status = d.get("/api/products/1").map_or(0, |r| r.status);
+                        push(
+                            &gets,
+                            Attempt {
+                                at,
+                                key: String::new(),
+                                status,
+                            },
+                        );
                     });
                 }
-                log
-            });
-            let orders = s.spawn(|| {
-                let mut log = Vec::new();
-                let mut i = 0;
-                while !stop.load(Ordering::Relaxed) {
+                if now >= next_order {
+                    next_order = now + CADENCE.1;
                     i += 1;
                     let key = format!("{}-{tag}-{i}", d.run_id());
-                    loop {
+                    let (orders, push) = (&orders, &push);
+                    s.spawn(move || loop {
                         let at = start.elapsed();
                         let status = d.send(&order(&key)).map_or(0, |r| r.status);
-                        log.push(Attempt {
-                            at,
-                            key: key.clone(),
-                            status,
-                        });
+                        push(
+                            orders,
+                            Attempt {
+                                at,
+                                key: key.clone(),
+                                status,
+                            },
+                        );
                         if status == 201 || stop.load(Ordering::Relaxed) {
                             break;
                         }
                         std::thread::sleep(Duration::from_millis(200));
-                    }
+                    });
                 }
-                log
-            });
-            (
-                gets.join().unwrap_or_default(),
-                orders.join().unwrap_or_default(),
-            )
-        })
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let take =
+            |m: std::sync::Mutex<Vec<Attempt>>| m.into_inner().unwrap_or_else(|p| p.into_inner());
+        (take(gets), take(orders))
     }
 
     /// Runs load, applies `fault` after 2 s, keeps the load [`AFTER_FAULT`] longer and checks
