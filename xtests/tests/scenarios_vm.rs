@@ -16,7 +16,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use xtests::backend::vm::{self as vm_backend, Bins, VmDeployment};
@@ -568,6 +569,9 @@ mod stopgap {
 
     /// How often the load starts a GET, and a new order.
     const CADENCE: (Duration, Duration) = (Duration::from_millis(250), Duration::from_millis(500));
+    /// At most this many GETs, and orders, in flight at once (each guest has one agent,
+    /// answering one command at a time).
+    const IN_FLIGHT: usize = 2;
 
     /// GETs and orders through the gateway until `stop`, each started at a fixed cadence on
     /// its own thread (a request stuck on a fault does not hold back the ones after it);
@@ -578,57 +582,54 @@ mod stopgap {
         stop: &AtomicBool,
         start: Instant,
     ) -> (Vec<Attempt>, Vec<Attempt>) {
-        let gets = std::sync::Mutex::new(Vec::new());
-        let orders = std::sync::Mutex::new(Vec::new());
-        let push = |log: &std::sync::Mutex<Vec<Attempt>>, a: Attempt| {
-            log.lock().unwrap_or_else(|p| p.into_inner()).push(a);
+        let gets = Mutex::new(Vec::new());
+        let orders = Mutex::new(Vec::new());
+        let busy = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let record = |log: &Mutex<Vec<Attempt>>, at, key: &str, status| {
+            let attempt = Attempt {
+                at,
+                key: key.to_string(),
+                status,
+            };
+            log.lock().unwrap_or_else(|p| p.into_inner()).push(attempt);
         };
+        let (gets_ref, orders_ref, busy_ref, record_ref) = (&gets, &orders, &busy, &record);
         std::thread::scope(|s| {
             let (mut next_get, mut next_order, mut i) = (Duration::ZERO, Duration::ZERO, 0);
             while !stop.load(Ordering::Relaxed) {
                 let now = start.elapsed();
-                if now >= next_get {
+                if now >= next_get && busy.0.load(Ordering::Relaxed) < IN_FLIGHT {
                     next_get = now + CADENCE.0;
-                    s.spawn(|| {
+                    busy.0.fetch_add(1, Ordering::Relaxed);
+                    s.spawn(move || {
                         let at = start.elapsed();
                         let status = d.get("/api/products/1").map_or(0, |r| r.status);
-                        push(
-                            &gets,
-                            Attempt {
-                                at,
-                                key: String::new(),
-                                status,
-                            },
-                        );
+                        record_ref(gets_ref, at, "", status);
+                        busy_ref.0.fetch_sub(1, Ordering::Relaxed);
                     });
                 }
-                if now >= next_order {
+                if now >= next_order && busy.1.load(Ordering::Relaxed) < IN_FLIGHT {
                     next_order = now + CADENCE.1;
                     i += 1;
                     let key = format!("{}-{tag}-{i}", d.run_id());
-                    let (orders, push) = (&orders, &push);
-                    s.spawn(move || loop {
-                        let at = start.elapsed();
-                        let status = d.send(&order(&key)).map_or(0, |r| r.status);
-                        push(
-                            orders,
-                            Attempt {
-                                at,
-                                key: key.clone(),
-                                status,
-                            },
-                        );
-                        if status == 201 || stop.load(Ordering::Relaxed) {
-                            break;
+                    busy.1.fetch_add(1, Ordering::Relaxed);
+                    s.spawn(move || {
+                        loop {
+                            let at = start.elapsed();
+                            let status = d.send(&order(&key)).map_or(0, |r| r.status);
+                            record_ref(orders_ref, at, &key, status);
+                            if status == 201 || stop.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(200));
                         }
-                        std::thread::sleep(Duration::from_millis(200));
+                        busy_ref.1.fetch_sub(1, Ordering::Relaxed);
                     });
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
-        let take =
-            |m: std::sync::Mutex<Vec<Attempt>>| m.into_inner().unwrap_or_else(|p| p.into_inner());
+        let take = |m: Mutex<Vec<Attempt>>| m.into_inner().unwrap_or_else(|p| p.into_inner());
         (take(gets), take(orders))
     }
 

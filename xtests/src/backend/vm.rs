@@ -19,15 +19,16 @@
 //! Every guest command runs through the VM's agent; a component is addressed by its node.
 //! Dropping the deployment kills every VM and removes the run directory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
 use netns_kit::topology::{Instance, Placement, Ready, Service, Topology};
 use vm::{Cluster, ClusterSpec, Vm, VmSpec};
 
@@ -57,8 +58,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Extra time a TCP probe gets beyond the asked deadline under TCG, at most (a loaded
 /// guest needs time to start the probe; a dropped SYN stays dropped however long one waits).
 const PROBE_SLACK: Duration = Duration::from_secs(2);
-/// How often a background guest command is polled for its end.
+/// How often a VM is polled, at most, for its finished background commands.
 const POLL: Duration = Duration::from_millis(100);
+/// Where a background command's files live in the guest: `<prefix><id>.{out,err,code}`.
+const BACKGROUND: &str = "/run/bg-";
 /// Where PostgreSQL's bin dir is: `pg_config --bindir`, else the newest
 /// /usr/lib/postgresql/<version>/bin; prints it.
 const PG_BINDIR: &str = "d=$(pg_config --bindir 2>/dev/null); \
@@ -150,6 +153,8 @@ struct Inner {
     pg_bindir: OnceLock<String>,
     /// Numbers the background commands (their output files).
     jobs: AtomicU64,
+    /// Per VM: background commands collected but not yet claimed, and the poller's lock.
+    finished: BTreeMap<String, Finished>,
 }
 
 impl VmDeployment {
@@ -188,6 +193,11 @@ impl VmDeployment {
             .recv()
             .map_err(|e| failed("boot the cluster", e))?
             .map_err(|e| failed("boot the cluster", e))?;
+        let finished = placement
+            .hosts
+            .keys()
+            .map(|h| (h.clone(), Finished::default()))
+            .collect();
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -202,6 +212,7 @@ impl VmDeployment {
                 run_id: format!("vm{:x}{:x}", std::process::id(), nanos % 0xffff_ffff),
                 pg_bindir: OnceLock::new(),
                 jobs: AtomicU64::new(0),
+                finished,
             }),
             keeper: Some((jobs, keeper)),
         };
@@ -826,10 +837,11 @@ impl Inner {
         })
     }
 
-    /// Runs `cmd` in the background on `vm` and polls for its end: its exit code, stdout and
+    /// Runs `cmd` in the background on `vm` and waits for its end: its exit code, stdout and
     /// stderr. The agent answers one request at a time; running long commands (HTTP requests,
     /// TCP probes that wait out a dropped SYN) this way lets several threads' commands on one
-    /// VM overlap.
+    /// VM overlap. One thread at a time polls a VM, collecting every finished command at once
+    /// (at most every [`POLL`]), so many waiting threads do not queue polls on the agent.
     fn background(
         &self,
         vm: &Vm,
@@ -837,8 +849,13 @@ impl Inner {
         cmd: &str,
         timeout: Duration,
     ) -> Result<(i32, String, String), DeployError> {
+        let what = || format!("{}: {what}", vm.name());
+        let finished = self
+            .finished
+            .get(vm.name())
+            .ok_or_else(|| failed(what(), "no such VM"))?;
         let id = self.jobs.fetch_add(1, Ordering::Relaxed);
-        let f = format!("/run/bg-{id}");
+        let f = format!("{BACKGROUND}{id}");
         self.spawn(
             vm,
             &format!("( {cmd} ) >{f}.out 2>{f}.err; echo $? >{f}.tmp; mv {f}.tmp {f}.code"),
@@ -846,23 +863,23 @@ impl Inner {
         )?;
         let deadline = Instant::now() + timeout;
         loop {
-            std::thread::sleep(POLL);
-            let out = vm
-                .execute(&format!(
-                    "[ -e {f}.code ] || exit 99; cat {f}.code; cat {f}.out; cat {f}.err >&2; rm -f {f}.code {f}.out {f}.err"
-                ))
-                .map_err(|e| failed(format!("{}: {what}", vm.name()), e))?;
-            if out.code == 0 {
-                let (code, stdout) = out.stdout.split_once('\n').unwrap_or((&out.stdout, ""));
-                let code = code.trim().parse().unwrap_or(-1);
-                return Ok((code, stdout.to_string(), out.stderr));
+            if let Some(done) = lock(&finished.done).remove(&id) {
+                return Ok(done);
             }
             if Instant::now() > deadline {
-                return Err(failed(
-                    format!("{}: {what}", vm.name()),
-                    format!("no answer within {timeout:?}"),
-                ));
+                return Err(failed(what(), format!("no answer within {timeout:?}")));
             }
+            if let Ok(mut last) = finished.poller.try_lock() {
+                if last.is_none_or(|t| t.elapsed() >= POLL) {
+                    let out = vm
+                        .execute(&collect_command())
+                        .map_err(|e| failed(what(), e))?;
+                    *last = Some(Instant::now());
+                    lock(&finished.done).extend(out.stdout.lines().filter_map(parse_finished));
+                    continue;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -915,6 +932,46 @@ impl Inner {
             &format!("{} curl -sf -m 10 http://{addr}{path}", self.in_netns(node)),
         )
     }
+}
+
+/// One VM's finished background commands (id → exit code, stdout, stderr) and the lock
+/// of the thread polling for them, with when it last polled.
+#[derive(Default)]
+struct Finished {
+    done: Mutex<HashMap<u64, (i32, String, String)>>,
+    poller: Mutex<Option<Instant>>,
+}
+
+/// Locks `m`, also when a panicking thread held it (the data stays consistent: whole
+/// entries are inserted or removed).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A guest command printing one line per finished background command — `id code
+/// base64(stdout) base64(stderr)` — and removing its files.
+fn collect_command() -> String {
+    format!(
+        "for c in {BACKGROUND}*.code; do [ -e \"$c\" ] || continue; i=${{c#{BACKGROUND}}}; i=${{i%.code}}; \
+           f={BACKGROUND}$i; echo \"$i $(cat $c) $(base64 -w0 < $f.out) $(base64 -w0 < $f.err)\"; \
+           rm -f $c $f.out $f.err; done; true"
+    )
+}
+
+/// One line of [`collect_command`]'s output.
+fn parse_finished(line: &str) -> Option<(u64, (i32, String, String))> {
+    let decode = |b: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .map(|d| String::from_utf8_lossy(&d).into_owned())
+            .ok()
+    };
+    let mut it = line.split(' ');
+    let id = it.next()?.parse().ok()?;
+    let code = it.next()?.trim().parse().ok()?;
+    let stdout = decode(it.next().unwrap_or(""))?;
+    let stderr = decode(it.next().unwrap_or(""))?;
+    Some((id, (code, stdout, stderr)))
 }
 
 /// A TCP listener opened by [`Deployment::listen`] in a guest; killed on drop.
@@ -1308,6 +1365,16 @@ mod tests {
         assert_eq!(resp.status, 201);
         assert_eq!(resp.header("x-cache"), Some("miss"));
         assert_eq!(resp.json().unwrap()["id"], "1");
+    }
+
+    #[test]
+    fn a_finished_background_command_line_parses_with_empty_output() {
+        let (id, (code, out, err)) = parse_finished("7 124  dGltZW91dA==").unwrap();
+        assert_eq!(
+            (id, code, out.as_str(), err.as_str()),
+            (7, 124, "", "timeout")
+        );
+        assert_eq!(parse_finished("garbage"), None);
     }
 
     #[test]
