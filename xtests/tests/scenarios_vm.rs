@@ -570,8 +570,9 @@ mod stopgap {
     /// How often the load starts a GET, and a new order.
     const CADENCE: (Duration, Duration) = (Duration::from_millis(250), Duration::from_millis(500));
     /// At most this many GETs, and orders, in flight at once (each guest has one agent,
-    /// answering one command at a time).
-    const IN_FLIGHT: usize = 2;
+    /// answering one command at a time; an order during a fault can take the gateway's
+    /// whole retry budget, so more of them overlap).
+    const IN_FLIGHT: (usize, usize) = (2, 6);
 
     /// GETs and orders through the gateway until `stop`, each started at a fixed cadence on
     /// its own thread (a request stuck on a fault does not hold back the ones after it);
@@ -598,7 +599,7 @@ mod stopgap {
             let (mut next_get, mut next_order, mut i) = (Duration::ZERO, Duration::ZERO, 0);
             while !stop.load(Ordering::Relaxed) {
                 let now = start.elapsed();
-                if now >= next_get && busy.0.load(Ordering::Relaxed) < IN_FLIGHT {
+                if now >= next_get && busy.0.load(Ordering::Relaxed) < IN_FLIGHT.0 {
                     next_get = now + CADENCE.0;
                     busy.0.fetch_add(1, Ordering::Relaxed);
                     s.spawn(move || {
@@ -608,7 +609,7 @@ mod stopgap {
                         busy_ref.0.fetch_sub(1, Ordering::Relaxed);
                     });
                 }
-                if now >= next_order && busy.1.load(Ordering::Relaxed) < IN_FLIGHT {
+                if now >= next_order && busy.1.load(Ordering::Relaxed) < IN_FLIGHT.1 {
                     next_order = now + CADENCE.1;
                     i += 1;
                     let key = format!("{}-{tag}-{i}", d.run_id());
@@ -743,11 +744,15 @@ mod stopgap {
             }
             // Failures while the gateway re-admits the instances are fine here; only
             // rejoining is judged.
-            for _ in 0..4 {
-                n += 1;
-                let _ = d.get("/api/products/1");
-                let _ = d.send(&order(&format!("{}-rejoin-{tag}-{n}", d.run_id())));
-            }
+            // Four GETs and four fresh orders at once (they overlap in the guest).
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    n += 1;
+                    let key = format!("{}-rejoin-{tag}-{n}", d.run_id());
+                    s.spawn(|| d.get("/api/products/1").map(|_| ()));
+                    s.spawn(move || d.send(&order(&key)).map(|_| ()));
+                }
+            });
         }
     }
 

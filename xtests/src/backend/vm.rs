@@ -60,6 +60,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const PROBE_SLACK: Duration = Duration::from_secs(2);
 /// How often a VM is polled, at most, for its finished background commands.
 const POLL: Duration = Duration::from_millis(100);
+/// How much longer than its own deadline a background command may take to be collected
+/// (scaled for TCG: a starved guest is slow to start and reap it).
+const BACKGROUND_MARGIN: Duration = Duration::from_secs(15);
 /// Where a background command's files live in the guest: `<prefix><id>.{out,err,code}`.
 const BACKGROUND: &str = "/run/bg-";
 /// Where PostgreSQL's bin dir is: `pg_config --bindir`, else the newest
@@ -899,7 +902,7 @@ impl Inner {
             vm,
             &what,
             &self.tcp_command(from, to, deadline),
-            deadline + Duration::from_secs(20),
+            deadline + self.cluster.accel().scale(BACKGROUND_MARGIN),
         )?;
         match code {
             0 => Ok(TcpOutcome::Reachable),
@@ -1052,7 +1055,7 @@ impl Deployment for VmDeployment {
             inner.host_of(&node)?,
             &what,
             &cmd,
-            timeout + Duration::from_secs(20),
+            timeout + inner.cluster.accel().scale(BACKGROUND_MARGIN),
         )?;
         if code != 0 {
             return Err(failed(
