@@ -84,12 +84,13 @@ const PG_BINDIR: &str = "d=$(pg_config --bindir 2>/dev/null); \
 ///   failures) and passively ejects on the first failed try; connects give up after 1 s, a
 ///   try after 5 s, and safe requests (GETs; POSTs with an Idempotency-Key) are retried on
 ///   another instance, so a dead or cut-off instance gets no more requests after ~2 s;
-/// - database statements get 15 s, not 5 s: instances of one service starting together
-///   migrate and seed under an advisory lock, and under TCG the one waiting for it can pass
-///   5 s and exit.
+/// - product statements get 15 s, not 5 s: product instances starting together migrate and
+///   seed under an advisory lock, and under TCG the one waiting for it can pass 5 s and
+///   exit. Orders keep 5 s: an order whose instance was cut off mid-transaction holds its
+///   Idempotency-Key's row lock, and the retry on another instance must give up on it
+///   within the gateway's budget.
 const SERVICE_ENV: &[(&str, &str)] = &[
     ("ECOMM_PRODUCT_DB_STATEMENT_TIMEOUT_MS", "15000"),
-    ("ECOMM_ORDER_DB_STATEMENT_TIMEOUT_MS", "15000"),
     ("ECOMM_REGISTRY_TTL_SECONDS", "30"),
     ("ECOMM_GATEWAY_HEALTH_INTERVAL_MS", "500"),
     ("ECOMM_GATEWAY_HEALTH_TIMEOUT_MS", "2000"),
