@@ -606,15 +606,36 @@ impl Inner {
             .cloned()
             .unwrap_or_default();
         let mut probes = Vec::new();
+        let mut started = Vec::new();
         let mut fresh_postgres = false;
         for s in services {
             for inst in s.instances.iter().filter(|i| placed.contains(&i.node)) {
                 fresh_postgres |= self.launch(vm, s, inst)?;
                 probes.extend(self.ready_probe(s, inst)?);
+                started.push((*s, inst));
             }
         }
         if !probes.is_empty() {
-            self.wait_until(vm, "readiness", &probes.join(" && "), READY_TIMEOUT)?;
+            if let Err(e) = self.wait_until(vm, "readiness", &probes.join(" && "), READY_TIMEOUT) {
+                // A starved TCG guest can miss a service's own start-up deadlines (its
+                // database connect, say) and the service exits: start those once more.
+                let mut again = false;
+                for (s, inst) in &started {
+                    let alive = self.signal_command(&inst.node, process_name(s), "0");
+                    if self.run(vm, "alive", &alive).is_err() {
+                        eprintln!(
+                            "[vm] {host}: {} exited while starting; starting it again",
+                            inst.node
+                        );
+                        self.launch(vm, s, inst)?;
+                        again = true;
+                    }
+                }
+                if !again {
+                    return Err(e);
+                }
+                self.wait_until(vm, "readiness", &probes.join(" && "), READY_TIMEOUT)?;
+            }
         }
         if fresh_postgres {
             self.create_databases()?;
