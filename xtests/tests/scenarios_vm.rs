@@ -102,16 +102,17 @@ fn main() {
     // The bench also measures one VM booting alone (the 8 s budget is per VM, uncontended).
     let solo_boot = std::env::var_os("VM_BENCH_JSON").and_then(|_| solo_boot(&bins));
     let mut runs = Vec::new();
+    let mut not_started = Vec::new();
     for file in files() {
         match run_file(&file, &bins, &selected) {
             Ok(run) => runs.push(run),
             Err(e) => {
                 println!("scenarios_vm {}: FAILED to start: {e}", file.display());
-                std::process::exit(1);
+                not_started.push(file);
             }
         }
     }
-    let failed: usize = runs.iter().map(FileRun::failed).sum();
+    let failed: usize = runs.iter().map(FileRun::failed).sum::<usize>() + not_started.len();
     println!("\nscenarios_vm: host load average {}", loadavg());
     for run in &runs {
         let count = |f: fn(&Outcome) -> bool| run.results.iter().filter(|r| f(&r.2)).count();
@@ -129,6 +130,9 @@ fn main() {
                 .map(|l| format!("; LEAKED {l}"))
                 .unwrap_or_default()
         );
+    }
+    for file in &not_started {
+        println!("  {}: FAILED to start", file.display());
     }
     if let Some(path) = std::env::var_os("VM_BENCH_JSON") {
         write_bench(Path::new(&path), solo_boot, &runs);
