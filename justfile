@@ -56,20 +56,21 @@ _lab-build:
 test: setup docker-ensure examples fuzz-smoke
     scripts/as-root.sh cargo test --workspace --all-targets --all-features
 
-# Run the multi-VM suite under QEMU.
+# Run the VM driver's tests, then every scenario on the 3-VM cluster (one boot per environment file) under QEMU.
 test-vm: setup
-    cargo build -p netns-kit -p ecomm-services --bins
+    cargo build -p netns-kit -p ecomm-services -p vm --bins
     scripts/as-root.sh cargo test -p vm --all-targets -- --test-threads=1
+    scripts/as-root.sh cargo test -p xtests --test scenarios_vm
 
-# Image sizes, a cold and a cached image build, one pinned-image VM's boot, then boot time per VM and suite time per test; JSON in target/bench/vm.json.
+# Image sizes, a cold and a cached image build, one pinned-image VM's boot, then boot time per VM and time per scenario for each environment file; JSON in target/bench/vm.json.
 bench-vm: setup
-    cargo build -p netns-kit -p ecomm-services --bins
+    cargo build -p netns-kit -p ecomm-services -p vm --bins
     cargo build --release -q -p ecomm-services --bin ecomm
     cargo build -q -p images --bin images
     "${CARGO_TARGET_DIR:-target}/debug/images" bench --ecomm "${CARGO_TARGET_DIR:-target}/release/ecomm"
     cargo test -q -p vm --test pinned -- --nocapture 2>&1 | grep -E '^\[vm\] (IMAGE|pinned: booted|stack: booted|phase)|test result'
     mkdir -p target/bench
-    VM_BENCH_JSON="$PWD/target/bench/vm.json" scripts/as-root.sh cargo test -p vm --test suite
+    VM_BENCH_JSON="$PWD/target/bench/vm.json" scripts/as-root.sh cargo test -p xtests --test scenarios_vm
 
 # Run every benchmark; tables print, JSON lands under target/bench/.
 bench: bench-topology bench-services bench-lab bench-vm

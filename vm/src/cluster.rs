@@ -606,6 +606,16 @@ impl Vm {
         }
     }
 
+    /// Starts `cmd` in the background like [`Vm::spawn`]; `Err` instead of a panic.
+    pub fn try_spawn(&self, cmd: &str, log: &str) -> Result<u32> {
+        self.lock().agent.spawn(cmd, log)
+    }
+
+    /// Writes a file in the guest like [`Vm::write_file`]; `Err` instead of a panic.
+    pub fn try_write_file(&self, path: &str, data: &[u8]) -> Result<()> {
+        self.lock().agent.write_file(path, data, 0o644)
+    }
+
     /// Writes a file in the guest.
     pub fn write_file(&self, path: &str, data: &[u8]) {
         if let Err(e) = self.lock().agent.write_file(path, data, 0o644) {

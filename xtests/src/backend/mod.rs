@@ -4,10 +4,10 @@
 //!
 //! - [`netns`]: the netns lab ([`crate::Lab`]) on this host.
 //! - [`crate::docker::deployment`]: the Docker Compose stack generated from the declaration.
-//! - The VM cluster is built on its own branch; until it is in this tree, [`start_backend`]
-//!   says so.
+//! - [`vm`]: the QEMU cluster, one VM per placement host, each applying its share.
 
 pub mod netns;
+pub mod vm;
 
 use std::path::Path;
 
@@ -19,15 +19,13 @@ pub fn start_backend(backend: Backend, file: &Path) -> Result<Box<dyn Deployment
     match backend {
         Backend::Netns => Ok(Box::new(netns::NetnsDeployment::start(file)?)),
         Backend::Docker => Ok(Box::new(crate::docker::deployment::start(file)?)),
-        Backend::Vm => Err(not_built(backend)),
-    }
-}
-
-/// The error for a backend whose implementation is not part of this tree.
-fn not_built(backend: Backend) -> DeployError {
-    DeployError::Failed {
-        backend: backend.to_string(),
-        what: "start".into(),
-        reason: format!("backend {backend}: not built in this tree"),
+        Backend::Vm => {
+            let bins = vm::available().map_err(|reason| DeployError::Failed {
+                backend: backend.to_string(),
+                what: "start".into(),
+                reason,
+            })?;
+            Ok(Box::new(vm::VmDeployment::start(file, bins)?))
+        }
     }
 }
