@@ -37,10 +37,7 @@ use xtests::Lab;
 type Error = Box<dyn std::error::Error>;
 
 /// The paths measured: a cached product read and the first page of the product list.
-const CASES: [(&str, &str); 2] = [
-    ("product", "/api/products/1"),
-    ("list", "/api/products"),
-];
+const CASES: [(&str, &str); 2] = [("product", "/api/products/1"), ("list", "/api/products")];
 /// wrk connections per case (wrk threads: 1 for c1, else 2).
 const CONCURRENCY: [u32; 3] = [1, 50, 200];
 const PROXIES: [&str; 3] = ["gateway", "nginx", "haproxy"];
@@ -70,7 +67,11 @@ fn main() -> Result<(), Error> {
     }
     // The backends every proxy shares: the product instances and Redis behind them.
     let mut backend_inodes = BTreeSet::new();
-    for name in lab.of_kind(Kind::Product).iter().chain(&lab.of_kind(Kind::Redis)) {
+    for name in lab
+        .of_kind(Kind::Product)
+        .iter()
+        .chain(&lab.of_kind(Kind::Redis))
+    {
         backend_inodes.insert(lab.ns(name)?.inode()?);
     }
     let backend_pids = processes_in_namespaces(&backend_inodes);
@@ -200,7 +201,10 @@ fn main() -> Result<(), Error> {
         table,
         "| case | conc | proxy | req/s (median, min–max) | p50 ms | p99 ms | CPU µs/req | backend CPU µs/req | syscalls/req |"
     );
-    let _ = writeln!(table, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(
+        table,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
     for (case, path) in CASES {
         for connections in CONCURRENCY {
             for proxy in PROXIES {
@@ -443,7 +447,7 @@ fn haproxy_config(listen: SocketAddr, upstreams: &[SocketAddr], cores: usize) ->
     format!(
         r#"global
     nbthread {cores}
-    maxconn 20000
+    maxconn 4096
 
 defaults
     mode http
@@ -571,7 +575,9 @@ fn strace_run(
 ) -> Result<serde_json::Value, Error> {
     let out = dir.join(format!("strace-{proxy}.txt"));
     let _ = std::fs::remove_file(&out);
-    let mut launch = Launch::new("strace").args(["-c", "-f", "-qq", "-o"]).arg(&out);
+    let mut launch = Launch::new("strace")
+        .args(["-c", "-f", "-qq", "-o"])
+        .arg(&out);
     for pid in pids {
         launch = launch.arg("-p").arg(pid.to_string());
     }
