@@ -603,7 +603,7 @@ fn strace_run(
             (fields.len() >= 5 && name != "total").then(|| (name.to_string(), count))
         })
         .collect();
-    calls.sort_by(|a, b| b.1.cmp(&a.1));
+    calls.sort_by_key(|c| std::cmp::Reverse(c.1));
     let total: u64 = calls.iter().map(|c| c.1).sum();
     let per_request = total as f64 / run.requests.max(1) as f64;
     let top: serde_json::Map<String, serde_json::Value> = calls
