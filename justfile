@@ -73,12 +73,17 @@ bench-vm: setup
     VM_BENCH_JSON="$PWD/target/bench/vm.json" scripts/as-root.sh cargo test -p xtests --test scenarios_vm
 
 # Run every benchmark; tables print, JSON lands under target/bench/.
-bench: bench-topology bench-services bench-lab bench-vm
+bench: bench-topology bench-services bench-gateway bench-lab bench-vm
 
 # Services under load: gateway vs nginx (wrk -c50), ab -n 1000 -c 50, orders/s, RSS; JSON in target/bench/services.json.
 bench-services: setup
     cargo build --release -p ecomm-services --bin ecomm --example bench_services
     scripts/as-root.sh cargo run --release -p ecomm-services --example bench_services
+
+# Gateway vs nginx vs HAProxy in the lab's gateway namespace, same product instances: c1/c50/c200, cached read and list, req/s, p50/p99, CPU µs and syscalls per request; JSON in target/bench/gateway.json.
+bench-gateway: setup
+    nice -n 10 cargo build --release -p ecomm-services --bin ecomm -p xtests --example bench_gateway
+    scripts/as-root.sh env ECOMM_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/ecomm" "${CARGO_TARGET_DIR:-target}/release/examples/bench_gateway"
 
 # netns-kit apply/destroy against the seeds' shell script (library and whole-process CLI, paused and back-to-back, with where the CLI's time goes), and 10/100/1000 nodes.
 bench-topology: setup

@@ -7,7 +7,8 @@ packages=(
   iproute2 nftables            # ip, bridge, tc, nft: netns-kit's kernel tools
   redis-server postgresql      # the real data stores (fixtures start their own instances)
   curl apache2-utils wrk       # curl for people, ab and wrk for the benchmarks
-  nginx-light                  # the reference proxy in bench-services
+  nginx-light haproxy          # the reference proxies in bench-services / bench-gateway
+  strace linux-perf            # syscalls per request (bench-gateway), profiles
   qemu-system-x86 busybox-static cpio zstd  # the VM suite
   graphviz                     # renders `netns-kit graph --format dot`
   docker.io docker-compose     # the Docker path: images, Compose, one-node Swarm
@@ -29,6 +30,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts the packaged servers; our fixtures run their own instances on free ports.
-for svc in redis-server postgresql nginx; do
+for svc in redis-server postgresql nginx haproxy; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
 done
