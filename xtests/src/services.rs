@@ -31,8 +31,9 @@ pub struct Wiring {
 }
 
 impl Wiring {
-    /// The declared command line of a service component (`None` for the data stores, which
-    /// the lab runs through [`crate::datastores`]).
+    /// The declared command line of a service component (`None` for the data stores: their
+    /// declared commands are launched by [`crate::datastores`], which also prepares their
+    /// data directories).
     pub fn launch(&self, c: &Component) -> Result<Option<Launch>, LabError> {
         if !c.kind.is_service() {
             return Ok(None);

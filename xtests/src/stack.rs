@@ -335,8 +335,11 @@ impl Stack {
 
     fn launch_of(&mut self, c: &Component) -> Result<Launch, LabError> {
         match c.kind {
-            Kind::Postgres => self.postgres.launch(),
-            Kind::Redis => Ok(self.redis.launch()),
+            Kind::Postgres => {
+                let dir = self.postgres.data_dir();
+                self.postgres.launch(&declared_command(c, &dir)?)
+            }
+            Kind::Redis => self.redis.launch(&declared_command(c, &self.redis.dir)?),
             _ => {
                 if self.wiring.is_none() {
                     self.prepare_wiring()?;
@@ -691,4 +694,18 @@ fn names(components: &[Component]) -> String {
         .map(|c| c.name.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A data store's declared command with the runtime `${data_dir}` filled in (its other
+/// placeholders were resolved from the declaration when the component was made).
+fn declared_command(c: &Component, data_dir: &Path) -> Result<Vec<String>, LabError> {
+    let vars = BTreeMap::from([("data_dir".to_string(), data_dir.display().to_string())]);
+    c.command
+        .iter()
+        .enumerate()
+        .map(|(k, a)| {
+            netns_kit::topology::service::substitute(&format!("{}.command[{k}]", c.name), a, &vars)
+                .map_err(|e| LabError::Topology(e.to_string()))
+        })
+        .collect()
 }

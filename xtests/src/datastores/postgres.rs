@@ -131,16 +131,24 @@ impl Postgres {
             .map_err(|e| LabError::io(format!("sync {}", self.dir.display()), e))
     }
 
-    /// The server process (run it inside the postgres node's namespace).
-    pub fn launch(&self) -> Result<Launch, LabError> {
+    /// The server process (run it inside the postgres node's namespace): the declared command
+    /// (`declared`, placeholders resolved; a bare `postgres` is found in the PostgreSQL bin
+    /// directory), plus what only the runner knows: the socket directory, the connection
+    /// limit the lab's instances need and, for a throwaway cluster, no fsync.
+    pub fn launch(&self, declared: &[String]) -> Result<Launch, LabError> {
         let account = RunAs::lookup("postgres")?;
-        let mut launch = Launch::new(bin("postgres")?)
-            .arg("-D")
-            .arg(self.data_dir())
-            .arg("-c")
-            .arg(format!("listen_addresses={}", self.addr.ip()))
-            .arg("-c")
-            .arg(format!("port={}", self.addr.port()))
+        let Some((program, args)) = declared.split_first() else {
+            return Err(LabError::Topology(
+                "postgres: the declared command is empty".into(),
+            ));
+        };
+        let program = if program.contains('/') {
+            PathBuf::from(program)
+        } else {
+            bin(program)?
+        };
+        let mut launch = Launch::new(program)
+            .args(args)
             .arg("-c")
             .arg(format!(
                 "unix_socket_directories={}",

@@ -42,21 +42,22 @@ impl Redis {
         Ok(())
     }
 
-    /// The server process (run it inside the redis node's namespace).
-    pub fn launch(&self) -> Launch {
-        let mut launch = Launch::new("redis-server")
-            .arg("--bind")
-            .arg(self.addr.ip().to_string())
-            .arg("--port")
-            .arg(self.addr.port().to_string())
-            .args(["--protected-mode", "no", "--save", "", "--appendonly", "no"])
-            .args(["--daemonize", "no", "--loglevel", "notice"])
-            .arg("--dir")
-            .arg(&self.dir);
+    /// The server process (run it inside the redis node's namespace): the declared command
+    /// (`declared`, placeholders resolved), kept in the foreground with notice-level logs.
+    pub fn launch(&self, declared: &[String]) -> Result<Launch, LabError> {
+        let Some((program, args)) = declared.split_first() else {
+            return Err(LabError::Topology(
+                "redis: the declared command is empty".into(),
+            ));
+        };
+        let mut launch =
+            Launch::new(program)
+                .args(args)
+                .args(["--daemonize", "no", "--loglevel", "notice"]);
         if let Ok(account) = RunAs::lookup("redis") {
             launch = launch.run_as(account);
         }
-        launch
+        Ok(launch)
     }
 
     /// `redis-cli PING` against the server (run inside a namespace that can reach it).
