@@ -44,7 +44,8 @@ pub struct LabInputs {
     pub ecomm: PathBuf,
     /// The declaration.
     pub topology: PathBuf,
-    /// The lab's state directory (logs, data, state.json).
+    /// Where the lab's state directory goes: `<dir>/cmp<run>` (logs, data, state.json),
+    /// removed after a clean `lab down`.
     pub dir: PathBuf,
 }
 
@@ -54,14 +55,16 @@ impl LabSide {
     pub async fn up(run: &str, inputs: &LabInputs) -> Result<Self, CompareError> {
         let name = format!("cmp{run}");
         let client = format!("cmp{run}host");
-        std::fs::create_dir_all(&inputs.dir)
-            .map_err(|e| crate::LabError::io(format!("create {}", inputs.dir.display()), e))?;
+        // One directory per run: a state file left by a killed run never meets this one.
+        let dir = inputs.dir.join(&name);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| crate::LabError::io(format!("create {}", dir.display()), e))?;
         let mut side = LabSide {
             name,
             client,
             gateway: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             lab_bin: inputs.lab_bin.clone(),
-            dir: inputs.dir.clone(),
+            dir,
             removed: false,
         };
         run_ok("ip", &["netns", "add", &side.client], 30).await?;
@@ -140,7 +143,11 @@ impl LabSide {
         self.removed = true;
         let down = run_ok_owned("ip", &self.lab(&["down"]), 180).await;
         let del = run_ok("ip", &["netns", "del", &self.client], 30).await;
-        down.and(del).map(|_| ())
+        down.and(del)?;
+        // Logs and PostgreSQL data of a lab that went down cleanly are not kept.
+        std::fs::remove_dir_all(&self.dir)
+            .map_err(|e| crate::LabError::io(format!("remove {}", self.dir.display()), e))?;
+        Ok(())
     }
 
     /// Namespaces of this lab (or its client) still under /run/netns.

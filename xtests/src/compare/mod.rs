@@ -45,7 +45,8 @@ pub struct CompareOptions {
     /// Where the JSON report goes.
     #[arg(long, default_value = "target/bench/compare.json")]
     pub out: PathBuf,
-    /// The netns lab's state directory for this run (logs, data, state.json).
+    /// Where the netns lab's state directory goes (`<dir>/cmp<run>`: logs, data, state.json;
+    /// removed after a clean teardown, kept after a failed one).
     #[arg(long, default_value = "target/bench/compare-lab")]
     pub lab_dir: PathBuf,
     /// The declaration (default: ecomm-services/deploy/three-tier.toml). The Docker sides run
@@ -139,7 +140,15 @@ async fn run_async(opts: &CompareOptions, inputs: &LabInputs) -> Result<(), Comp
     let left = teardown(sides, &run).await;
     let teardown_s = teardown_started.elapsed().as_secs_f64();
     let wall_s = started.elapsed().as_secs_f64();
-    let measured = outcome?;
+    let measured = match outcome {
+        Ok(m) => m,
+        Err(e) => {
+            if let Err(left) = &left {
+                eprintln!("bench-compare: {left}");
+            }
+            return Err(e);
+        }
+    };
     let report = Report {
         path: opts.path.clone(),
         rounds: opts.rounds as usize,
