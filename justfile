@@ -43,6 +43,10 @@ restore FILE: _lab-build
 bench-lab: setup up
     @scripts/as-root.sh "${CARGO_TARGET_DIR:-target}/release/lab" bench --out target/bench/lab.json
 
+# The seeds' comparison in one run (root): netns lab, Compose and one-node Swarm, `ab -n 1000 -c 50` + wrk, interleaved rounds; table, target/bench/compare.json.
+bench-compare ROUNDS="5" WRK_SECONDS="10": setup docker-ensure _lab-build
+    @scripts/as-root.sh "${CARGO_TARGET_DIR:-target}/release/lab" bench-compare --rounds {{ROUNDS}} --wrk-seconds {{WRK_SECONDS}} --out target/bench/compare.json
+
 # Build the lab driver and the services (release; a no-op on a built tree).
 [private]
 # Run the scenarios and print the matrix, e.g. `just scenarios --backend netns ecomm-services/deploy/three-tier-wide.toml`.
@@ -73,7 +77,7 @@ bench-vm: setup
     VM_BENCH_JSON="$PWD/target/bench/vm.json" scripts/as-root.sh cargo test -p xtests --test scenarios_vm
 
 # Run every benchmark; tables print, JSON lands under target/bench/.
-bench: bench-topology bench-services bench-gateway bench-lab bench-vm
+bench: bench-topology bench-services bench-gateway bench-lab bench-compare bench-vm
 
 # Services under load: gateway vs nginx (wrk -c50), ab -n 1000 -c 50, orders/s, RSS; JSON in target/bench/services.json.
 bench-services: setup

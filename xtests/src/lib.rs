@@ -21,6 +21,7 @@ pub mod stack;
 pub mod topology_file;
 pub use error::LabError;
 pub mod cli;
+pub mod compare;
 pub mod lab;
 pub mod live;
 pub mod state;

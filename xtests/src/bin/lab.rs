@@ -114,6 +114,8 @@ enum Verb {
         #[arg(long, default_value_t = 15)]
         wrk_seconds: u32,
     },
+    /// The seeds' comparison in one run: lab, Compose and Swarm, interleaved rounds, a table.
+    BenchCompare(xtests::compare::CompareOptions),
 }
 
 fn main() -> ExitCode {
@@ -148,6 +150,7 @@ fn run(args: Args) -> Result<(), LabError> {
         Verb::Layout { file, .. } => return cli::layout::run(&shared(file)),
         Verb::Compose { file } => return cli::layout::docker_file(&shared(file), false),
         Verb::Swarm { file } => return cli::layout::docker_file(&shared(file), true),
+        Verb::BenchCompare(opts) => return Ok(xtests::compare::run(opts)?),
         _ => {}
     }
     let lab = LabDir::ensure(&args.dir, &args.name)?;
@@ -191,7 +194,8 @@ fn run(args: Args) -> Result<(), LabError> {
         Verb::Layout { .. }
         | Verb::Compose { .. }
         | Verb::Swarm { .. }
-        | Verb::Scenarios { .. } => {
+        | Verb::Scenarios { .. }
+        | Verb::BenchCompare(_) => {
             Ok(()) // above
         }
     }
