@@ -8,6 +8,8 @@
 //! table of its own.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use netns_kit::topology::Topology;
@@ -100,6 +102,9 @@ pub enum DeployError {
     },
 }
 
+/// Probes [`Deployment::tcp_probes`] runs at once by default, at most.
+pub const PARALLEL_PROBES: usize = 48;
+
 /// A listening socket a scenario opened with [`Deployment::listen`]; closed on drop.
 pub trait Listener: Send {}
 
@@ -167,6 +172,49 @@ pub trait Deployment: Sync {
         to: SocketAddr,
         deadline: Duration,
     ) -> Result<TcpOutcome, DeployError>;
+
+    /// Many TCP connection attempts (`(from, to)` pairs), each given `deadline`; the
+    /// outcomes in the same order. By default [`Deployment::tcp_probe`] from up to
+    /// [`PARALLEL_PROBES`] threads; a backend where every probe costs a round trip (the VM
+    /// guests' agents) runs each host's share as one batch.
+    fn tcp_probes(
+        &self,
+        probes: &[(String, SocketAddr)],
+        deadline: Duration,
+    ) -> Vec<Result<TcpOutcome, DeployError>> {
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<Option<Result<TcpOutcome, DeployError>>>> =
+            Mutex::new((0..probes.len()).map(|_| None).collect());
+        std::thread::scope(|s| {
+            for _ in 0..PARALLEL_PROBES.min(probes.len()) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((from, to)) = probes.get(i) else {
+                        break;
+                    };
+                    let got = self.tcp_probe(from, *to, deadline);
+                    if let Ok(mut r) = results.lock() {
+                        r[i] = Some(got);
+                    }
+                });
+            }
+        });
+        let backend = self.backend().to_string();
+        results
+            .into_inner()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(DeployError::Failed {
+                        backend: backend.clone(),
+                        what: "TCP probe".into(),
+                        reason: "not probed".into(),
+                    })
+                })
+            })
+            .collect()
+    }
 
     /// Opens a TCP listener at node `node`'s address on `port` (for policy probes of ports
     /// nothing else listens on); it listens until the returned value is dropped.

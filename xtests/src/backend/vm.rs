@@ -937,6 +937,101 @@ impl Inner {
         }
     }
 
+    /// Every probe in one guest command per VM (the VMs side by side): each VM's share starts
+    /// at once in the background and prints `<index> <code>`, so the matrix costs one agent
+    /// round trip per host instead of one per probe.
+    fn tcp_probes(
+        &self,
+        probes: &[(String, SocketAddr)],
+        deadline: Duration,
+    ) -> Vec<Result<TcpOutcome, DeployError>> {
+        let scaled = self.cluster.accel().scale(deadline);
+        let deadline = deadline + (scaled.saturating_sub(deadline)).min(PROBE_SLACK);
+        let mut out: Vec<Option<Result<TcpOutcome, DeployError>>> =
+            (0..probes.len()).map(|_| None).collect();
+        let mut by_vm: BTreeMap<&str, (&Vm, Vec<usize>)> = BTreeMap::new();
+        for (i, (from, _)) in probes.iter().enumerate() {
+            match self.host_of(from) {
+                Ok(vm) => by_vm.entry(vm.name()).or_insert((vm, Vec::new())).1.push(i),
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
+        let batches: Vec<(Vec<usize>, Result<String, DeployError>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = by_vm
+                .into_values()
+                .map(|(vm, idx)| {
+                    s.spawn(move || {
+                        let mut script = String::new();
+                        for &i in &idx {
+                            let (from, to) = &probes[i];
+                            script.push_str(&format!(
+                                "( o=$({} 2>&1); c=$?; case \"$o\" in *refused*) c=111;; esac; echo \"{i} $c\" ) & ",
+                                self.tcp_command(from, *to, deadline)
+                            ));
+                        }
+                        script.push_str("wait");
+                        // Starting many processes in a TCG guest takes a while of its own.
+                        let spawn = Duration::from_millis(100) * idx.len() as u32;
+                        let what = format!("{} TCP probes", idx.len());
+                        let got = self
+                            .background(
+                                vm,
+                                &what,
+                                &script,
+                                deadline + spawn + self.cluster.accel().scale(BACKGROUND_MARGIN),
+                            )
+                            .map(|(_, stdout, _)| stdout);
+                        (idx, got)
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        for (idx, got) in batches {
+            match got {
+                Ok(stdout) => {
+                    for line in stdout.lines() {
+                        let mut it = line.split_whitespace();
+                        let (Some(i), Some(code)) = (it.next(), it.next()) else {
+                            continue;
+                        };
+                        let (Ok(i), Ok(code)) = (i.parse::<usize>(), code.parse::<i32>()) else {
+                            continue;
+                        };
+                        let Some((from, to)) = probes.get(i) else {
+                            continue;
+                        };
+                        out[i] = Some(match code {
+                            0 => Ok(TcpOutcome::Reachable),
+                            124 => Ok(TcpOutcome::TimedOut),
+                            111 => Ok(TcpOutcome::Refused),
+                            _ => Err(failed(
+                                format!("TCP {from} -> {to}"),
+                                format!("exit {code}"),
+                            )),
+                        });
+                    }
+                }
+                Err(e) => {
+                    for i in idx {
+                        out[i] = Some(Err(failed("TCP probe batch", e.to_string())));
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.unwrap_or_else(|| {
+                    Err(failed(
+                        format!("TCP probe {i}"),
+                        "the batch printed no result for it",
+                    ))
+                })
+            })
+            .collect()
+    }
+
     /// Prints the tail of every service log (`/run/*.log`) of every running VM.
     fn dump_logs(&self) {
         for vm in self.cluster.vms() {
@@ -1114,6 +1209,14 @@ impl Deployment for VmDeployment {
         deadline: Duration,
     ) -> Result<TcpOutcome, DeployError> {
         self.inner.tcp_probe(from, to, deadline)
+    }
+
+    fn tcp_probes(
+        &self,
+        probes: &[(String, SocketAddr)],
+        deadline: Duration,
+    ) -> Vec<Result<TcpOutcome, DeployError>> {
+        self.inner.tcp_probes(probes, deadline)
     }
 
     fn listen(&self, node: &str, port: u16) -> Result<Box<dyn Listener>, DeployError> {

@@ -6,8 +6,6 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use netns_kit::topology::policy as declared;
@@ -34,9 +32,6 @@ pub const DEADLINE: Duration = Duration::from_secs(2);
 /// A second look at a probe that disagreed, with a longer deadline (a busy machine may be
 /// slow to complete an allowed handshake; a denied one must stay unanswered).
 pub const RECHECK_DEADLINE: Duration = Duration::from_secs(6);
-
-/// Probes run at once, at most.
-const PARALLEL: usize = 48;
 
 /// One connection attempt the matrix makes, and what the declaration says of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,35 +151,18 @@ fn every_row_holds_in_both_directions(d: &dyn Deployment) -> Result<(), String> 
     Ok(())
 }
 
-/// Runs every probe, [`PARALLEL`] at a time (each denied one waits out `deadline`): workers
-/// take the next probe as soon as they are free.
+/// Runs every probe at once through [`Deployment::tcp_probes`] (each denied one waits out
+/// `deadline`).
 fn probe_all(
     d: &dyn Deployment,
     probes: &[Probe],
     deadline: Duration,
 ) -> Vec<Result<TcpOutcome, String>> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<TcpOutcome, String>>>> =
-        Mutex::new(vec![None; probes.len()]);
-    std::thread::scope(|s| {
-        for _ in 0..PARALLEL.min(probes.len()) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(p) = probes.get(i) else { break };
-                let got = d
-                    .tcp_probe(&p.from, p.addr, deadline)
-                    .map_err(|e| e.to_string());
-                if let Ok(mut r) = results.lock() {
-                    r[i] = Some(got);
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_default()
+    let pairs: Vec<(String, SocketAddr)> =
+        probes.iter().map(|p| (p.from.clone(), p.addr)).collect();
+    d.tcp_probes(&pairs, deadline)
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("not probed".into())))
+        .map(|r| r.map_err(|e| e.to_string()))
         .collect()
 }
 
