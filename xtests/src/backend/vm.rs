@@ -63,6 +63,9 @@ const POLL: Duration = Duration::from_millis(100);
 /// How much longer than its own deadline a background command may take to be collected
 /// (scaled for TCG: a starved guest is slow to start and reap it).
 const BACKGROUND_MARGIN: Duration = Duration::from_secs(15);
+
+/// TCP probes a guest starts at once in a batch ([`Inner::tcp_probes`]).
+const PROBE_GROUP: usize = 32;
 /// Where a background command's files live in the guest: `<prefix><id>.{out,err,code}`.
 const BACKGROUND: &str = "/run/bg-";
 /// Where PostgreSQL's bin dir is: `pg_config --bindir`, else the newest
@@ -961,26 +964,41 @@ impl Inner {
                 .into_values()
                 .map(|(vm, idx)| {
                     s.spawn(move || {
+                        // A script file (no quoting through the agent), the probes in
+                        // groups (a TCG guest with 768 MiB should not fork hundreds at once).
                         let mut script = String::new();
-                        for &i in &idx {
+                        for (k, &i) in idx.iter().enumerate() {
                             let (from, to) = &probes[i];
                             script.push_str(&format!(
-                                "( o=$({} 2>&1); c=$?; case \"$o\" in *refused*) c=111;; esac; echo \"{i} $c\" ) & ",
+                                "( o=$({} 2>&1); c=$?; case \"$o\" in *refused*) c=111;; esac; echo \"{i} $c\" ) &\n",
                                 self.tcp_command(from, *to, deadline)
                             ));
+                            if k % PROBE_GROUP == PROBE_GROUP - 1 {
+                                script.push_str("wait\n");
+                            }
                         }
-                        script.push_str("wait");
-                        // Starting many processes in a TCG guest takes a while of its own.
-                        let spawn = Duration::from_millis(100) * idx.len() as u32;
+                        script.push_str("wait\n");
+                        let n = self.jobs.fetch_add(1, Ordering::Relaxed);
+                        let file = format!("/run/probes-{n}.sh");
+                        let groups = idx.len().div_ceil(PROBE_GROUP) as u32;
                         let what = format!("{} TCP probes", idx.len());
-                        let got = self
-                            .background(
-                                vm,
-                                &what,
-                                &script,
-                                deadline + spawn + self.cluster.accel().scale(BACKGROUND_MARGIN),
-                            )
+                        let got = vm
+                            .try_write_file(&file, script.as_bytes())
+                            .map_err(|e| failed(format!("{}: write {file}", vm.name()), e))
+                            .and_then(|()| {
+                                self.background(
+                                    vm,
+                                    &what,
+                                    &format!("sh {file}"),
+                                    (deadline + self.cluster.accel().scale(Duration::from_secs(1)))
+                                        * groups
+                                        + self.cluster.accel().scale(BACKGROUND_MARGIN),
+                                )
+                            })
                             .map(|(_, stdout, _)| stdout);
+                        if let Err(e) = &got {
+                            eprintln!("[vm] {}: {what}: {e}", vm.name());
+                        }
                         (idx, got)
                     })
                 })

@@ -86,9 +86,21 @@ pub fn pairs(t: &Topology) -> Vec<(String, String)> {
 /// Every probe of the matrix with its expectation from the declared policy.
 pub fn matrix(t: &Topology) -> Result<Vec<Probe>, String> {
     let ports = ports(t);
+    let closed = unopened_port(t);
     let mut out = Vec::new();
     for (from, to) in pairs(t) {
-        for &port in &ports {
+        // Within a network nothing stands between two nodes: the target's own service
+        // ports and one port nothing opens show it; across networks every port is tried.
+        let same = declared::tcp(t, &from, &to, closed).map_err(|e| e.to_string())?
+            == declared::Verdict::SameNetwork;
+        let tried: Vec<u16> = if same {
+            let mut own = shape::listening_ports(t, &to);
+            own.push(closed);
+            own
+        } else {
+            ports.clone()
+        };
+        for port in tried {
             let verdict = declared::tcp(t, &from, &to, port).map_err(|e| e.to_string())?;
             out.push(Probe {
                 addr: shape::at(t, &to, port)?,
@@ -105,23 +117,43 @@ pub fn matrix(t: &Topology) -> Result<Vec<Probe>, String> {
     Ok(out)
 }
 
+/// Where the matrix needs a listener: a target port some probe must reach that no declared
+/// service listens on. A denied probe needs none — an open path with nothing listening is
+/// refused, which fails the check as surely as a completed handshake.
+pub fn listeners_needed(t: &Topology, probes: &[Probe]) -> BTreeSet<(String, u16)> {
+    probes
+        .iter()
+        .filter(|p| p.expect == TcpOutcome::Reachable)
+        .filter(|p| !shape::listening_ports(t, &p.to).contains(&p.addr.port()))
+        .map(|p| (p.to.clone(), p.addr.port()))
+        .collect()
+}
+
 fn every_row_holds_in_both_directions(d: &dyn Deployment) -> Result<(), String> {
     let t = d.topology();
     let probes = matrix(t)?;
-    // A listener wherever a probed port has no declared service behind it.
-    let mut listeners: Vec<Box<dyn Listener>> = Vec::new();
-    let targets: BTreeSet<(String, u16)> = probes
-        .iter()
-        .map(|p| (p.to.clone(), p.addr.port()))
-        .collect();
-    for (node, port) in targets {
-        if !shape::listening_ports(t, &node).contains(&port) {
-            listeners.push(
-                d.listen(&node, port)
-                    .map_err(|e| format!("listen on {node}:{port}: {e}"))?,
-            );
-        }
-    }
+    // A listener wherever a probe must connect and no declared service listens; opened
+    // side by side (on the VM backend each one is a guest round trip).
+    let needed: Vec<(String, u16)> = listeners_needed(t, &probes).into_iter().collect();
+    let opened: Vec<Result<Box<dyn Listener>, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = needed
+            .iter()
+            .map(|(node, port)| {
+                s.spawn(move || {
+                    d.listen(node, *port)
+                        .map_err(|e| format!("listen on {node}:{port}: {e}"))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a listener thread panicked".into()))
+            })
+            .collect()
+    });
+    let listeners: Vec<Box<dyn Listener>> = opened.into_iter().collect::<Result<_, _>>()?;
 
     let observed = probe_all(d, &probes, DEADLINE);
     let mut wrong = Vec::new();
