@@ -263,3 +263,16 @@ pub trait Deployment: Sync {
         })
     }
 }
+
+/// The instance ids in a registry answer (`GET /v1/services/<name>`: `{"instances": [{"id":
+/// …}, …]}`), sorted; what [`Deployment::registry_instances`] returns.
+pub fn instance_ids(answer: &serde_json::Value) -> Vec<String> {
+    let mut ids: Vec<String> = answer["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["id"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}

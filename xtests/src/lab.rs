@@ -242,14 +242,7 @@ impl Lab {
             path: path.clone(),
             reason: format!("not JSON ({e}): {}", resp.text()),
         })?;
-        let mut ids: Vec<String> = json["instances"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i["id"].as_str().map(str::to_string))
-            .collect();
-        ids.sort();
-        Ok(ids)
+        Ok(crate::deployment::instance_ids(&json))
     }
 
     /// A TCP connection attempt from node `from` to `addr` with a deadline.

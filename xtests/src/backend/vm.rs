@@ -1301,14 +1301,7 @@ impl Deployment for VmDeployment {
                 format!("not JSON ({e}): {body}"),
             )
         })?;
-        let mut ids: Vec<String> = json["instances"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i["id"].as_str().map(str::to_string))
-            .collect();
-        ids.sort();
-        Ok(ids)
+        Ok(crate::deployment::instance_ids(&json))
     }
 
     fn kill_host(&self, host: &str) -> Result<(), DeployError> {

@@ -675,14 +675,7 @@ impl Deployment for ComposeDeployment {
                 format!("not JSON ({e}): {}", resp.text()),
             )
         })?;
-        let mut ids: Vec<String> = json["instances"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i["id"].as_str().map(str::to_string))
-            .collect();
-        ids.sort();
-        Ok(ids)
+        Ok(crate::deployment::instance_ids(&json))
     }
 }
 
