@@ -58,8 +58,9 @@
         '';
         # One NixOS VM per host of the declaration's placement, generated from it
         # (nix/layout.nix -> nix/test-plan.nix -> nix/nixos-test.nix): the overlay, the
-        # services in their namespaces, and what vm/tests/suite proves (isolation both ways,
-        # routing over both backend hosts, crash() and block() of a backend host).
+        # services in their namespaces, and what the shared scenarios (xtests/src/scenarios)
+        # prove on the VM backend (isolation both ways, routing over both backend hosts,
+        # crash() and block() of a backend host).
         lab = pkgs.testers.runNixOSTest (import ./nix/nixos-test.nix {
           inherit pkgs layout workspace;
           file = declaration;
