@@ -47,12 +47,12 @@ bench-lab: setup up
 bench-compare ROUNDS="5" WRK_SECONDS="10": setup docker-ensure _lab-build
     @scripts/as-root.sh "${CARGO_TARGET_DIR:-target}/release/lab" bench-compare --rounds {{ROUNDS}} --wrk-seconds {{WRK_SECONDS}} --out target/bench/compare.json
 
-# Build the lab driver and the services (release; a no-op on a built tree).
-[private]
 # Run the scenarios and print the matrix, e.g. `just scenarios --backend netns ecomm-services/deploy/three-tier-wide.toml`.
 scenarios *ARGS: setup _lab-build
     @scripts/as-root.sh "${CARGO_TARGET_DIR:-target}/release/lab" scenarios {{ARGS}}
 
+# Build the lab driver and the services (release; a no-op on a built tree).
+[private]
 _lab-build:
     @cargo build --release -q -p xtests -p ecomm-services --bin lab --bin ecomm
 
