@@ -1,5 +1,5 @@
 //! The `lab scenarios` runner as a user calls it: the matrix on stdout, the counts line, the
-//! exit code; `--list`; a backend that is not in this tree fails clearly.
+//! exit code; `--list`; a backend that cannot start fails clearly.
 #![allow(clippy::unwrap_used)]
 
 use std::process::{Command, Output};
@@ -43,12 +43,16 @@ fn a_filter_that_matches_nothing_is_bad_input() {
 }
 
 #[test]
-fn a_backend_not_built_in_this_tree_fails_every_scenario_and_exits_1() {
-    let out = lab(&["--backend", "vm", "--filter", "routing::"]);
+fn a_backend_that_cannot_start_fails_every_scenario_and_exits_1() {
+    let out = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(["scenarios", "--backend", "vm", "--filter", "routing::"])
+        .env("VM_AGENT", "/nonexistent/vm-agent")
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("backend vm: not built in this tree"),
+        stdout.contains("VM_AGENT=/nonexistent/vm-agent is not a file"),
         "{stdout}"
     );
     assert!(

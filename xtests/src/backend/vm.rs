@@ -1434,7 +1434,14 @@ fn workspace() -> PathBuf {
 /// `target/debug/<name>`.
 fn find_bin(env: &str, name: &str) -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os(env) {
-        return Ok(PathBuf::from(p));
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            return Err(format!(
+                "{env}={} is not a file (expected the {name} binary)",
+                p.display()
+            ));
+        }
+        return Ok(p);
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
