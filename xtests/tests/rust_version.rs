@@ -21,8 +21,23 @@ fn parse(v: &str) -> Result<(u64, u64, u64), String> {
 fn workspace_rust_version_is_the_highest_one_the_lock_declares() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // Only the packages built for this host are on disk after a build: `--offline` without
+    // a platform filter would need every target's dependencies (android_system_properties,
+    // windows-sys, ...) downloaded. The crates are Linux-only, so the host's tree is the one
+    // whose rust-version matters.
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let vv = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("run rustc -vV");
+    let vv = String::from_utf8_lossy(&vv.stdout);
+    let host = vv
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("rustc -vV names the host triple");
     let out = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["--filter-platform", host])
         .current_dir(&root)
         .output()
         .expect("run cargo metadata");
