@@ -224,6 +224,112 @@ fn exec_runs_inside_the_node_and_returns_its_exit_code() {
 }
 
 #[test]
+fn probe_runs_every_probe_at_once_from_the_nodes_namespaces() {
+    if !privileged() {
+        return;
+    }
+    let run = Run::apply("p");
+    // api listens on 8080 (policy: front may reach it) and 9090 (nothing opens it).
+    let o = run.cli(&[
+        "probe",
+        &run.name,
+        "--deadline",
+        "700ms",
+        "--listen",
+        "api:8080",
+        "--listen",
+        "api:9090",
+        "web=10.231.2.10:8080",
+        "web=10.231.2.10:9090",
+        "web=10.231.2.10:7070",
+        "api=10.231.2.10:7070",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let outcomes: Vec<(&str, &str, &str)> = out
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((w.next()?, w.next()?, w.next()?))
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("web", "10.231.2.10:8080", "reachable"),
+            ("web", "10.231.2.10:9090", "timed-out"),
+            ("web", "10.231.2.10:7070", "timed-out"),
+            ("api", "10.231.2.10:7070", "refused"),
+        ],
+        "{}",
+        text(&o)
+    );
+
+    // Listeners alone are held until the process is killed.
+    let mut held = Command::new(env!("CARGO_BIN_EXE_netns-kit"))
+        .arg("--state-dir")
+        .arg(&run.state_dir)
+        .args(["probe", &run.name, "--listen", "api:9191"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let stdout = held.stdout.take().unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    assert_eq!(line.trim(), "listening on 1 port(s)");
+    let reach = run.cli(&["probe", &run.name, "api=10.231.2.10:9191"]);
+    assert!(
+        String::from_utf8_lossy(&reach.stdout).contains(" reachable "),
+        "{}",
+        text(&reach)
+    );
+    held.kill().unwrap();
+    held.wait().unwrap();
+    let gone = run.cli(&["probe", &run.name, "api=10.231.2.10:9191"]);
+    assert!(
+        String::from_utf8_lossy(&gone.stdout).contains(" refused "),
+        "{}",
+        text(&gone)
+    );
+
+    // Bad input: exit 2, one line naming the value.
+    for (args, needle) in [
+        (
+            vec!["probe", &run.name, "nobody=10.231.2.10:80"],
+            "has no node \"nobody\"",
+        ),
+        (
+            vec!["probe", &run.name, "web=10.231.2.10"],
+            "\"web=10.231.2.10\"",
+        ),
+        (
+            vec![
+                "probe",
+                &run.name,
+                "--deadline",
+                "soon",
+                "web=10.231.2.10:80",
+            ],
+            "\"soon\"",
+        ),
+        (vec!["probe", &run.name, "--listen", "api:0"], "\"api:0\""),
+        (vec!["probe", &run.name], "nothing to do"),
+    ] {
+        let o = run.cli(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(needle) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+
+    let d = run.cli(&["destroy", &run.name]);
+    assert_eq!(d.status.code(), Some(0), "{}", text(&d));
+    run.assert_nothing_left();
+}
+
+#[test]
 fn status_lists_each_difference_from_the_declaration() {
     if !privileged() {
         return;
@@ -323,6 +429,7 @@ fn privileged_verbs_without_privileges_say_so_in_one_line() {
         vec!["destroy", "x"],
         vec!["status", "x"],
         vec!["exec", "x", "web", "--", "true"],
+        vec!["probe", "x", "web=10.0.0.1:80"],
     ] {
         let o = Command::new("setpriv")
             .args([

@@ -220,6 +220,32 @@ pub trait Deployment: Sync {
     /// nothing else listens on); it listens until the returned value is dropped.
     fn listen(&self, node: &str, port: u16) -> Result<Box<dyn Listener>, DeployError>;
 
+    /// Opens a listener for every `(node, port)` of `at` and returns once all of them
+    /// listen; they listen until every returned value is dropped. By default
+    /// [`Deployment::listen`] for each, side by side; a backend where each one costs round
+    /// trips (the VM guests' agents) opens each host's share in one process.
+    fn listen_all(&self, at: &[(String, u16)]) -> Result<Vec<Box<dyn Listener>>, DeployError> {
+        let opened: Vec<Result<Box<dyn Listener>, DeployError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = at
+                .iter()
+                .map(|(node, port)| s.spawn(move || self.listen(node, *port)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(DeployError::Failed {
+                            backend: self.backend().to_string(),
+                            what: "listen".to_string(),
+                            reason: "a listener thread panicked".to_string(),
+                        })
+                    })
+                })
+                .collect()
+        });
+        opened.into_iter().collect()
+    }
+
     /// Runs `sql` against `database` in the deployment's PostgreSQL; trimmed output, one
     /// row per line, columns separated by `|`.
     fn sql(&self, database: &str, sql: &str) -> Result<String, DeployError>;

@@ -8,6 +8,7 @@ mod graph;
 mod list;
 mod plan;
 mod privilege;
+mod probe;
 mod schema;
 mod status;
 mod validate;
@@ -25,6 +26,7 @@ Examples:
   netns-kit plan ecomm-services/deploy/three-tier.toml --name lab --nft router | nft -c -j -f -
   sudo netns-kit apply ecomm-services/deploy/three-tier.toml --name lab
   sudo netns-kit exec lab gateway -- ip -br addr
+  sudo netns-kit probe lab gateway=172.21.0.10:8500 gateway=172.22.0.10:6379
   sudo netns-kit status lab --json
   sudo netns-kit list
   sudo netns-kit destroy lab
@@ -71,6 +73,8 @@ pub enum Verb {
     Status(status::Args),
     /// Run a command inside a node's namespace; exits with the command's exit code. Needs root.
     Exec(exec::Args),
+    /// TCP probes from nodes' namespaces, all at once (and listeners to probe). Needs root.
+    Probe(probe::Args),
     /// Remove leftovers of dead runs (only objects netns-kit created). Needs root.
     Gc(gc::Args),
     /// Print the topology as a Graphviz dot or Mermaid picture (no privileges needed).
@@ -160,6 +164,7 @@ fn run_verb() -> ExitCode {
         Verb::Destroy(a) => destroy::run(a, &cli.state_dir),
         Verb::Status(a) => status::run(a, &cli.state_dir),
         Verb::Exec(a) => exec::run(a, &cli.state_dir),
+        Verb::Probe(a) => probe::run(a, &cli.state_dir),
         Verb::Gc(a) => gc::run(a, &cli.state_dir),
         Verb::Graph(a) => graph::run(a),
         Verb::List(a) => list::run(a, &cli.state_dir),

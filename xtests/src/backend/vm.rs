@@ -64,8 +64,6 @@ const POLL: Duration = Duration::from_millis(100);
 /// (scaled for TCG: a starved guest is slow to start and reap it).
 const BACKGROUND_MARGIN: Duration = Duration::from_secs(15);
 
-/// TCP probes a guest starts at once in a batch ([`Inner::tcp_probes`]).
-const PROBE_GROUP: usize = 32;
 /// Where a background command's files live in the guest: `<prefix><id>.{out,err,code}`.
 const BACKGROUND: &str = "/run/bg-";
 /// Where PostgreSQL's bin dir is: `pg_config --bindir`, else the newest
@@ -940,9 +938,10 @@ impl Inner {
         }
     }
 
-    /// Every probe in one guest command per VM (the VMs side by side): each VM's share starts
-    /// at once in the background and prints `<index> <code>`, so the matrix costs one agent
-    /// round trip per host instead of one per probe.
+    /// Every probe in one guest command per VM (the VMs side by side): each VM's share goes
+    /// to `netns-kit probe` in a file, which runs them all at once from the nodes'
+    /// namespaces and prints one line per probe in order — one agent round trip per host
+    /// and about one deadline of wall time, however many probes.
     fn tcp_probes(
         &self,
         probes: &[(String, SocketAddr)],
@@ -964,38 +963,35 @@ impl Inner {
                 .into_values()
                 .map(|(vm, idx)| {
                     s.spawn(move || {
-                        // A script file (no quoting through the agent), the probes in
-                        // groups (a TCG guest with 768 MiB should not fork hundreds at once).
-                        let mut script = String::new();
-                        for (k, &i) in idx.iter().enumerate() {
-                            let (from, to) = &probes[i];
-                            script.push_str(&format!(
-                                "( o=$({} 2>&1); c=$?; case \"$o\" in *refused*) c=111;; esac; echo \"{i} $c\" ) &\n",
-                                self.tcp_command(from, *to, deadline)
-                            ));
-                            if k % PROBE_GROUP == PROBE_GROUP - 1 {
-                                script.push_str("wait\n");
-                            }
-                        }
-                        script.push_str("wait\n");
+                        let list: String = idx
+                            .iter()
+                            .map(|&i| format!("{}={}\n", probes[i].0, probes[i].1))
+                            .collect();
                         let n = self.jobs.fetch_add(1, Ordering::Relaxed);
-                        let file = format!("/run/probes-{n}.sh");
-                        let groups = idx.len().div_ceil(PROBE_GROUP) as u32;
+                        let file = format!("/run/probes-{n}.txt");
                         let what = format!("{} TCP probes", idx.len());
                         let got = vm
-                            .try_write_file(&file, script.as_bytes())
+                            .try_write_file(&file, list.as_bytes())
                             .map_err(|e| failed(format!("{}: write {file}", vm.name()), e))
                             .and_then(|()| {
                                 self.background(
                                     vm,
                                     &what,
-                                    &format!("sh {file}"),
-                                    (deadline + self.cluster.accel().scale(Duration::from_secs(1)))
-                                        * groups
-                                        + self.cluster.accel().scale(BACKGROUND_MARGIN),
+                                    &format!(
+                                        "{} probe {RUN} --deadline {:.1}s --file {file}",
+                                        self.bins.netns_kit.display(),
+                                        deadline.as_secs_f64()
+                                    ),
+                                    deadline + self.cluster.accel().scale(BACKGROUND_MARGIN),
                                 )
                             })
-                            .map(|(_, stdout, _)| stdout);
+                            .and_then(|(code, stdout, stderr)| match code {
+                                0 | 1 => Ok(stdout),
+                                _ => Err(failed(
+                                    format!("{}: {what}", vm.name()),
+                                    format!("exit {code}: {}", stderr.trim()),
+                                )),
+                            });
                         if let Err(e) = &got {
                             eprintln!("[vm] {}: {what}: {e}", vm.name());
                         }
@@ -1008,25 +1004,15 @@ impl Inner {
         for (idx, got) in batches {
             match got {
                 Ok(stdout) => {
-                    for line in stdout.lines() {
-                        let mut it = line.split_whitespace();
-                        let (Some(i), Some(code)) = (it.next(), it.next()) else {
-                            continue;
-                        };
-                        let (Ok(i), Ok(code)) = (i.parse::<usize>(), code.parse::<i32>()) else {
-                            continue;
-                        };
-                        let Some((from, to)) = probes.get(i) else {
-                            continue;
-                        };
-                        out[i] = Some(match code {
-                            0 => Ok(TcpOutcome::Reachable),
-                            124 => Ok(TcpOutcome::TimedOut),
-                            111 => Ok(TcpOutcome::Refused),
-                            _ => Err(failed(
-                                format!("TCP {from} -> {to}"),
-                                format!("exit {code}"),
-                            )),
+                    // One line per probe, in the order of the file: FROM ADDR OUTCOME TIME.
+                    for (&i, line) in idx.iter().zip(stdout.lines()) {
+                        let (from, to) = &probes[i];
+                        let outcome = line.split_whitespace().nth(2).unwrap_or_default();
+                        out[i] = Some(match outcome {
+                            "reachable" => Ok(TcpOutcome::Reachable),
+                            "timed-out" => Ok(TcpOutcome::TimedOut),
+                            "refused" => Ok(TcpOutcome::Refused),
+                            _ => Err(failed(format!("TCP {from} -> {to}"), line.trim())),
                         });
                     }
                 }
@@ -1261,6 +1247,71 @@ impl Deployment for VmDeployment {
             Duration::from_secs(30),
         )?;
         Ok(Box::new(listener))
+    }
+
+    /// One `netns-kit probe --listen …` process per host holds that host's listeners; it
+    /// prints `listening on N port(s)` once all are bound, which is what this waits for.
+    fn listen_all(&self, at: &[(String, u16)]) -> Result<Vec<Box<dyn Listener>>, DeployError> {
+        let inner = &self.inner;
+        let mut by_vm: BTreeMap<&str, (&Vm, Vec<String>)> = BTreeMap::new();
+        for (node, port) in at {
+            let vm = inner.host_of(node)?;
+            by_vm
+                .entry(vm.name())
+                .or_insert((vm, Vec::new()))
+                .1
+                .push(format!("--listen {node}:{port}"));
+        }
+        let opened: Vec<Result<Box<dyn Listener>, DeployError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = by_vm
+                .into_values()
+                .map(|(vm, flags)| {
+                    s.spawn(move || -> Result<Box<dyn Listener>, DeployError> {
+                        let n = inner.jobs.fetch_add(1, Ordering::Relaxed);
+                        let log = format!("/run/listen-{n}.log");
+                        let pid = inner.spawn(
+                            vm,
+                            &format!(
+                                "exec {} probe {RUN} {}",
+                                inner.bins.netns_kit.display(),
+                                flags.join(" ")
+                            ),
+                            &log,
+                        )?;
+                        let listener = GuestListener {
+                            inner: Arc::clone(inner),
+                            host: vm.name().to_string(),
+                            pid,
+                        };
+                        // Waits in the guest (one round trip); a listener that cannot bind
+                        // exits at once, and its log says why.
+                        let timeout = inner.cluster.accel().scale(Duration::from_secs(30));
+                        inner.succeed(
+                            vm,
+                            &format!("{} listeners", flags.len()),
+                            &format!(
+                                "i=0; while [ $i -lt {tries} ]; do \
+                                   grep -q '^listening on' {log} && exit 0; \
+                                   kill -0 {pid} 2>/dev/null || {{ cat {log} >&2; exit 1; }}; \
+                                   sleep 0.1; i=$((i+1)); \
+                                 done; cat {log} >&2; exit 1",
+                                tries = timeout.as_millis() / 100
+                            ),
+                            timeout + Duration::from_secs(5),
+                        )?;
+                        Ok(Box::new(listener))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(failed("listen", "a listener thread panicked")))
+                })
+                .collect()
+        });
+        opened.into_iter().collect()
     }
 
     fn sql(&self, database: &str, sql: &str) -> Result<String, DeployError> {

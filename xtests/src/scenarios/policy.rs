@@ -13,7 +13,7 @@ use netns_kit::topology::Topology;
 
 use super::shape;
 use super::{Needs, Scenario};
-use crate::deployment::{Deployment, Listener};
+use crate::deployment::Deployment;
 use crate::ns::TcpOutcome;
 
 /// The scenarios of this group.
@@ -132,28 +132,9 @@ pub fn listeners_needed(t: &Topology, probes: &[Probe]) -> BTreeSet<(String, u16
 fn every_row_holds_in_both_directions(d: &dyn Deployment) -> Result<(), String> {
     let t = d.topology();
     let probes = matrix(t)?;
-    // A listener wherever a probe must connect and no declared service listens; opened
-    // side by side (on the VM backend each one is a guest round trip).
+    // A listener wherever a probe must connect and no declared service listens.
     let needed: Vec<(String, u16)> = listeners_needed(t, &probes).into_iter().collect();
-    let opened: Vec<Result<Box<dyn Listener>, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = needed
-            .iter()
-            .map(|(node, port)| {
-                s.spawn(move || {
-                    d.listen(node, *port)
-                        .map_err(|e| format!("listen on {node}:{port}: {e}"))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a listener thread panicked".into()))
-            })
-            .collect()
-    });
-    let listeners: Vec<Box<dyn Listener>> = opened.into_iter().collect::<Result<_, _>>()?;
+    let listeners = d.listen_all(&needed).map_err(|e| format!("listen: {e}"))?;
 
     let observed = probe_all(d, &probes, DEADLINE);
     let mut wrong = Vec::new();
