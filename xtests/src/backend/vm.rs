@@ -92,8 +92,13 @@ const REGISTRY_LEASE_SECONDS: &str = "30";
 ///   seed under an advisory lock, and under TCG the one waiting for it can pass 5 s and
 ///   exit. Orders keep 5 s: an order whose instance was cut off mid-transaction holds its
 ///   Idempotency-Key's row lock, and the retry on another instance must give up on it
-///   within the gateway's budget.
+///   within the gateway's budget;
+/// - product reads give Redis 1 s, not 50 ms: a guest stalled by the host's load answers a
+///   cache read in hundreds of milliseconds, and at 50 ms every read becomes a miss served
+///   from PostgreSQL (seen at host load ~18: the routing and cache-outage scenarios saw
+///   `x-cache: miss` where the cache held the value).
 const SERVICE_ENV: &[(&str, &str)] = &[
+    ("ECOMM_PRODUCT_REDIS_TIMEOUT_MS", "1000"),
     ("ECOMM_PRODUCT_DB_STATEMENT_TIMEOUT_MS", "15000"),
     ("ECOMM_REGISTRY_TTL_SECONDS", REGISTRY_LEASE_SECONDS),
     ("ECOMM_GATEWAY_HEALTH_INTERVAL_MS", "500"),
