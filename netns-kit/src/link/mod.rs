@@ -405,9 +405,27 @@ pub fn list(nl: &mut Netlink) -> Result<Vec<LinkState>> {
         .collect())
 }
 
-/// The link named `name`, if present.
+/// The link named `name`, if present (one get request, not a dump of every link).
 pub fn by_name(nl: &mut Netlink, name: &str) -> Result<Option<LinkState>> {
-    Ok(list(nl)?.into_iter().find(|l| l.name == name))
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+    Ok(get(nl, msg, name)?.filter(|l| l.name == name))
+}
+
+/// The link with interface index `index`, if present (one get request).
+pub fn by_index(nl: &mut Netlink, index: u32) -> Result<Option<LinkState>> {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    Ok(get(nl, msg, &format!("#{index}"))?.filter(|l| l.index == index))
+}
+
+fn get(nl: &mut Netlink, msg: LinkMessage, what: &str) -> Result<Option<LinkState>> {
+    Ok(
+        match nl.get(RouteNetlinkMessage::GetLink(msg), &format!("link {what}"))? {
+            Some(RouteNetlinkMessage::NewLink(l)) => Some(state_of(&l)),
+            _ => None,
+        },
+    )
 }
 
 /// Wait (polling every millisecond, up to `timeout`) until the link with this index is

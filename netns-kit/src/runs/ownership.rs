@@ -21,14 +21,16 @@ pub(crate) enum Recorded {
     NotOurs,
 }
 
-/// What is at each of the run's recorded names, in order. Each proof enters the namespace
-/// on a thread of its own; several are checked at once (a big run has hundreds).
+/// What is at each of the run's recorded names, in order. The proofs run on throwaway
+/// checking threads, each entering the namespaces of its share in turn (no thread per
+/// namespace); several threads check at once (a big run has hundreds).
 pub(crate) fn recorded_entries(st: &RunState, run_id: &RunId) -> Vec<Recorded> {
     /// Names per checking thread, and at most this many threads.
     const PER_THREAD: usize = 8;
     const MAX_THREADS: usize = 16;
+    // Runs on a scoped checking thread that is thrown away afterwards (it enters namespaces).
     let check = |rec: &NsRecord| match netns::inspect_named(&rec.name) {
-        Ok(netns::NamedEntry::Mounted(ns)) if namespace_is_ours(&ns, rec, run_id) => {
+        Ok(netns::NamedEntry::Mounted(ns)) if lo_is_tagged_entering(&ns, run_id) => {
             Recorded::Ours(ns)
         }
         Ok(netns::NamedEntry::Unmounted { tag: Some(t) }) if &t == run_id => {
@@ -60,21 +62,27 @@ pub(crate) fn recorded_entries(st: &RunState, run_id: &RunId) -> Vec<Recorded> {
     })
 }
 
-/// Whether the namespace at a recorded name is the one the run created: its `lo` carries
-/// the run's alias, set from inside before the namespace got its name. The recorded inode
-/// alone is no proof: namespace inode numbers are reused, within a boot and across boots.
-pub(crate) fn namespace_is_ours(ns: &Netns, _rec: &NsRecord, run_id: &RunId) -> bool {
-    lo_is_tagged(ns, run_id)
-}
-
-/// Whether `lo` in `ns` carries the run's alias (set on every namespace the run creates,
-/// while inside it, before the namespace gets a name).
-pub(crate) fn lo_is_tagged(ns: &Netns, run_id: &RunId) -> bool {
-    let Ok(mut nl) = ns.netlink() else {
+/// Whether `ns` is a namespace the run created: its `lo` carries the run's alias, set from
+/// inside before the namespace got its name (the recorded inode alone is no proof:
+/// namespace inode numbers are reused, within a boot and across boots).
+///
+/// The calling thread enters `ns` to open the socket: only for a dedicated thread that is
+/// thrown away afterwards (never a caller's or an async worker's), which spares a thread
+/// per namespace checked.
+fn lo_is_tagged_entering(ns: &Netns, run_id: &RunId) -> bool {
+    if nix::sched::setns(ns.fd(), nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+        return false;
+    }
+    let Ok(mut nl) = crate::netlink::Netlink::open(ns.label()) else {
         return false;
     };
+    lo_carries(&mut nl, run_id)
+}
+
+/// Whether `lo` (index 1) behind `nl` carries the run's alias: one get request.
+fn lo_carries(nl: &mut crate::netlink::Netlink, run_id: &RunId) -> bool {
     matches!(
-        link::list(&mut nl).map(|ls| ls.into_iter().find(|l| l.index == 1)),
+        link::by_index(nl, 1),
         Ok(Some(lo)) if lo.alias.as_deref() == Some(run_id.alias().as_str())
     )
 }
@@ -107,10 +115,7 @@ fn parse_owned_alias(alias: &str) -> Option<(RunId, Owner)> {
 /// run's id. Such a namespace outlives its owner only because a process keeps it alive.
 pub(crate) fn orphan_of(ns: &Netns) -> Option<RunId> {
     let mut nl = ns.netlink().ok()?;
-    let lo = link::list(&mut nl)
-        .ok()?
-        .into_iter()
-        .find(|l| l.index == 1)?;
+    let lo = link::by_index(&mut nl, 1).ok()??;
     let (run_id, owner) = parse_owned_alias(lo.alias.as_deref()?)?;
     (!owner.is_alive()).then_some(run_id)
 }
@@ -129,10 +134,11 @@ pub(crate) fn pinned_namespaces(run_id: &RunId, known: &HashSet<u64>) -> Vec<(u6
     let is_ours = |(inode, pids): &(u64, Vec<i32>)| {
         pids.iter()
             .find_map(|p| Netns::open_path(Path::new(&format!("/proc/{p}/ns/net"))).ok())
-            .is_some_and(|ns| ns.inode() == *inode && lo_is_tagged(&ns, run_id))
+            .is_some_and(|ns| ns.inode() == *inode && lo_is_tagged_entering(&ns, run_id))
     };
     // Every other namespace on the machine with a process in it is a candidate (a busy host
-    // has dozens): they are checked several at once.
+    // has dozens): they are checked several at once, on scoped threads thrown away after
+    // (`is_ours` enters the namespaces it checks).
     let per = candidates.len().div_ceil(MAX_THREADS).max(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = candidates
