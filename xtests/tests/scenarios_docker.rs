@@ -12,11 +12,22 @@ use xtests::docker::run::leftovers;
 use xtests::docker::tiers;
 use xtests::scenarios::{all, run_one, Outcome};
 
+/// The two Docker tests of this binary, one at a time: the second makes a Docker network
+/// on a declared subnet on purpose, which (rightly) refuses any deployment started meanwhile.
+static DOCKER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    DOCKER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn every_scenario_passes_on_docker_compose() {
     if !compose_ready("the scenarios on Docker Compose") {
         return;
     }
+    let _serial = one_at_a_time();
     let d = ComposeDeployment::start(&xtests::topology_file::shared_file()).unwrap();
     // The deployment serves before any scenario runs (also the check while none exist yet).
     assert_eq!(d.get("/api/products/1").unwrap().status, 200);
@@ -92,9 +103,10 @@ fn a_second_deployment_waits_for_the_tier_subnets_and_an_overlap_is_refused_befo
     if !compose_ready("two Compose deployments on the declared tiers") {
         return;
     }
+    let _serial = one_at_a_time();
     let file = xtests::topology_file::shared_file();
-    // The first waits while another deployment (the scenarios above, run in parallel) holds
-    // the tiers: its progress line names the holder.
+    // Another process's deployment (another `cargo test`) may hold the tiers: the first waits
+    // for it, with a progress line naming the holder.
     let first = ComposeDeployment::start(&file).unwrap();
     let run = first.run_id().to_string();
     let before = run_labels();

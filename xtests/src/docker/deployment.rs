@@ -68,6 +68,10 @@ pub struct ComposeDeployment {
     ids: Mutex<BTreeMap<String, String>>,
     /// Namespaces by node, dropped whenever the node is stopped, killed or started.
     namespaces: Mutex<BTreeMap<String, NsHandle>>,
+    /// The registry lease the services run with, in seconds: the netns lab's, stretched by the
+    /// host's load when the deployment started (a lease the services cannot renew in time on a
+    /// loaded host drops live instances from the registry, and the gateway with them).
+    lease_seconds: u64,
     /// The declared tier subnets, this run's until dropped (after `down`, see `Drop`).
     _tiers: TierClaim,
 }
@@ -129,6 +133,7 @@ impl ComposeDeployment {
             host_ns,
             ids: Mutex::new(BTreeMap::new()),
             namespaces: Mutex::new(BTreeMap::new()),
+            lease_seconds: crate::lab::REGISTRY_TTL_SECONDS * u64::from(host_load::factor()),
             _tiers: claim,
         };
         let started = Instant::now();
@@ -142,10 +147,12 @@ impl ComposeDeployment {
         d.wait_healthy(&router)?;
         d.start_stages()?;
         eprintln!(
-            "docker {}: {} nodes up, wired and healthy in {:.1} s",
+            "docker {}: {} nodes up, wired and healthy in {:.1} s (registry lease {} s, load {:.1} per core)",
             d.run,
             d.topology.nodes.len(),
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            d.lease_seconds,
+            host_load::per_core()
         );
         let port = d.front.1.to_string();
         let published = d.compose(&["port", &d.front.0, &port], 60)?;
@@ -187,7 +194,7 @@ impl ComposeDeployment {
             "ECOMM_{}_PUBLISH",
             self.front.0.to_ascii_uppercase().replace('-', "_")
         );
-        let ttl = crate::lab::REGISTRY_TTL_SECONDS.to_string();
+        let ttl = self.lease_seconds.to_string();
         let env = [
             ("ECOMM_RUN", self.run.as_str()),
             (publish.as_str(), "127.0.0.1:"),
@@ -592,10 +599,10 @@ impl Deployment for ComposeDeployment {
         &self.run
     }
 
-    /// The registry lease the services run with (the netns lab's, set through
-    /// `ECOMM_REGISTRY_TTL_SECONDS`).
+    /// The registry lease the services run with (the netns lab's, stretched by the host's
+    /// load at start; set through `ECOMM_REGISTRY_TTL_SECONDS`).
     fn registry_lease(&self) -> Duration {
-        Duration::from_secs(crate::lab::REGISTRY_TTL_SECONDS)
+        Duration::from_secs(self.lease_seconds)
     }
 
     /// The last `lines` lines of node `name`'s container log (`docker logs`).
