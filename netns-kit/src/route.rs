@@ -11,6 +11,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use crate::addr::family_of;
 use crate::error::{Error, Result};
 use crate::netlink::Netlink;
+use crate::topology::plan::RoutePlan;
 
 /// A unicast route in the main table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,26 @@ impl Route {
             dev: None,
             metric: None,
         }
+    }
+
+    /// The route a plan declares ([`RoutePlan`]): a `0.0.0.0/0` (or `::/0`) destination is
+    /// the default route, any other is its network (host bits cleared); the gateway and the
+    /// metric are taken as planned. The plan names the output device; `dev_index` turns that
+    /// name into the interface index in the route's namespace (it is called only when the plan
+    /// names one, and its error is returned as is). The one conversion every applier uses:
+    /// the netns-kit apply transaction and the Docker backend's wiring.
+    pub fn from_planned<E>(
+        r: &RoutePlan,
+        dev_index: impl FnOnce(&str) -> std::result::Result<u32, E>,
+    ) -> std::result::Result<Route, E> {
+        let dest = (r.dest.prefix_len() != 0).then(|| (r.dest.network(), r.dest.prefix_len()));
+        let dev = r.dev.as_deref().map(dev_index).transpose()?;
+        Ok(Route {
+            dest,
+            via: r.via,
+            dev,
+            metric: r.metric,
+        })
     }
 
     /// Through gateway `gw`.
@@ -211,5 +232,61 @@ fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
         RouteAddress::Inet(v) => Some(IpAddr::V4(*v)),
         RouteAddress::Inet6(v) => Some(IpAddr::V6(*v)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(dest: &str, via: Option<&str>, dev: Option<&str>, metric: Option<u32>) -> RoutePlan {
+        RoutePlan {
+            ns: "n".into(),
+            dest: dest.parse().unwrap_or_else(|e| panic!("{dest}: {e}")),
+            via: via.map(|v| v.parse().unwrap_or_else(|e| panic!("{v}: {e}"))),
+            dev: dev.map(str::to_string),
+            metric,
+        }
+    }
+
+    fn no_dev(name: &str) -> std::result::Result<u32, String> {
+        Err(format!("asked for {name}"))
+    }
+
+    #[test]
+    fn a_planned_default_route_has_no_destination() {
+        let r = Route::from_planned(&planned("0.0.0.0/0", Some("10.0.0.1"), None, None), no_dev);
+        assert_eq!(
+            r,
+            Ok(Route::default_via(
+                "10.0.0.1".parse().unwrap_or_else(|e| panic!("{e}"))
+            ))
+        );
+        let r = Route::from_planned(&planned("::/0", Some("fd00::1"), None, None), no_dev);
+        assert_eq!(r.map(|r| r.dest), Ok(None));
+    }
+
+    #[test]
+    fn a_planned_destination_is_its_network_with_gateway_device_and_metric() {
+        let r = Route::from_planned(
+            &planned("10.1.2.3/24", Some("10.0.0.1"), Some("eth1"), Some(50)),
+            |name| if name == "eth1" { Ok(7) } else { no_dev(name) },
+        );
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(
+            r,
+            Ok(Route {
+                dest: Some((ip("10.1.2.0"), 24)),
+                via: Some(ip("10.0.0.1")),
+                dev: Some(7),
+                metric: Some(50),
+            })
+        );
+    }
+
+    #[test]
+    fn a_device_that_cannot_be_resolved_is_the_callers_error() {
+        let r = Route::from_planned(&planned("10.1.0.0/16", None, Some("veth9"), None), no_dev);
+        assert_eq!(r, Err("asked for veth9".to_string()));
     }
 }

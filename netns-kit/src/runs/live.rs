@@ -937,25 +937,7 @@ fn configure_links(
         addr.queue_add(netlink_of(&mut b.sockets, &ad.ns)?);
     }
     for r in &plan.routes {
-        let mut route = if r.dest.prefix_len() == 0 {
-            Route {
-                dest: None,
-                via: None,
-                dev: None,
-                metric: None,
-            }
-        } else {
-            Route::to(r.dest.network(), r.dest.prefix_len())
-        };
-        if let Some(v) = r.via {
-            route = route.via(v);
-        }
-        if let Some(d) = &r.dev {
-            route = route.dev(b.idx.get(&r.ns, d)?);
-        }
-        if let Some(m) = r.metric {
-            route = route.metric(m);
-        }
+        let route = Route::from_planned(r, |dev| b.idx.get(&r.ns, dev))?;
         route.queue_add(netlink_of(&mut b.sockets, &r.ns)?)?;
     }
     flush_all(&mut b.sockets, a.opts.workers)?;

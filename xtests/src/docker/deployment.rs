@@ -30,14 +30,17 @@ use netns_kit::topology::Topology;
 use netns_kit::Netns;
 
 use super::generate::{self, NODE_LABEL};
+use super::host_load;
 use super::run::{new_run_id, remove_labelled};
+use super::tiers::{self, TierClaim};
 use crate::deployment::{Backend, DeployError, Deployment, Listener};
 use crate::http::{Request, Response};
 use crate::ns::{NsHandle, TcpOutcome};
 
 const BACKEND: &str = "docker";
 
-/// How long one node may take to become healthy after it started.
+/// How long one node may take to become healthy after it started, on an idle host (stretched
+/// by [`host_load::scaled`] on a loaded one).
 const HEALTHY_SECONDS: u64 = 120;
 
 fn failed(what: impl Into<String>, reason: impl std::fmt::Display) -> DeployError {
@@ -65,6 +68,12 @@ pub struct ComposeDeployment {
     ids: Mutex<BTreeMap<String, String>>,
     /// Namespaces by node, dropped whenever the node is stopped, killed or started.
     namespaces: Mutex<BTreeMap<String, NsHandle>>,
+    /// The registry lease the services run with, in seconds: the netns lab's, stretched by the
+    /// host's load when the deployment started (a lease the services cannot renew in time on a
+    /// loaded host drops live instances from the registry, and the gateway with them).
+    lease_seconds: u64,
+    /// The declared tier subnets, this run's until dropped (after `down`, see `Drop`).
+    _tiers: TierClaim,
 }
 
 /// Starts the declaration `file` on Docker Compose; see [`ComposeDeployment::start`].
@@ -75,8 +84,17 @@ pub fn start(file: &Path) -> Result<ComposeDeployment, DeployError> {
 impl ComposeDeployment {
     /// Generates the Compose file of the declaration `file`, builds the images and starts
     /// every node (router first, then in start order), wired and healthy. On failure
-    /// everything started so far is removed.
+    /// everything started so far is removed. Waits for another deployment holding the tier
+    /// subnets at most [`tiers::default_wait`]; see [`ComposeDeployment::start_waiting`].
     pub fn start(file: &Path) -> Result<Self, DeployError> {
+        Self::start_waiting(file, tiers::default_wait())
+    }
+
+    /// [`ComposeDeployment::start`], waiting at most `wait` for another deployment that holds
+    /// the declared tier subnets ([`TierClaim`], a progress line names it). Before anything is
+    /// created, a route of the host or a Docker network over a declared subnet is refused
+    /// with an error that names both ([`tiers::TierError`]); nothing is left behind.
+    pub fn start_waiting(file: &Path, wait: Duration) -> Result<Self, DeployError> {
         let topology = Topology::from_path(file)
             .map_err(|e| failed(format!("read the declaration {}", file.display()), e))?;
         let run = new_run_id();
@@ -89,6 +107,11 @@ impl ComposeDeployment {
             .ok_or_else(|| failed("start", "the declaration has no [router]"))?;
         let front = front_of(&topology)?;
         let text = generate::compose(&topology).map_err(|e| failed("generate compose.yml", e))?;
+        let project = format!("ecomm{run}");
+        // The images first: they belong to no run, and building them may take minutes that
+        // another deployment need not wait for.
+        build_images()?;
+        let claim = claim_tiers(&topology, &run, &project, wait)?;
         let dir = std::env::temp_dir().join(format!("ecomm-compose-{run}"));
         std::fs::create_dir_all(&dir)
             .map_err(|e| failed(format!("create {}", dir.display()), e))?;
@@ -100,7 +123,7 @@ impl ComposeDeployment {
         let mut d = ComposeDeployment {
             topology,
             plan,
-            project: format!("ecomm{run}"),
+            project,
             run,
             dir,
             file: compose_file,
@@ -110,8 +133,9 @@ impl ComposeDeployment {
             host_ns,
             ids: Mutex::new(BTreeMap::new()),
             namespaces: Mutex::new(BTreeMap::new()),
+            lease_seconds: crate::lab::REGISTRY_TTL_SECONDS * u64::from(host_load::factor()),
+            _tiers: claim,
         };
-        build_images()?;
         let started = Instant::now();
         // Every container (and the networks and the volume) created at once, none started.
         d.compose(&["up", "--no-start"], 300)?;
@@ -123,10 +147,12 @@ impl ComposeDeployment {
         d.wait_healthy(&router)?;
         d.start_stages()?;
         eprintln!(
-            "docker {}: {} nodes up, wired and healthy in {:.1} s",
+            "docker {}: {} nodes up, wired and healthy in {:.1} s (registry lease {} s, load {:.1} per core)",
             d.run,
             d.topology.nodes.len(),
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            d.lease_seconds,
+            host_load::per_core()
         );
         let port = d.front.1.to_string();
         let published = d.compose(&["port", &d.front.0, &port], 60)?;
@@ -168,7 +194,7 @@ impl ComposeDeployment {
             "ECOMM_{}_PUBLISH",
             self.front.0.to_ascii_uppercase().replace('-', "_")
         );
-        let ttl = crate::lab::REGISTRY_TTL_SECONDS.to_string();
+        let ttl = self.lease_seconds.to_string();
         let env = [
             ("ECOMM_RUN", self.run.as_str()),
             (publish.as_str(), "127.0.0.1:"),
@@ -283,19 +309,18 @@ impl ComposeDeployment {
             return Ok(());
         }
         for r in self.plan.routes.iter().filter(|r| r.ns == name) {
-            let mut route = if r.dest.prefix_len() == 0 {
-                Route {
-                    dest: None,
-                    via: None,
-                    dev: None,
-                    metric: None,
-                }
-            } else {
-                Route::to(r.dest.addr(), r.dest.prefix_len())
-            };
-            if let Some(via) = r.via {
-                route = route.via(via);
-            }
+            // A planned device is looked up by name in the container (Docker names its own).
+            let route = Route::from_planned(r, |dev| {
+                netns_kit::link::by_name(&mut nl, dev)
+                    .map_err(|e| failed(&what, e))?
+                    .map(|l| l.index)
+                    .ok_or_else(|| {
+                        failed(
+                            &what,
+                            format!("the plan routes out of {dev}, which it lacks"),
+                        )
+                    })
+            })?;
             route.add(&mut nl).map_err(|e| failed(&what, e))?;
         }
         if std::env::var_os("ECOMM_DOCKER_DEBUG").is_some() {
@@ -308,7 +333,8 @@ impl ComposeDeployment {
     /// Waits until node `name`'s container is healthy (running, for one without a check).
     fn wait_healthy(&self, name: &str) -> Result<(), DeployError> {
         let id = self.container(name)?;
-        let deadline = Instant::now() + Duration::from_secs(HEALTHY_SECONDS);
+        let limit = host_load::scaled(HEALTHY_SECONDS);
+        let deadline = Instant::now() + Duration::from_secs(limit);
         loop {
             let state = self.inspect(
                 &id,
@@ -328,7 +354,7 @@ impl ComposeDeployment {
                 return Err(failed(
                     format!("wait for {name} to become healthy"),
                     format!(
-                        "still {state:?} after {HEALTHY_SECONDS} s: {}",
+                        "still {state:?} after {limit} s: {}",
                         self.container_log(&id, 15)
                     ),
                 ));
@@ -467,6 +493,25 @@ fn delete_default_route(
     )
 }
 
+/// Claims the declared tier subnets for run `run` (waiting at most `wait`), then refuses them
+/// if a route of this process's namespace or another Docker network already overlaps one.
+fn claim_tiers(
+    t: &Topology,
+    run: &str,
+    project: &str,
+    wait: Duration,
+) -> Result<TierClaim, DeployError> {
+    let what = "claim the tier subnets";
+    let subnets = tiers::subnets(t);
+    let holder = format!("run {run} (project {project})");
+    let claim = TierClaim::acquire(Path::new(tiers::LOCK_PATH), &subnets, &holder, wait)
+        .map_err(|e| failed(what, e))?;
+    tiers::check_networks(&subnets).map_err(|e| failed(what, e))?;
+    let host = Netns::current_process().map_err(|e| failed(what, e))?;
+    tiers::check_routes(&host, &subnets).map_err(|e| failed(what, e))?;
+    Ok(claim)
+}
+
 /// The node the host reaches (the `[host]` allowance's target) and its service's port.
 fn front_of(t: &Topology) -> Result<(String, u16), DeployError> {
     let node = t
@@ -506,8 +551,9 @@ fn build_images() -> Result<(), DeployError> {
         .map_err(|e| failed("build the images", e))
 }
 
-/// Runs `program args…` under `timeout`, with `env` added; trimmed stdout, or an error with
-/// the tail of stderr.
+/// Runs `program args…` under `timeout` (`seconds` on an idle host, stretched by
+/// [`host_load::scaled`]), with `env` added; trimmed stdout, or an error with the tail of
+/// stderr.
 fn run_cmd(
     program: &str,
     args: &[&str],
@@ -515,6 +561,7 @@ fn run_cmd(
     seconds: u64,
 ) -> Result<String, DeployError> {
     let line = format!("{program} {}", args.join(" "));
+    let seconds = host_load::scaled(seconds);
     let out = Command::new("timeout")
         .arg("--kill-after=5")
         .arg(seconds.to_string())
@@ -552,10 +599,10 @@ impl Deployment for ComposeDeployment {
         &self.run
     }
 
-    /// The registry lease the services run with (the netns lab's, set through
-    /// `ECOMM_REGISTRY_TTL_SECONDS`).
+    /// The registry lease the services run with (the netns lab's, stretched by the host's
+    /// load at start; set through `ECOMM_REGISTRY_TTL_SECONDS`).
     fn registry_lease(&self) -> Duration {
-        Duration::from_secs(crate::lab::REGISTRY_TTL_SECONDS)
+        Duration::from_secs(self.lease_seconds)
     }
 
     /// The last `lines` lines of node `name`'s container log (`docker logs`).

@@ -62,7 +62,8 @@ async fn build() -> Result<(), DockerError> {
     let out = run(
         &script.to_string_lossy(),
         &["--ecomm", &ecomm.to_string_lossy()],
-        Duration::from_secs(600),
+        // Compiling and assembling on a loaded host takes longer: the bound grows with it.
+        Duration::from_secs(super::host_load::scaled(600)),
     )
     .await;
     drop(guard);

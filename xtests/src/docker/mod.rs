@@ -8,6 +8,8 @@
 //! - [`deployment::ComposeDeployment`] is the Compose stack as a [`crate::deployment::Deployment`]:
 //!   one container per declared node and a router, the tier policy applied in their namespaces.
 //! - [`generate`] derives those two files from the declaration (`lab compose`, `lab swarm`).
+//! - [`tiers`] keeps the declared tier subnets to one deployment at a time on the host, and off
+//!   subnets a host route or another Docker network already holds.
 //!
 //! Everything created carries the run id (in its name and the label `ecomm.run`); each fixture's
 //! `Drop` removes what it created, and [`run::leftovers`] lets a test assert nothing remains.
@@ -18,10 +20,12 @@ pub mod deployment;
 pub mod engine;
 pub mod error;
 pub mod generate;
+pub mod host_load;
 pub mod http;
 pub mod images;
 pub mod run;
 pub mod swarm;
+pub mod tiers;
 
 pub use engine::{compose_ready, docker_ready};
 pub use error::DockerError;
