@@ -134,10 +134,7 @@ impl Netlink {
                 self.recv()?;
                 let mut p = 0usize;
                 while p + 16 <= self.inbuf.len() {
-                    let len = msg_len(&self.inbuf[p..]).max(16);
-                    let kind = u16::from_ne_bytes([self.inbuf[p + 4], self.inbuf[p + 5]]);
-                    let seq =
-                        u32::from_ne_bytes(self.inbuf[p + 8..p + 12].try_into().unwrap_or([0; 4]));
+                    let (len, end, kind, seq) = frame(&self.inbuf, p);
                     if kind == NLMSG_ERROR && p + 20 <= self.inbuf.len() {
                         let code = i32::from_ne_bytes(
                             self.inbuf[p + 16..p + 20].try_into().unwrap_or([0; 4]),
@@ -145,7 +142,6 @@ impl Netlink {
                         if let Some(idx) = queued[first..qi].iter().position(|(s, _)| *s == seq) {
                             waiting = waiting.saturating_sub(1);
                             if code != 0 && first_err.is_none() {
-                                let end = (p + len).min(self.inbuf.len());
                                 let detail = ext_ack_text(&self.inbuf[p..end])
                                     .map(|t| format!(" (kernel: {t})"))
                                     .unwrap_or_default();
@@ -176,27 +172,12 @@ impl Netlink {
         msg: RouteNetlinkMessage,
         what: &str,
     ) -> Result<Option<RouteNetlinkMessage>> {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST;
-        header.sequence_number = seq;
-        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
-        nl.finalize();
-        let mut buf = vec![0u8; nl.buffer_len()];
-        nl.serialize(&mut buf);
-        self.sock
-            .send(&buf, 0)
-            .map_err(|e| Error::io("send", format!("netlink get in {}", self.ns), e))?;
+        let seq = self.send_request(msg, 0, "get")?;
         loop {
             self.recv()?;
             let mut p = 0usize;
             while p + 16 <= self.inbuf.len() {
-                let len = msg_len(&self.inbuf[p..]).max(16);
-                let end = (p + len).min(self.inbuf.len());
-                let kind = u16::from_ne_bytes([self.inbuf[p + 4], self.inbuf[p + 5]]);
-                let this_seq =
-                    u32::from_ne_bytes(self.inbuf[p + 8..p + 12].try_into().unwrap_or([0; 4]));
+                let (len, end, kind, this_seq) = frame(&self.inbuf, p);
                 if this_seq == seq {
                     if kind == NLMSG_ERROR {
                         let code = i32::from_ne_bytes(
@@ -235,28 +216,13 @@ impl Netlink {
         msg: RouteNetlinkMessage,
         what: &str,
     ) -> Result<Vec<RouteNetlinkMessage>> {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        header.sequence_number = seq;
-        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
-        nl.finalize();
-        let mut buf = vec![0u8; nl.buffer_len()];
-        nl.serialize(&mut buf);
-        self.sock
-            .send(&buf, 0)
-            .map_err(|e| Error::io("send", format!("netlink dump in {}", self.ns), e))?;
+        let seq = self.send_request(msg, NLM_F_DUMP, "dump")?;
         let mut answers = Vec::new();
         loop {
             self.recv()?;
             let mut p = 0usize;
             while p + 16 <= self.inbuf.len() {
-                let len = msg_len(&self.inbuf[p..]).max(16);
-                let end = (p + len).min(self.inbuf.len());
-                let kind = u16::from_ne_bytes([self.inbuf[p + 4], self.inbuf[p + 5]]);
-                let this_seq =
-                    u32::from_ne_bytes(self.inbuf[p + 8..p + 12].try_into().unwrap_or([0; 4]));
+                let (len, end, kind, this_seq) = frame(&self.inbuf, p);
                 if this_seq == seq {
                     match kind {
                         NLMSG_DONE => return Ok(answers),
@@ -291,6 +257,23 @@ impl Netlink {
                 p += align4(len);
             }
         }
+    }
+
+    /// Sends one request (`NLM_F_REQUEST | flags`) under the next sequence number; returns it.
+    fn send_request(&mut self, msg: RouteNetlinkMessage, flags: u16, verb: &str) -> Result<u32> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | flags;
+        header.sequence_number = seq;
+        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+        nl.finalize();
+        let mut buf = vec![0u8; nl.buffer_len()];
+        nl.serialize(&mut buf);
+        self.sock
+            .send(&buf, 0)
+            .map_err(|e| Error::io("send", format!("netlink {verb} in {}", self.ns), e))?;
+        Ok(seq)
     }
 
     fn recv(&mut self) -> Result<()> {
@@ -329,6 +312,16 @@ fn force_rcvbuf(sock: &Socket) {
 }
 
 /// The length field of the netlink message at the start of `buf`.
+/// The frame at `p` of `buf` (at least 16 bytes from `p`): its length (at least a header),
+/// where it ends (within `buf`), its type and its sequence number.
+fn frame(buf: &[u8], p: usize) -> (usize, usize, u16, u32) {
+    let len = msg_len(&buf[p..]).max(16);
+    let end = (p + len).min(buf.len());
+    let kind = u16::from_ne_bytes([buf[p + 4], buf[p + 5]]);
+    let seq = u32::from_ne_bytes(buf[p + 8..p + 12].try_into().unwrap_or([0; 4]));
+    (len, end, kind, seq)
+}
+
 fn msg_len(buf: &[u8]) -> usize {
     if buf.len() < 4 {
         return buf.len();
