@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 
 use crate::error::{Error, Result};
-use crate::protocol::{read_frame, write_frame, Envelope, Request, Response, MAX_FRAME};
+use crate::protocol::{read_frame, write_frame, Envelope, Exchanged, Request, Response, MAX_FRAME};
+
+/// What one finished exchange brought back: the bytes received, or why it failed.
+pub type ExchangeOutcome = std::result::Result<Vec<u8>, String>;
 
 /// Output of a guest command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,6 +286,63 @@ impl AgentClient {
                 .map_err(|e| self.err(format!("base64: {e}"))),
             Response::Error { message } => Err(self.err(message)),
             other => Err(self.err(format!("unexpected answer to read: {other:?}"))),
+        }
+    }
+
+    /// Starts a TCP exchange in the guest (see [`Request::Exchange`]); returns its job id,
+    /// whose outcome a later [`AgentClient::collect`] hands out.
+    pub fn exchange(
+        &mut self,
+        netns: Option<&str>,
+        addr: &str,
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<u64> {
+        let req = Request::Exchange {
+            netns: netns.map(str::to_string),
+            addr: addr.to_string(),
+            data_b64: base64::engine::general_purpose::STANDARD.encode(data),
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        };
+        match self.call(req, Duration::from_secs(30))? {
+            Response::Started { job } => {
+                self.note(format!(
+                    "exchange {} bytes with {addr} in {} -> job {job}",
+                    data.len(),
+                    netns.unwrap_or("the root namespace")
+                ));
+                Ok(job)
+            }
+            Response::Error { message } => Err(self.err(message)),
+            other => Err(self.err(format!("unexpected answer to exchange: {other:?}"))),
+        }
+    }
+
+    /// The exchanges that finished since the last collect: job id and the bytes received,
+    /// or why it failed.
+    pub fn collect(&mut self) -> Result<Vec<(u64, ExchangeOutcome)>> {
+        match self.call(Request::Collect, Duration::from_secs(30))? {
+            Response::Collected { done } => done
+                .into_iter()
+                .map(
+                    |Exchanged {
+                         job,
+                         data_b64,
+                         error,
+                     }| {
+                        let outcome = match (data_b64, error) {
+                            (_, Some(e)) => Err(e),
+                            (Some(d), None) => Ok(base64::engine::general_purpose::STANDARD
+                                .decode(d)
+                                .map_err(|e| self.err(format!("base64 of job {job}: {e}")))?),
+                            (None, None) => Err("no outcome".to_string()),
+                        };
+                        Ok((job, outcome))
+                    },
+                )
+                .collect(),
+            Response::Error { message } => Err(self.err(message)),
+            other => Err(self.err(format!("unexpected answer to collect: {other:?}"))),
         }
     }
 }

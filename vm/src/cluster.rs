@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::accel::{Accel, KVM_PROBE_DEADLINE};
-use crate::agent::Output;
+use crate::agent::{ExchangeOutcome, Output};
 use crate::error::{Error, Result};
 use crate::initramfs;
 use crate::kernel::{cache_root, Kernel};
@@ -609,6 +609,24 @@ impl Vm {
     /// Starts `cmd` in the background like [`Vm::spawn`]; `Err` instead of a panic.
     pub fn try_spawn(&self, cmd: &str, log: &str) -> Result<u32> {
         self.lock().agent.spawn(cmd, log)
+    }
+
+    /// Starts a TCP exchange from the guest's namespace `netns` (a pinned path; `None` for
+    /// its root namespace) to `addr`; returns the job id a later [`Vm::collect`] reports.
+    /// No guest process runs: the agent connects on a thread of its own.
+    pub fn exchange(
+        &self,
+        netns: Option<&str>,
+        addr: &str,
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<u64> {
+        self.lock().agent.exchange(netns, addr, data, timeout)
+    }
+
+    /// The exchanges that finished since the last collect (each is reported once).
+    pub fn collect(&self) -> Result<Vec<(u64, ExchangeOutcome)>> {
+        self.lock().agent.collect()
     }
 
     /// Writes a file in the guest like [`Vm::write_file`]; `Err` instead of a panic.

@@ -31,6 +31,6 @@ pub mod qmp;
 pub mod switch;
 
 pub use accel::Accel;
-pub use agent::Output;
+pub use agent::{ExchangeOutcome, Output};
 pub use cluster::{available, Cluster, ClusterSpec, Net, Vm, VmSpec};
 pub use error::{Error, Result};

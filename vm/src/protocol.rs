@@ -53,6 +53,25 @@ pub enum Request {
         /// Absolute guest path.
         path: String,
     },
+    /// Start one TCP exchange on an agent thread and answer [`Response::Started`] at once:
+    /// connect to `addr` from the network namespace pinned at `netns` (the guest's root
+    /// namespace when `None`), send `data_b64`, read until the peer closes (HTTP requests say
+    /// `Connection: close`). No
+    /// process is started, so a request costs no `exec` under TCG. Its outcome is picked
+    /// up by [`Request::Collect`].
+    Exchange {
+        /// Path of a pinned network namespace, e.g. `/run/netns/r1-gateway`.
+        netns: Option<String>,
+        /// `ip:port` to connect to.
+        addr: String,
+        /// Bytes to send, base64.
+        data_b64: String,
+        /// Deadline for the connect and for the whole exchange.
+        timeout_ms: u64,
+    },
+    /// Answer [`Response::Collected`] with every exchange that finished since the last
+    /// collect (each outcome is handed out once).
+    Collect,
 }
 
 /// The agent's answer.
@@ -87,11 +106,32 @@ pub enum Response {
         /// Contents, base64.
         data_b64: String,
     },
+    /// Result of [`Request::Exchange`]: the job the outcome will carry.
+    Started {
+        /// Job id, unique for the agent's life.
+        job: u64,
+    },
+    /// Result of [`Request::Collect`].
+    Collected {
+        /// The exchanges that finished, in no particular order.
+        done: Vec<Exchanged>,
+    },
     /// The request failed; `message` says why.
     Error {
         /// What went wrong.
         message: String,
     },
+}
+
+/// The outcome of one [`Request::Exchange`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Exchanged {
+    /// The job [`Response::Started`] named.
+    pub job: u64,
+    /// Everything the peer sent before it closed, base64; `None` when the exchange failed.
+    pub data_b64: Option<String>,
+    /// Why the exchange failed (`refused`, `timed out`, ...); `None` when it completed.
+    pub error: Option<String>,
 }
 
 /// Writes one length-prefixed JSON frame.
@@ -140,6 +180,29 @@ mod tests {
         );
         let back: Request = read_frame(&mut buf.as_slice()).unwrap();
         assert_eq!(back, req);
+    }
+
+    #[test]
+    fn an_exchange_and_its_collected_outcome_round_trip() {
+        let req = Request::Exchange {
+            netns: Some("/run/netns/r-gw".into()),
+            addr: "10.10.0.2:8080".into(),
+            data_b64: "R0VUIC8=".into(),
+            timeout_ms: 2000,
+        };
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &req).unwrap();
+        assert_eq!(read_frame::<Request>(&mut buf.as_slice()).unwrap(), req);
+        let resp = Response::Collected {
+            done: vec![Exchanged {
+                job: 3,
+                data_b64: None,
+                error: Some("refused".into()),
+            }],
+        };
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &resp).unwrap();
+        assert_eq!(read_frame::<Response>(&mut buf.as_slice()).unwrap(), resp);
     }
 
     #[test]

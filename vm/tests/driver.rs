@@ -47,6 +47,57 @@ fn one_vm_runs_commands_files_background_processes_and_survives_freeze() {
         solo.wait_until_succeeds("test $(wc -l < /tmp/ticks) -ge 3", Duration::from_secs(10));
     });
 
+    cluster.phase(
+        "TCP exchanges from a namespace, without a guest process",
+        || {
+            solo.succeed(
+                "mkdir -p /tmp/www && echo served in ns-x > /tmp/www/index.html && \
+             ip netns add ns-x && ip -n ns-x link set lo up",
+            );
+            solo.spawn(
+                "exec ip netns exec ns-x busybox httpd -f -p 127.0.0.1:7001 -h /tmp/www",
+                "/tmp/httpd.log",
+            );
+            solo.wait_until_succeeds(
+                "ip netns exec ns-x ss -Htln 'sport = :7001' | grep -q .",
+                Duration::from_secs(20),
+            );
+            let request = b"GET /index.html HTTP/1.0\r\n\r\n";
+            let inside = solo
+                .exchange(
+                    Some("/run/netns/ns-x"),
+                    "127.0.0.1:7001",
+                    request,
+                    Duration::from_secs(20),
+                )
+                .unwrap();
+            // From the root namespace the same address has no listener.
+            let outside = solo
+                .exchange(None, "127.0.0.1:7001", request, Duration::from_secs(20))
+                .unwrap();
+            let mut done = std::collections::HashMap::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while done.len() < 2 && std::time::Instant::now() < deadline {
+                done.extend(solo.collect().unwrap());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let answer = String::from_utf8(done[&inside].clone().unwrap()).unwrap();
+            assert!(
+                answer.starts_with("HTTP/1.") && answer.contains("served in ns-x"),
+                "{answer}"
+            );
+            assert_eq!(done[&outside], Err("refused".to_string()));
+            // Collected outcomes are handed out once.
+            assert!(solo.collect().unwrap().is_empty());
+            let bad = solo.exchange(None, "nowhere", request, Duration::from_secs(1));
+            assert!(
+                bad.as_ref()
+                    .is_err_and(|e| e.to_string().contains("\"nowhere\"")),
+                "{bad:?}"
+            );
+        },
+    );
+
     cluster.phase("freeze and thaw", || {
         solo.freeze();
         let frozen = solo.execute_timeout("true", Duration::from_secs(2));

@@ -64,6 +64,24 @@ impl Request {
         self
     }
 
+    /// The request as bytes on the wire to `addr` (its `Host`): head, then body; one request
+    /// per connection (`Connection: close`), so the answer ends when the server closes.
+    pub fn encode(&self, addr: SocketAddr) -> Vec<u8> {
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.method,
+            self.path,
+            self.body.len()
+        );
+        for (k, v) in &self.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut wire = head.into_bytes();
+        wire.extend_from_slice(&self.body);
+        wire
+    }
+
     /// Sends the request to `addr` over a connection opened inside `ns`.
     pub fn send(&self, ns: &NsHandle, addr: SocketAddr) -> Result<Response, LabError> {
         let fail = |reason: String| LabError::Http {
@@ -77,19 +95,8 @@ impl Request {
             .set_read_timeout(Some(self.timeout))
             .and_then(|()| stream.set_write_timeout(Some(self.timeout)))
             .map_err(|e| fail(format!("set timeouts: {e}")))?;
-        let mut head = format!(
-            "{} {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.method,
-            self.path,
-            self.body.len()
-        );
-        for (k, v) in &self.headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
         stream
-            .write_all(head.as_bytes())
-            .and_then(|()| stream.write_all(&self.body))
+            .write_all(&self.encode(addr))
             .map_err(|e| fail(format!("send: {e}")))?;
         let mut raw = Vec::new();
         stream
@@ -130,7 +137,9 @@ impl Response {
         serde_json::from_slice(&self.body)
     }
 
-    fn parse(raw: &[u8]) -> Result<Self, String> {
+    /// Parses everything a server sent on one connection: interim (1xx) heads are skipped,
+    /// a chunked body is decoded.
+    pub fn parse(mut raw: &[u8]) -> Result<Self, String> {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut resp = httparse::Response::new(&mut headers);
         let header_len = match resp.parse(raw) {
@@ -141,6 +150,10 @@ impl Response {
             Err(e) => return Err(format!("malformed response: {e}")),
         };
         let status = resp.code.ok_or("response without a status code")?;
+        if (100..200).contains(&status) {
+            raw = &raw[header_len..];
+            return Self::parse(raw);
+        }
         let headers: Vec<(String, String)> = resp
             .headers
             .iter()
@@ -195,6 +208,26 @@ fn decode_chunked(mut data: &[u8]) -> Result<Vec<u8>, String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interim_response_is_skipped_for_the_final_one() {
+        let raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nX-Cache: miss\r\n\r\n{\"id\":\"1\"}";
+        let resp = Response::parse(raw).unwrap();
+        assert_eq!(resp.status, 201);
+        assert_eq!(resp.header("x-cache"), Some("miss"));
+        assert_eq!(resp.json().unwrap()["id"], "1");
+    }
+
+    #[test]
+    fn a_request_is_encoded_with_its_host_length_and_close() {
+        let req = Request::post_json("/api/orders", &serde_json::json!({"a": 1}))
+            .header("Idempotency-Key", "k");
+        let wire = String::from_utf8(req.encode("10.0.0.1:80".parse().unwrap())).unwrap();
+        assert_eq!(
+            wire,
+            "POST /api/orders HTTP/1.1\r\nHost: 10.0.0.1:80\r\nConnection: close\r\nContent-Length: 7\r\nContent-Type: application/json\r\nIdempotency-Key: k\r\n\r\n{\"a\":1}"
+        );
+    }
 
     #[test]
     fn a_chunked_response_is_decoded() {

@@ -1,26 +1,35 @@
 //! The guest agent: PID 1 in every VM. It finds the virtio serial port named
 //! `vm.agent`, answers length-prefixed JSON requests on it one at a time (run a
-//! command, spawn a background process, read or write a file), and reaps every
+//! command, spawn a background process, read or write a file, start a TCP exchange on a
+//! thread of its own and hand out the finished ones), and reaps every
 //! process in the guest (as init must). Its own log goes to the console (ttyS0).
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use vm::protocol::{read_frame, write_frame, Envelope, Request, Response};
+use vm::protocol::{read_frame, write_frame, Envelope, Exchanged, Request, Response};
 
 /// The virtio serial port name the host's `virtserialport` carries.
 const PORT_NAME: &str = "vm.agent";
 /// How long output readers may linger after the command exited (grandchildren holding the pipe).
 const DRAIN: Duration = Duration::from_millis(500);
+
+/// The next exchange's job id.
+static NEXT_JOB: AtomicU64 = AtomicU64::new(1);
+/// Finished exchanges not yet collected.
+static EXCHANGED: Mutex<Vec<Exchanged>> = Mutex::new(Vec::new());
 
 /// Exit statuses collected by the reaper, by pid.
 #[derive(Default)]
@@ -158,6 +167,20 @@ fn handle(req: Request, reaped: &Reaped) -> Response {
                 data_b64: base64::engine::general_purpose::STANDARD.encode(d),
             })
             .map_err(|e| format!("read {path}: {e}")),
+        Request::Exchange {
+            netns,
+            addr,
+            data_b64,
+            timeout_ms,
+        } => exchange(
+            netns.as_deref(),
+            &addr,
+            &data_b64,
+            Duration::from_millis(timeout_ms),
+        ),
+        Request::Collect => Ok(Response::Collected {
+            done: std::mem::take(&mut *EXCHANGED.lock().unwrap_or_else(|p| p.into_inner())),
+        }),
     };
     result.unwrap_or_else(|message| Response::Error { message })
 }
@@ -263,4 +286,88 @@ fn write_file(path: &str, data_b64: &str, mode: u32) -> Result<Response, String>
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(|e| format!("chmod {path}: {e}"))?;
     Ok(Response::Written)
+}
+
+/// Starts one TCP exchange on a thread of its own (see [`Request::Exchange`]); its outcome
+/// lands in [`EXCHANGED`]. Bad input is answered at once.
+fn exchange(
+    netns: Option<&str>,
+    addr: &str,
+    data_b64: &str,
+    timeout: Duration,
+) -> Result<Response, String> {
+    let to: SocketAddr = addr
+        .parse()
+        .map_err(|e| format!("exchange address {addr:?}: {e}: expected ip:port"))?;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(data_b64)
+        .map_err(|e| format!("exchange data: base64: {e}"))?;
+    let ns = netns
+        .map(|p| File::open(p).map_err(|e| format!("open netns {p}: {e}")))
+        .transpose()?;
+    let job = NEXT_JOB.fetch_add(1, Ordering::Relaxed);
+    std::thread::Builder::new()
+        .name(format!("exchange-{job}"))
+        .spawn(move || {
+            let outcome = exchange_here(ns, to, &data, timeout);
+            let (data_b64, error) = match outcome {
+                Ok(got) => (
+                    Some(base64::engine::general_purpose::STANDARD.encode(got)),
+                    None,
+                ),
+                Err(e) => (None, Some(e)),
+            };
+            EXCHANGED
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Exchanged {
+                    job,
+                    data_b64,
+                    error,
+                });
+        })
+        .map_err(|e| format!("start the exchange thread: {e}"))?;
+    Ok(Response::Started { job })
+}
+
+/// The exchange itself, on the calling thread, which enters `ns` for good: it is a thread
+/// spawned for this one exchange and ends with it.
+fn exchange_here(
+    ns: Option<File>,
+    to: SocketAddr,
+    data: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
+    if let Some(ns) = ns {
+        // SAFETY: setns(2) on a namespace fd this thread owns; it moves only the calling
+        // thread, which runs nothing after this exchange, so no other code sees the change.
+        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(format!("setns: {}", std::io::Error::last_os_error()));
+        }
+    }
+    let deadline = Instant::now() + timeout;
+    let said = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "refused".to_string(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timed out".to_string(),
+        _ => e.to_string(),
+    };
+    let mut stream = TcpStream::connect_timeout(&to, timeout).map_err(said)?;
+    stream.set_write_timeout(Some(timeout)).map_err(said)?;
+    stream.write_all(data).map_err(said)?;
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let _ = stream.shutdown(Shutdown::Both);
+            return Err("timed out".into());
+        }
+        stream.set_read_timeout(Some(left)).map_err(said)?;
+        match stream.read(&mut chunk) {
+            Ok(0) => return Ok(got),
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(said(e)),
+        }
+    }
 }

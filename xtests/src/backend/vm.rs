@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use netns_kit::topology::{Instance, Placement, Ready, Service, Topology};
-use vm::{Cluster, ClusterSpec, Vm, VmSpec};
+use vm::{Cluster, ClusterSpec, ExchangeOutcome, Vm, VmSpec};
 
 use crate::deployment::{Backend, Capabilities, DeployError, Deployment, Listener};
 use crate::http::{Request, Response};
@@ -167,7 +167,9 @@ struct Inner {
     /// Numbers the background commands (their output files).
     jobs: AtomicU64,
     /// Per VM: background commands collected but not yet claimed, and the poller's lock.
-    finished: BTreeMap<String, Finished>,
+    finished: BTreeMap<String, Finished<(i32, String, String)>>,
+    /// Per VM: agent exchanges (HTTP requests) collected but not yet claimed.
+    exchanged: BTreeMap<String, Finished<ExchangeOutcome>>,
 }
 
 impl VmDeployment {
@@ -211,6 +213,11 @@ impl VmDeployment {
             .keys()
             .map(|h| (h.clone(), Finished::default()))
             .collect();
+        let exchanged = placement
+            .hosts
+            .keys()
+            .map(|h| (h.clone(), Finished::default()))
+            .collect();
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -226,6 +233,7 @@ impl VmDeployment {
                 pg_bindir: OnceLock::new(),
                 jobs: AtomicU64::new(0),
                 finished,
+                exchanged,
             }),
             keeper: Some((jobs, keeper)),
         };
@@ -895,26 +903,51 @@ impl Inner {
             &format!("( {cmd} ) >{f}.out 2>{f}.err; echo $? >{f}.tmp; mv {f}.tmp {f}.code"),
             "/dev/null",
         )?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(done) = lock(&finished.done).remove(&id) {
-                return Ok(done);
-            }
-            if Instant::now() > deadline {
-                return Err(failed(what(), format!("no answer within {timeout:?}")));
-            }
-            if let Ok(mut last) = finished.poller.try_lock() {
-                if last.is_none_or(|t| t.elapsed() >= POLL) {
-                    let out = vm
-                        .execute(&collect_command())
-                        .map_err(|e| failed(what(), e))?;
-                    *last = Some(Instant::now());
-                    lock(&finished.done).extend(out.stdout.lines().filter_map(parse_finished));
-                    continue;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        finished
+            .claim(id, Instant::now() + timeout, || {
+                let out = vm.execute(&collect_command()).map_err(|e| e.to_string())?;
+                Ok(out.stdout.lines().filter_map(parse_finished).collect())
+            })
+            .map_err(|e| failed(what(), format!("{e} (within {timeout:?})")))
+    }
+
+    /// Sends `data` to `to` from `node`'s namespace through the VM's agent and returns what
+    /// came back before the peer closed. The agent connects on a thread of its own, so no
+    /// guest process starts (under TCG a `curl` costs hundreds of milliseconds of exec and
+    /// dynamic linking); exchanges of many threads overlap, collected like
+    /// [`Inner::background`] commands.
+    fn exchange(
+        &self,
+        node: &str,
+        to: SocketAddr,
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, DeployError> {
+        let vm = self.host_of(node)?;
+        let what = || format!("{}: exchange with {to} from {node}", vm.name());
+        let exchanged = self
+            .exchanged
+            .get(vm.name())
+            .ok_or_else(|| failed(what(), "no such VM"))?;
+        let netns = format!("/run/netns/{RUN}-{node}");
+        let id = vm
+            .exchange(Some(&netns), &to.to_string(), data, timeout)
+            .map_err(|e| failed(what(), e))?;
+        let margin = self.cluster.accel().scale(BACKGROUND_MARGIN);
+        exchanged
+            .claim(id, Instant::now() + timeout + margin, || {
+                vm.collect().map_err(|e| e.to_string())
+            })
+            .map_err(|e| failed(what(), e))?
+            .map_err(|e| failed(what(), e))
+    }
+
+    /// Sends `req` to `to` from `node`'s namespace (see [`Inner::exchange`]); the deadline
+    /// is the request's, scaled for the accelerator.
+    fn http(&self, node: &str, to: SocketAddr, req: &Request) -> Result<Response, DeployError> {
+        let timeout = self.cluster.accel().scale(req.timeout);
+        let raw = self.exchange(node, to, &req.encode(to), timeout)?;
+        Response::parse(&raw).map_err(|e| failed(format!("{} {}", req.method, req.path), e))
     }
 
     /// One TCP connection attempt from `from` to `to`, in the background (see
@@ -1058,20 +1091,60 @@ impl Inner {
     /// GETs `path` from the service on `node`, inside `node`'s namespace on its VM.
     fn get_on(&self, node: &str, path: &str) -> Result<String, DeployError> {
         let addr = self.listen_of(node)?;
-        self.run(
-            self.host_of(node)?,
-            &format!("GET {path} on {node}"),
-            &format!("{} curl -sf -m 10 http://{addr}{path}", self.in_netns(node)),
-        )
+        let r = self.http(node, addr, &Request::get(path))?;
+        if r.status != 200 {
+            return Err(failed(
+                format!("GET {path} on {node}"),
+                format!("{} {}", r.status, r.text()),
+            ));
+        }
+        Ok(r.text())
     }
 }
 
 /// One VM's finished background commands (id → exit code, stdout, stderr) and the lock
 /// of the thread polling for them, with when it last polled.
-#[derive(Default)]
-struct Finished {
-    done: Mutex<HashMap<u64, (i32, String, String)>>,
+struct Finished<T> {
+    done: Mutex<HashMap<u64, T>>,
     poller: Mutex<Option<Instant>>,
+}
+
+impl<T> Default for Finished<T> {
+    fn default() -> Self {
+        Finished {
+            done: Mutex::new(HashMap::new()),
+            poller: Mutex::new(None),
+        }
+    }
+}
+
+impl<T> Finished<T> {
+    /// Waits for job `id` until `deadline`: one waiting thread at a time calls `poll` (at
+    /// most every [`POLL`]) and files every job it reports, so many waiters cost one poll.
+    fn claim(
+        &self,
+        id: u64,
+        deadline: Instant,
+        poll: impl Fn() -> Result<Vec<(u64, T)>, String>,
+    ) -> Result<T, String> {
+        loop {
+            if let Some(done) = lock(&self.done).remove(&id) {
+                return Ok(done);
+            }
+            if Instant::now() > deadline {
+                return Err("no answer in time".into());
+            }
+            if let Ok(mut last) = self.poller.try_lock() {
+                if last.is_none_or(|t| t.elapsed() >= POLL) {
+                    let got = poll()?;
+                    *last = Some(Instant::now());
+                    lock(&self.done).extend(got);
+                    continue;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 /// Locks `m`, also when a panicking thread held it (the data stays consistent: whole
@@ -1163,40 +1236,7 @@ impl Deployment for VmDeployment {
             .map(|i| i.node.clone())
             .ok_or_else(|| failed("send", "the gateway service has no instance"))?;
         let addr = inner.listen_of(&node)?;
-        let timeout = inner.cluster.accel().scale(req.timeout);
-        let mut cmd = format!(
-            "{} curl -si -m {:.1} -X {} -H 'Expect:'",
-            inner.in_netns(&node),
-            timeout.as_secs_f64(),
-            quote(&req.method)
-        );
-        for (k, v) in &req.headers {
-            cmd.push_str(&format!(" -H {}", quote(&format!("{k}: {v}"))));
-        }
-        if !req.body.is_empty() {
-            cmd.push_str(&format!(
-                " --data-binary {}",
-                quote(&String::from_utf8_lossy(&req.body))
-            ));
-        }
-        cmd.push_str(&format!(
-            " {}",
-            quote(&format!("http://{addr}{}", req.path))
-        ));
-        let what = format!("{} {}", req.method, req.path);
-        let (code, out, stderr) = inner.background(
-            inner.host_of(&node)?,
-            &what,
-            &cmd,
-            timeout + inner.cluster.accel().scale(BACKGROUND_MARGIN),
-        )?;
-        if code != 0 {
-            return Err(failed(
-                &what,
-                format!("curl exited {code}: {}", stderr.trim()),
-            ));
-        }
-        parse_response(out.as_bytes()).map_err(|reason| failed(&what, reason))
+        inner.http(&node, addr, req)
     }
 
     fn stop(&self, name: &str) -> Result<(), DeployError> {
@@ -1385,41 +1425,6 @@ impl Deployment for VmDeployment {
     }
 }
 
-/// Parses `curl -si` output: header blocks (1xx ones skipped) and the already decoded body.
-fn parse_response(mut raw: &[u8]) -> Result<Response, String> {
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut resp = httparse::Response::new(&mut headers);
-        let head_len = match resp.parse(raw) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => {
-                return Err(format!("incomplete response head ({} bytes)", raw.len()))
-            }
-            Err(e) => return Err(format!("malformed response: {e}")),
-        };
-        let status = resp.code.ok_or("response without a status code")?;
-        if (100..200).contains(&status) {
-            raw = &raw[head_len..];
-            continue;
-        }
-        let headers = resp
-            .headers
-            .iter()
-            .map(|h| {
-                (
-                    h.name.to_ascii_lowercase(),
-                    String::from_utf8_lossy(h.value).into_owned(),
-                )
-            })
-            .collect();
-        return Ok(Response {
-            status,
-            headers,
-            body: raw[head_len..].to_vec(),
-        });
-    }
-}
-
 /// A [`DeployError::Failed`] of the VM backend.
 fn failed(what: impl Into<String>, reason: impl std::fmt::Display) -> DeployError {
     DeployError::Failed {
@@ -1566,15 +1571,6 @@ fn pg_template(bindir: &str) -> Result<PathBuf, DeployError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn curl_output_with_an_interim_response_parses_to_the_final_one() {
-        let raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nX-Cache: miss\r\n\r\n{\"id\":\"1\"}";
-        let resp = parse_response(raw).unwrap();
-        assert_eq!(resp.status, 201);
-        assert_eq!(resp.header("x-cache"), Some("miss"));
-        assert_eq!(resp.json().unwrap()["id"], "1");
-    }
 
     #[test]
     fn a_finished_background_command_line_parses_with_empty_output() {
