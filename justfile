@@ -49,6 +49,7 @@ bench-compare ROUNDS="5" WRK_SECONDS="10": setup docker-ensure _lab-build
 
 # Run the scenarios and print the matrix, e.g. `just scenarios --backend netns ecomm-services/deploy/three-tier-wide.toml`.
 scenarios *ARGS: setup _lab-build
+    @cargo build --release -q -p netns-kit -p vm --bin netns-kit --bin vm-agent
     @scripts/as-root.sh "${CARGO_TARGET_DIR:-target}/release/lab" scenarios {{ARGS}}
 
 # Build the lab driver and the services (release; a no-op on a built tree).

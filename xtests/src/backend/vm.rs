@@ -133,6 +133,17 @@ impl Bins {
     }
 }
 
+/// A directory holding `netns-kit`, `ecomm` and `vm-agent` that [`Bins::find`] prefers to
+/// `target/debug` (see [`use_bins_in`]).
+static BIN_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes [`Bins::find`] take each binary from `dir` when it is there (the `lab` binary passes
+/// its own directory, where cargo built its siblings); `$NETNS_KIT_BIN`, `$ECOMM_BIN` and
+/// `$VM_AGENT` still win. The first call wins.
+pub fn use_bins_in(dir: PathBuf) {
+    let _ = BIN_DIR.set(dir);
+}
+
 /// Whether the VM backend can run here: QEMU, the kernel and the initramfs are available and
 /// the binaries are built. `Err` says what is missing (callers skip, or fail under
 /// `ECOMM_REQUIRE_ALL=1`).
@@ -1507,11 +1518,14 @@ fn find_bin(env: &str, name: &str) -> Result<PathBuf, String> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target"));
-    [
-        target.join("debug").join(name),
-        workspace().join("target/debug").join(name),
-    ]
-    .into_iter()
+    BIN_DIR
+        .get()
+        .map(|d| d.join(name))
+        .into_iter()
+        .chain([
+            target.join("debug").join(name),
+            workspace().join("target/debug").join(name),
+        ])
     .find(|p| p.is_file())
     .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
     .ok_or_else(|| format!("{name} is not built (cargo build -p netns-kit -p ecomm-services -p vm --bins, or set {env})"))

@@ -236,6 +236,12 @@ fn scenarios(
             xtests::backend::netns::use_ecomm(ecomm);
         }
     }
+    if let Ok(me) = std::env::current_exe() {
+        if let Some(dir) = me.parent() {
+            // The VM backend's guests run the netns-kit, ecomm and vm-agent built beside us.
+            xtests::backend::vm::use_bins_in(dir.to_path_buf());
+        }
+    }
     let matrix = cli::scenarios::run(backends, &file, &selected);
     print!("{}", matrix.render());
     if matrix.all_passed() {
