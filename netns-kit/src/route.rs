@@ -57,7 +57,7 @@ impl Route {
         r: &RoutePlan,
         dev_index: impl FnOnce(&str) -> std::result::Result<u32, E>,
     ) -> std::result::Result<Route, E> {
-        let dest = (r.dest.prefix_len() != 0).then(|| (r.dest.network(), r.dest.prefix_len()));
+        let dest = r.dest_prefix();
         let dev = r.dev.as_deref().map(dev_index).transpose()?;
         Ok(Route {
             dest,

@@ -1249,7 +1249,7 @@ fn declared(plan: &Plan) -> Declared {
     for r in &plan.routes {
         d.routes.push(RouteRecord {
             ns: r.ns.clone(),
-            dest: (r.dest.prefix_len() != 0).then(|| (r.dest.network(), r.dest.prefix_len())),
+            dest: r.dest_prefix(),
             via: r.via,
         });
     }

@@ -210,6 +210,14 @@ pub struct RoutePlan {
     pub metric: Option<u32>,
 }
 
+impl RoutePlan {
+    /// The destination as the kernel layer takes it: `None` for a default route, else the
+    /// network and its prefix length.
+    pub fn dest_prefix(&self) -> Option<(IpAddr, u8)> {
+        (self.dest.prefix_len() != 0).then(|| (self.dest.network(), self.dest.prefix_len()))
+    }
+}
+
 /// A sysctl to set inside a namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SysctlPlan {
