@@ -177,10 +177,17 @@ struct Inner {
     pg_bindir: OnceLock<String>,
     /// Numbers the background commands (their output files).
     jobs: AtomicU64,
-    /// Per VM: background commands collected but not yet claimed, and the poller's lock.
-    finished: BTreeMap<String, Finished<(i32, String, String)>>,
-    /// Per VM: agent exchanges (HTTP requests) collected but not yet claimed.
-    exchanged: BTreeMap<String, Finished<ExchangeOutcome>>,
+    /// Per VM: what finished in the guest but is not yet claimed.
+    polled: BTreeMap<String, Polled>,
+}
+
+/// One VM's finished work awaiting its claimers.
+#[derive(Default)]
+struct Polled {
+    /// Background commands: exit code, stdout, stderr.
+    commands: Finished<(i32, String, String)>,
+    /// Agent exchanges (HTTP requests).
+    exchanges: Finished<ExchangeOutcome>,
 }
 
 impl VmDeployment {
@@ -219,15 +226,10 @@ impl VmDeployment {
             .recv()
             .map_err(|e| failed("boot the cluster", e))?
             .map_err(|e| failed("boot the cluster", e))?;
-        let finished = placement
+        let polled = placement
             .hosts
             .keys()
-            .map(|h| (h.clone(), Finished::default()))
-            .collect();
-        let exchanged = placement
-            .hosts
-            .keys()
-            .map(|h| (h.clone(), Finished::default()))
+            .map(|h| (h.clone(), Polled::default()))
             .collect();
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -243,8 +245,7 @@ impl VmDeployment {
                 run_id: format!("vm{:x}{:x}", std::process::id(), nanos % 0xffff_ffff),
                 pg_bindir: OnceLock::new(),
                 jobs: AtomicU64::new(0),
-                finished,
-                exchanged,
+                polled,
             }),
             keeper: Some((jobs, keeper)),
         };
@@ -423,7 +424,14 @@ impl Inner {
     /// namespace: `nsenter` on the namespace netns-kit pinned, much cheaper to start than
     /// `netns-kit exec` in a TCG guest, which matters once per request.
     fn in_netns(&self, node: &str) -> String {
-        format!("nsenter --net=/run/netns/{RUN}-{node} --")
+        format!("nsenter --net={} --", netns_path(node))
+    }
+
+    /// What finished on `vm` and awaits its claimers.
+    fn polled_on(&self, vm: &Vm) -> Result<&Polled, DeployError> {
+        self.polled
+            .get(vm.name())
+            .ok_or_else(|| failed(vm.name(), "no such VM"))
     }
 
     /// Runs `cmd` on `vm` with `timeout`; `Err` unless it exits 0. Returns stdout.
@@ -885,6 +893,9 @@ impl Inner {
         self.cluster.phase(&format!("restart {host}"), || {
             vm.restart()
                 .map_err(|e| failed(format!("restart {host}"), e))?;
+            // A new agent numbers its exchanges from 1 again: outcomes of the old one that
+            // nobody claimed must not answer the new jobs.
+            lock(&self.polled_on(vm)?.exchanges.done).clear();
             self.build_host(host)?;
             self.start_services_on(&[host.to_string()])
         })
@@ -903,10 +914,7 @@ impl Inner {
         timeout: Duration,
     ) -> Result<(i32, String, String), DeployError> {
         let what = || format!("{}: {what}", vm.name());
-        let finished = self
-            .finished
-            .get(vm.name())
-            .ok_or_else(|| failed(what(), "no such VM"))?;
+        let finished = &self.polled_on(vm)?.commands;
         let id = self.jobs.fetch_add(1, Ordering::Relaxed);
         let f = format!("{BACKGROUND}{id}");
         self.spawn(
@@ -936,13 +944,9 @@ impl Inner {
     ) -> Result<Vec<u8>, DeployError> {
         let vm = self.host_of(node)?;
         let what = || format!("{}: exchange with {to} from {node}", vm.name());
-        let exchanged = self
-            .exchanged
-            .get(vm.name())
-            .ok_or_else(|| failed(what(), "no such VM"))?;
-        let netns = format!("/run/netns/{RUN}-{node}");
+        let exchanged = &self.polled_on(vm)?.exchanges;
         let id = vm
-            .exchange(Some(&netns), &to.to_string(), data, timeout)
+            .exchange(Some(&netns_path(node)), &to.to_string(), data, timeout)
             .map_err(|e| failed(what(), e))?;
         let margin = self.cluster.accel().scale(BACKGROUND_MARGIN);
         exchanged
@@ -1434,6 +1438,11 @@ impl Deployment for VmDeployment {
         self.inner.cluster.net().reconnect(host);
         Ok(())
     }
+}
+
+/// Where netns-kit pins `node`'s network namespace in its guest.
+fn netns_path(node: &str) -> String {
+    format!("/run/netns/{RUN}-{node}")
 }
 
 /// A [`DeployError::Failed`] of the VM backend.
