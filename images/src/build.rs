@@ -1,6 +1,6 @@
 //! Building every role's output and naming it by content.
 //!
-//! An output is `<cache>/out/<name>-<first 16 hex of its SHA-256>.{tar,cpio}`. A build is
+//! An output is `<cache>/out/<name>-<first 16 hex of its SHA-256>.{tar,cpio,erofs}`. A build is
 //! skipped when a previous one had the same key: the SHA-256 of the role's name, its locked
 //! packages' digests, the inputs' bytes and the builder executable itself (so changed builder
 //! code never reuses an old output).
@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::fetch::{hex, sha256_file, Cache, Fetcher};
 use crate::lock::Lock;
 use crate::roles::{Inputs, Output, Role, ROLES};
-use crate::rootfs::Closure;
-use crate::{cpio, docker};
+use crate::rootfs::{Closure, Tree};
+use crate::{cpio, docker, erofs};
 
 /// One output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,19 +93,14 @@ fn build_role(
     if let Some(built) = recall(role, &memo, &out_dir)? {
         return Ok(built);
     }
-    let mut roots = Vec::new();
-    for p in &packages {
-        roots.push((p.name.clone(), fetcher.unpacked(p, cache)?));
-    }
-    let mut closure = Closure::new(role.name, roots);
-    closure.stubs = role.stubs.to_vec();
-    role.assemble(&mut closure, inputs)?;
+    let closure = assemble(role, lock, cache, fetcher, inputs)?;
     let (bytes, ext, tag) = match role.output {
         Output::Container => {
             let a = docker::archive(role.name, &closure.tree, &role.config());
             (a.bytes, "tar", Some(a.tag))
         }
         Output::Vm => (cpio::write(&closure.tree), "cpio", None),
+        Output::VmBlock => (erofs::write(&closure.tree)?, "erofs", None),
     };
     let sha = hex(&Sha256::digest(&bytes));
     let path = out_dir.join(format!("{}-{}.{ext}", role.name, &sha[..16]));
@@ -125,6 +120,40 @@ fn build_role(
         size: bytes.len() as u64,
         tag,
     })
+}
+
+/// The root filesystem of `role` from its locked packages, as a tree (what its output is
+/// rendered from).
+fn assemble(
+    role: &Role,
+    lock: &Lock,
+    cache: &Cache,
+    fetcher: &Fetcher,
+    inputs: &Inputs,
+) -> Result<Closure> {
+    let mut roots = Vec::new();
+    for p in lock.closure(role.packages, role.prune)? {
+        roots.push((p.name.clone(), fetcher.unpacked(p, cache)?));
+    }
+    let mut closure = Closure::new(role.name, roots);
+    closure.stubs = role.stubs.to_vec();
+    role.assemble(&mut closure, inputs)?;
+    Ok(closure)
+}
+
+/// The tree of the role named `name`, as its image holds it (not written anywhere).
+pub fn tree(
+    lock: &Lock,
+    cache: &Cache,
+    fetcher: &Fetcher,
+    inputs: &Inputs,
+    name: &str,
+) -> Result<Tree> {
+    let role = ROLES
+        .iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| Error::Usage(format!("no role `{name}`")))?;
+    Ok(assemble(role, lock, cache, fetcher, inputs)?.tree)
 }
 
 /// A previous build with the same key, if its output is still there and intact.
@@ -165,13 +194,15 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// A layer of workspace binaries for a VM image: each `(dest, bytes)` at `dest` with its
 /// `DT_NEEDED` closure resolved in `role`'s locked packages (so the libraries are the lock's,
-/// never the host's), as cpio named by content: `<cache>/out/layer-<16 hex>.cpio`.
+/// never the host's), plus the entries of `extra` as they are, named by content: `<cache>/out/layer-<16 hex>.cpio`, or `.erofs` for a
+/// role whose image is a block image ([`Output::VmBlock`]: the layer is a second drive).
 pub fn layer(
     lock: &Lock,
     cache: &Cache,
     fetcher: &Fetcher,
     role: &str,
     binaries: &[(&str, Vec<u8>)],
+    extra: &Tree,
 ) -> Result<Built> {
     let role = ROLES
         .iter()
@@ -187,12 +218,18 @@ pub fn layer(
         closure.tree.file(at, bytes.clone(), 0o755);
         closure.needs(at)?;
     }
-    let bytes = cpio::write(&closure.tree);
+    for (path, e) in &extra.entries {
+        closure.tree.entries.insert(path.clone(), e.clone());
+    }
+    let (bytes, ext) = match role.output {
+        Output::VmBlock => (erofs::write(&closure.tree)?, "erofs"),
+        _ => (cpio::write(&closure.tree), "cpio"),
+    };
     let sha = hex(&Sha256::digest(&bytes));
     let path = cache
         .work
         .join("out")
-        .join(format!("layer-{}.cpio", &sha[..16]));
+        .join(format!("layer-{}.{ext}", &sha[..16]));
     if !path.exists() {
         write_atomic(&path, &bytes)?;
     }

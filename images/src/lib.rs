@@ -9,7 +9,7 @@
 //! | lock: resolve the closure once | [`resolve`], [`lock`] |
 //! | fetch by hash, cache, unpack | [`fetch`] |
 //! | closures per role | [`elf`], [`rootfs`], [`roles`], [`icu`] (ICU data cut to what PostgreSQL loads), [`stub`] |
-//! | outputs named by content | [`tar`], [`cpio`], [`docker`], [`build`] |
+//! | outputs named by content | [`tar`], [`cpio`], [`erofs`], [`docker`], [`build`] |
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -17,6 +17,7 @@ pub mod build;
 pub mod cpio;
 pub mod docker;
 pub mod elf;
+pub mod erofs;
 pub mod error;
 pub mod fetch;
 pub mod icu;

@@ -31,8 +31,11 @@ pub const ROOTS: &[&str] = &[
 pub enum Output {
     /// A `docker load` archive.
     Container,
-    /// A VM root image (newc cpio).
+    /// A VM root image unpacked into guest RAM with the initramfs (newc cpio).
     Vm,
+    /// A VM root image on a read-only virtio-blk drive (uncompressed EROFS, [`crate::erofs`]),
+    /// under a tmpfs overlay in the guest: only what the guest reads is read.
+    VmBlock,
 }
 
 /// The workspace's own files that enter images: built, not locked, and so named by the
@@ -178,7 +181,7 @@ pub const ROLES: &[Role] = &[
         prune: &["libllvm14"],
         // procps' libproc2 uses more of libsystemd than sd_notify: the real one stays.
         stubs: &[],
-        output: Output::Vm,
+        output: Output::VmBlock,
         assemble: vm_stack,
         config: Config::default,
     },

@@ -121,6 +121,72 @@ impl Tree {
         self
     }
 
+    /// Writes the tree under `dir` (which must not exist yet): directories, files and
+    /// symlinks with the tree's permission bits and owners (owners only when run as root;
+    /// otherwise the caller's). For running the image's own programs on the host in a
+    /// chroot, never for an output: outputs are rendered from the tree itself.
+    pub fn write_dir(&self, dir: &Path) -> Result<()> {
+        fs::create_dir(dir).map_err(Error::io("create tree root", dir))?;
+        let root = std::os::unix::fs::chown(dir, Some(0), Some(0)).is_ok();
+        for (path, e) in &self.entries {
+            let at = dir.join(path);
+            match &e.kind {
+                Kind::Dir => fs::create_dir(&at).map_err(Error::io("create dir", &at))?,
+                Kind::File(d) => fs::write(&at, d).map_err(Error::io("write file", &at))?,
+                Kind::Symlink(t) => {
+                    std::os::unix::fs::symlink(t, &at).map_err(Error::io("create symlink", &at))?
+                }
+            }
+            if root {
+                std::os::unix::fs::lchown(&at, Some(e.uid), Some(e.gid))
+                    .map_err(Error::io("chown", &at))?;
+            }
+            if !matches!(e.kind, Kind::Symlink(_)) {
+                fs::set_permissions(&at, fs::Permissions::from_mode(e.mode))
+                    .map_err(Error::io("chmod", &at))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the host directory `host` (its files, directories and symlinks, their permission
+    /// bits and owners, in sorted order) at `at`.
+    pub fn add_host_dir(&mut self, host: &Path, at: &str) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::symlink_metadata(host).map_err(Error::io("stat", host))?;
+        let at = rel(at);
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(host).map_err(Error::io("read link", host))?;
+            self.symlink(&at, &target.to_string_lossy());
+        } else if meta.is_dir() {
+            self.dir(&at, meta.mode() & 0o7777, meta.uid(), meta.gid());
+            let mut names: Vec<_> = fs::read_dir(host)
+                .map_err(Error::io("read dir", host))?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<std::io::Result<_>>()
+                .map_err(Error::io("read dir", host))?;
+            names.sort();
+            for name in names {
+                let child = format!("{at}/{}", name.to_string_lossy());
+                self.add_host_dir(&host.join(&name), &child)?;
+            }
+        } else if meta.is_file() {
+            let data = fs::read(host).map_err(Error::io("read", host))?;
+            self.file(&at, data, meta.mode() & 0o7777);
+            if let Some(e) = self.entries.get_mut(&at) {
+                e.uid = meta.uid();
+                e.gid = meta.gid();
+            }
+        } else {
+            return Err(Error::Format {
+                format: "tree",
+                path: host.display().to_string(),
+                detail: "is neither a file, a directory nor a symlink".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Total bytes of file content.
     pub fn content_bytes(&self) -> u64 {
         self.entries

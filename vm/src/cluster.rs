@@ -56,6 +56,7 @@ pub struct ClusterSpec {
     vms: Vec<VmSpec>,
     agent: Option<PathBuf>,
     pinned: Vec<(String, PathBuf)>,
+    pinned_dirs: Vec<(String, PathBuf)>,
     pinned_root: Option<&'static str>,
 }
 
@@ -98,6 +99,13 @@ impl ClusterSpec {
         self.pinned
             .push((stack.netns_kit.to_string(), netns_kit.into()));
         self.pinned.push((stack.ecomm.to_string(), ecomm.into()));
+        self
+    }
+
+    /// With [`ClusterSpec::stack_root`]: also puts the host directory `host` at `guest` in the
+    /// run's layer, as it is (modes and owners kept; read-only in the guest).
+    pub fn pinned_dir(mut self, guest: &str, host: impl Into<PathBuf>) -> ClusterSpec {
+        self.pinned_dirs.push((guest.to_string(), host.into()));
         self
     }
 
@@ -198,6 +206,7 @@ fn probe_kvm(agent: &Path) -> Result<()> {
         initrd: assets.initrd,
         agent: agent.to_path_buf(),
         host_root: true,
+        drives: Vec::new(),
         nics: Vec::new(),
         dir: dir.0.clone(),
         accel: Accel::Kvm,
@@ -275,16 +284,27 @@ impl Cluster {
             None => default_agent()?,
         };
         let accel = accel(&agent)?;
-        let (initrd, agent) = if let Some(role) = spec.pinned_root {
+        let (initrd, drives, agent) = if let Some(role) = spec.pinned_root {
             let mut files: Vec<(&str, &Path)> = vec![(crate::pinned::AGENT, agent.as_path())];
             files.extend(spec.pinned.iter().map(|(g, h)| (g.as_str(), h.as_path())));
-            let (initrd, lines) = crate::pinned::initrd(role, &assets.initrd, &files)?;
+            let (initrd, drives, lines) = if crate::pinned::is_block(role) {
+                let dirs: Vec<(&str, &Path)> = spec
+                    .pinned_dirs
+                    .iter()
+                    .map(|(g, h)| (g.as_str(), h.as_path()))
+                    .collect();
+                let (drives, lines) = crate::pinned::drives(role, &files, &dirs)?;
+                (assets.initrd.clone(), drives, lines)
+            } else {
+                let (initrd, lines) = crate::pinned::initrd(role, &assets.initrd, &files)?;
+                (initrd, Vec::new(), lines)
+            };
             for line in lines {
                 progress(&line);
             }
-            (initrd, PathBuf::from(crate::pinned::AGENT))
+            (initrd, drives, PathBuf::from(crate::pinned::AGENT))
         } else {
-            (assets.initrd.clone(), agent)
+            (assets.initrd.clone(), Vec::new(), agent)
         };
         let dir = RunDir::create("run")?;
         let mut segments: Vec<String> = Vec::new();
@@ -338,6 +358,7 @@ impl Cluster {
                 initrd: initrd.clone(),
                 agent: agent.clone(),
                 host_root: spec.pinned_root.is_none(),
+                drives: drives.clone(),
                 nics,
                 dir: dir.0.clone(),
                 accel,

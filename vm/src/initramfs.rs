@@ -1,6 +1,8 @@
 //! The initramfs: a static busybox, the needed modules and an init script that
-//! loads them, mounts the host's `/` read-only over virtio-9p under a tmpfs overlay,
-//! and `switch_root`s into it to exec the guest agent.
+//! loads them, mounts the root read-only under a tmpfs overlay — the host's `/` over
+//! virtio-9p (`vm.root=host`) or the pinned EROFS images on virtio-blk drives
+//! (`vm.root=block`) — and `switch_root`s into it to exec the guest agent; or, with
+//! `vm.root=image`, execs the agent in the RAM root the initrd's appended images unpacked.
 //!
 //! Why the host tree and not a hermetic closure: the agent and the services are
 //! host-built, dynamically linked binaries, and PostgreSQL, Redis, nft and ip come
@@ -72,10 +74,27 @@ if [ "$root" = image ]; then
   echo "vm-init: agent $($B cut -d' ' -f1 /proc/uptime)" >/dev/ttyS0
   exec $agent
 fi
-$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 @ROOT_TAG@ /mnt/lower || echo "init: 9p mount failed" >/dev/ttyS0
+lower=/mnt/lower
+if [ "$root" = block ]; then
+  # The pinned image and the run's layer: EROFS on read-only virtio-blk drives, lowest
+  # first (vda, vdb, ...); the overlay stacks them, the last drive on top.
+  lower=
+  n=0
+  while [ ! -b /dev/vda ] && [ $n -lt 100 ]; do $B usleep 20000; n=$((n+1)); done
+  n=0
+  for d in vda vdb vdc vdd; do
+    [ -b /dev/$d ] || continue
+    $B mkdir -p /mnt/ro$n
+    $B mount -t erofs -o ro /dev/$d /mnt/ro$n || echo "init: erofs mount of $d failed" >/dev/ttyS0
+    lower=/mnt/ro$n${lower:+:$lower}
+    n=$((n+1))
+  done
+else
+  $B mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 @ROOT_TAG@ /mnt/lower || echo "init: 9p mount failed" >/dev/ttyS0
+fi
 $B mount -t tmpfs -o mode=0755 tmpfs /mnt/rw
 $B mkdir -p /mnt/rw/upper /mnt/rw/work
-$B mount -t overlay overlay -o lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work /newroot || echo "init: overlay failed" >/dev/ttyS0
+$B mount -t overlay overlay -o lowerdir=$lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work /newroot || echo "init: overlay failed" >/dev/ttyS0
 $B mount --move /dev /newroot/dev
 $B mount --move /proc /newroot/proc
 $B mount --move /sys /newroot/sys
@@ -89,6 +108,8 @@ $B ln -sf /proc/self/fd/1 /newroot/dev/stdout
 $B ln -sf /proc/self/fd/2 /newroot/dev/stderr
 $B hostname $host
 $B ip link set lo up
+# Applet links for what the image does not ship (into the overlay's upper layer).
+[ "$root" = block ] && $B chroot /newroot /bin/busybox --install -s /bin 2>/dev/null
 echo "vm-init: agent $($B cut -d' ' -f1 /newroot/proc/uptime)" >/newroot/dev/ttyS0
 exec $B switch_root /newroot $agent
 "#;

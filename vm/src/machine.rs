@@ -41,6 +41,10 @@ pub struct MachineConfig {
     pub agent: PathBuf,
     /// Whether the guest mounts the host's `/` over 9p (false: the pinned image root).
     pub host_root: bool,
+    /// Read-only virtio-blk drives holding the root as EROFS images, lowest layer first
+    /// (`/dev/vda`, `/dev/vdb`, …): when present, init mounts them under a tmpfs overlay
+    /// (`vm.root=block`) instead of using the RAM root the initrd unpacked.
+    pub drives: Vec<PathBuf>,
     /// NICs: sockets and MAC address.
     pub nics: Vec<(NicSockets, String)>,
     /// The run directory holding sockets and the console log.
@@ -76,7 +80,13 @@ impl MachineConfig {
             "{CMDLINE} vm.agent={} vm.hostname={} vm.root={}",
             self.agent.display(),
             self.name,
-            if self.host_root { "host" } else { "image" }
+            if self.host_root {
+                "host"
+            } else if self.drives.is_empty() {
+                "image"
+            } else {
+                "block"
+            }
         );
         cmd.args(["-M", "q35", "-m"])
             .arg(self.memory_mib.to_string());
@@ -106,6 +116,14 @@ impl MachineConfig {
                 .arg("local,id=root,path=/,security_model=none,readonly=on,multidevs=remap");
             cmd.arg("-device")
                 .arg(format!("virtio-9p-pci,fsdev=root,mount_tag={ROOT_TAG}"));
+        }
+        for (i, drive) in self.drives.iter().enumerate() {
+            cmd.arg("-drive").arg(format!(
+                "file={},if=none,id=root{i},format=raw,readonly=on",
+                drive.display()
+            ));
+            cmd.arg("-device")
+                .arg(format!("virtio-blk-pci,drive=root{i}"));
         }
         cmd.args(["-device", "virtio-serial-pci"]);
         cmd.arg("-chardev").arg(format!(

@@ -12,17 +12,20 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 /// The modules the guest loads at boot (their dependencies are added automatically):
-/// virtio transport, console port and NIC; 9p and overlay for the root; bridge, veth,
+/// virtio transport, console port, NIC and block device; 9p, EROFS and overlay for the root; bridge, veth,
 /// VXLAN, nf_tables (+ conntrack, NAT, reject, fib) and netem for netns-kit; the
-/// socket-diag modules for `ss`. `crc32c_generic` is `libcrc32c`'s soft dependency.
+/// socket-diag modules for `ss`. `crc32c_generic` is `libcrc32c`'s soft dependency, so it
+/// comes before the first module needing `libcrc32c` (erofs, nf_tables).
 pub const WANTED: &[&str] = &[
     "virtio_pci",
     "virtio_console",
     "virtio_net",
+    "virtio_blk",
     "9pnet_virtio",
     "9p",
     "overlay",
     "crc32c_generic",
+    "erofs",
     "bridge",
     "veth",
     "vxlan",

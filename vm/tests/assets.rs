@@ -32,19 +32,49 @@ fn the_initramfs_is_byte_identical_across_builds() {
     assert_eq!(std::fs::read(&second).unwrap(), bytes);
 }
 
-/// Every VM image too: the pinned initrd (initramfs + `vm-base` or `vm-stack` + the agent's
-/// layer) built from two empty assembly caches is byte-identical (the `.deb` files are shared, by
-/// verified SHA-256 only; `images/tests/reproducible.rs` does the same for every image).
+/// Every VM image too: the pinned initrd (initramfs + `vm-base` + the agent's layer) and the
+/// `vm-stack` drives (its EROFS image + the agent's layer as EROFS) built from two empty
+/// assembly caches are byte-identical (the `.deb` files are shared, by verified SHA-256 only;
+/// `images/tests/reproducible.rs` does the same for every image).
 #[test]
 fn the_pinned_initrd_is_byte_identical_across_builds_from_empty_caches() {
     let Some(kernel) = kernel() else { return };
     let initramfs = vm::initramfs::build(&kernel).unwrap();
     let base = std::env::temp_dir().join(format!("vm-assets-pinned-{}", std::process::id()));
     let debs = images::fetch::Cache::from_env().debs;
-    for role in [vm::pinned::BASE_ROLE, vm::pinned::STACK_ROLE] {
-        pinned_initrd_twice(&initramfs, &base, &debs, role);
-    }
+    pinned_initrd_twice(&initramfs, &base, &debs, vm::pinned::BASE_ROLE);
+    pinned_drives_twice(&base, &debs, vm::pinned::STACK_ROLE);
     std::fs::remove_dir_all(&base).unwrap();
+}
+
+fn pinned_drives_twice(base: &std::path::Path, debs: &std::path::Path, role: &str) {
+    let mut built = Vec::new();
+    for run in ["a", "b"] {
+        let cache = images::fetch::Cache {
+            debs: debs.to_path_buf(),
+            work: base.join(format!("{role}-{run}")),
+        };
+        let agent = std::path::Path::new(common::AGENT);
+        let (paths, lines) =
+            vm::pinned::drives_in(&cache, role, &[(vm::pinned::AGENT, agent)], &[]).unwrap();
+        assert_eq!(paths.len(), 2, "{role}: the image and the layer");
+        let files: Vec<(Vec<u8>, std::ffi::OsString)> = paths
+            .iter()
+            .map(|p| (std::fs::read(p).unwrap(), p.file_name().unwrap().to_owned()))
+            .collect();
+        built.push((files, lines));
+    }
+    assert_eq!(built[0].1, built[1].1, "{role}: identical IMAGE lines");
+    for (a, b) in built[0].0.iter().zip(&built[1].0) {
+        assert_eq!(a.1, b.1, "{role}: named by content");
+        assert!(a.0 == b.0, "{role}: {:?}: identical bytes", a.1);
+        assert_eq!(
+            &a.0[1024..1028],
+            &0xE0F5_E1E2u32.to_le_bytes(),
+            "{role}: {:?} is EROFS",
+            a.1
+        );
+    }
 }
 
 fn pinned_initrd_twice(
@@ -102,6 +132,11 @@ fn modules_load_after_their_dependencies() {
         "libcrc32c's soft dependency first"
     );
     assert!(pos("udp_tunnel") < pos("vxlan"));
+    assert!(
+        pos("crc32c_generic") < pos("erofs"),
+        "erofs needs libcrc32c, which needs its soft dependency loaded"
+    );
+    assert!(pos("virtio_ring") < pos("virtio_blk"));
 }
 
 #[test]

@@ -88,7 +88,21 @@ fn a_guest_booted_from_the_stack_image_runs_netns_kit_postgres_redis_and_ecomm()
     let s = vm::pinned::STACK;
 
     cluster.phase("no host root, the manifest in place", || {
-        assert!(!vm.succeed("cat /proc/mounts").contains(" 9p "));
+        let mounts = vm.succeed("cat /proc/mounts");
+        assert!(!mounts.contains(" 9p "), "no 9p mount: {mounts}");
+        // The image and the run's layer: EROFS on read-only drives (vda, vdb), under a
+        // tmpfs overlay with the layer on top.
+        assert!(
+            mounts.contains("overlay / overlay rw,relatime,lowerdir=/mnt/ro1:/mnt/ro0,"),
+            "the overlay root over both drives: {mounts}"
+        );
+        assert_eq!(
+            vm.succeed("cat /sys/block/vda/ro /sys/block/vdb/ro"),
+            "1\n1\n",
+            "both drives read-only"
+        );
+        assert!(vm.succeed("cat /proc/filesystems").contains("\terofs\n"));
+        vm.succeed("echo x > /usr/lib/guest-only && test -s /usr/lib/guest-only");
         let manifest = String::from_utf8(vm.read_file(vm::pinned::Stack::PATH)).unwrap();
         assert_eq!(manifest, s.manifest());
         vm.succeed(&format!("test -x {} && test -x {}", s.curl, s.bash));
@@ -169,4 +183,31 @@ fn a_guest_booted_from_the_stack_image_runs_netns_kit_postgres_redis_and_ecomm()
         assert_eq!(guest, String::from_utf8_lossy(&host.stdout));
         assert!(guest.starts_with("ecomm "), "{guest}");
     });
+}
+
+/// The PostgreSQL template the VM backend ships in the layer: made on the host by the stack
+/// image's own initdb in a chroot of the image's tree, owned by the image's postgres user,
+/// cached per image.
+#[test]
+fn the_postgresql_template_is_made_by_the_images_initdb() {
+    let dir = match vm::pinned::pg_template() {
+        Ok(dir) => dir,
+        Err(e) if common::require_all() => panic!("ECOMM_REQUIRE_ALL=1 but: {e}"),
+        Err(e) => {
+            eprintln!("skipping: {e}");
+            return;
+        }
+    };
+    use std::os::unix::fs::MetadataExt;
+    let s = vm::pinned::STACK;
+    assert_eq!(
+        std::fs::read_to_string(dir.join("PG_VERSION")).unwrap(),
+        format!("{}\n", upstream("postgresql-15").split('.').next().unwrap())
+    );
+    let meta = std::fs::metadata(&dir).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (s.pg_uid, s.pg_uid));
+    assert_eq!(meta.mode() & 0o777, 0o700);
+    let conf = std::fs::read_to_string(dir.join("pg_hba.conf")).unwrap();
+    assert!(conf.contains("trust"), "{conf}");
+    assert_eq!(vm::pinned::pg_template().unwrap(), dir, "cached per image");
 }
