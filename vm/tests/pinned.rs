@@ -174,6 +174,27 @@ fn a_guest_booted_from_the_stack_image_runs_netns_kit_postgres_redis_and_ecomm()
         vm.succeed(&format!("{} -c 'exec 3<>/dev/tcp/127.0.0.1/6379'", s.bash));
     });
 
+    // The VM backend's TCP probe: bash's /dev/tcp under the image's (busybox) timeout, which
+    // exits 143 where coreutils' exits 124; refused and open ports answer at once.
+    cluster.phase("TCP probes with the image's timeout", || {
+        let probe = |to: &str| {
+            vm.execute(&format!(
+                "s=$(cut -d' ' -f1 /proc/uptime); timeout 2 {} -c 'exec 3<>/dev/tcp/{to}'; c=$?; \
+                 echo \"$c $s $(cut -d' ' -f1 /proc/uptime)\"",
+                s.bash
+            ))
+            .unwrap()
+        };
+        vm.succeed("nft add table inet probe && nft add chain inet probe out '{ type filter hook output priority 0; }' && nft add rule inet probe out ip daddr 10.99.0.1 drop && ip addr add 10.99.0.2/24 dev lo");
+        let open = probe("127.0.0.1/6379");
+        let refused = probe("127.0.0.1/1");
+        let dropped = probe("10.99.0.1/80");
+        eprintln!("probes: open {open:?}, refused {refused:?}, dropped {dropped:?}");
+        assert!(open.stdout.starts_with("0 "), "{open:?}");
+        assert!(refused.stderr.contains("refused"), "{refused:?}");
+        assert!(dropped.stdout.starts_with("143 "), "{dropped:?}");
+    });
+
     cluster.phase("the ecomm binary of the layer", || {
         let host = std::process::Command::new(&ecomm)
             .arg("--version")

@@ -195,9 +195,11 @@ fn run_file(file: &Path, bins: &Bins, selected: &[Scenario]) -> Result<FileRun, 
 /// One VM booting alone (no other VM competing for the cores).
 fn solo_boot(bins: &Bins) -> Option<Duration> {
     let cluster = vm::Cluster::start(
+        // As the backend boots each guest: from the pinned stack image.
         vm::ClusterSpec::new()
             .agent(&bins.agent)
-            .vm(vm::VmSpec::new("solo")),
+            .stack_root(&bins.netns_kit, &bins.ecomm)
+            .vm(vm::VmSpec::new("solo").memory_mib(1024)),
     )
     .ok()?;
     cluster.boot_times().first().map(|b| b.1)

@@ -13,9 +13,13 @@
 //! - what runs: the `[[services]]` command lines, in their start order (a service starts once
 //!   the services it depends on are ready), each instance on the VM carrying its node. The
 //!   runtime variables (registry token, database credentials, data directories) are supplied
-//!   here; PostgreSQL's bin dir is discovered in the guest.
+//!   here.
 //!
-//! The guests see the host's root over 9p, so they run this tree's `netns-kit` and `ecomm`.
+//! Every guest boots from the pinned `vm-stack` image ([`ClusterSpec::stack_root`]: EROFS on a
+//! read-only drive under a tmpfs overlay, built from `images.lock`), so PostgreSQL, Redis,
+//! curl, bash, ip and nft are the locked packages' versions, at the paths of
+//! [`vm::pinned::STACK`]; this tree's `netns-kit` and `ecomm` enter through the run's layer.
+//! No guest mounts the host's `/`.
 //! Every guest command runs through the VM's agent; a component is addressed by its node.
 //! Dropping the deployment kills every VM and removes the run directory.
 
@@ -24,12 +28,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use netns_kit::topology::{Instance, Placement, Ready, Service, Topology};
+use vm::pinned::STACK;
 use vm::{Cluster, ClusterSpec, ExchangeOutcome, Vm, VmSpec};
 
 use crate::deployment::{Backend, Capabilities, DeployError, Deployment, Listener};
@@ -53,6 +58,8 @@ const ECOMM: &str = "ecomm";
 const POSTGRES: &str = "postgres";
 /// Guest RAM of a VM carrying a data store, and of one that does not (MiB).
 const MEMORY_MIB: (u32, u32) = (1024, 768);
+/// How long the image's initdb may take (scaled for TCG: it imports ~800 ICU collations).
+const INITDB_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a started instance may take to pass its readiness probe (scaled for TCG).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Extra time a TCP probe gets beyond the asked deadline under TCG, at most (a loaded
@@ -66,11 +73,10 @@ const BACKGROUND_MARGIN: Duration = Duration::from_secs(15);
 
 /// Where a background command's files live in the guest: `<prefix><id>.{out,err,code}`.
 const BACKGROUND: &str = "/run/bg-";
-/// Where PostgreSQL's bin dir is: `pg_config --bindir`, else the newest
-/// /usr/lib/postgresql/<version>/bin; prints it.
-const PG_BINDIR: &str = "d=$(pg_config --bindir 2>/dev/null); \
-    [ -x \"$d/postgres\" ] || d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1); \
-    [ -x \"$d/postgres\" ] && echo \"$d\"";
+/// Where a guest finds the PostgreSQL cluster made by the image's initdb
+/// ([`vm::pinned::pg_template`], in the run's layer); every instance's data directory starts
+/// as a copy of it. Without it (not root) the guest runs that initdb itself, once per boot.
+const PG_TEMPLATE: &str = "/opt/pg-template";
 
 /// The registry lease the VM backend runs the services with (see [`SERVICE_ENV`]).
 const REGISTRY_LEASE_SECONDS: &str = "30";
@@ -111,7 +117,8 @@ const SERVICE_ENV: &[(&str, &str)] = &[
     ("ECOMM_GATEWAY_MAX_TRIES", "3"),
 ];
 
-/// The host binaries the guests run (seen through the 9p root) and the guest agent.
+/// The workspace binaries the guests run (copied into each guest's layer, at
+/// [`vm::pinned::STACK`]'s paths) and the guest agent.
 #[derive(Debug, Clone)]
 pub struct Bins {
     /// The netns-kit CLI (`$NETNS_KIT_BIN`, else `target/debug/netns-kit`).
@@ -166,15 +173,12 @@ pub struct VmDeployment {
 /// The state shared with listeners and the keeper thread.
 struct Inner {
     cluster: Cluster,
-    bins: Bins,
     topology: Topology,
     /// The declaration's placement (checked present in [`VmDeployment::start`]).
     placement: Placement,
     /// The declaration's text, copied unmodified into every guest.
     text: String,
     run_id: String,
-    /// PostgreSQL's bin dir, found once in the guest that runs it.
-    pg_bindir: OnceLock<String>,
     /// Numbers the background commands (their output files).
     jobs: AtomicU64,
     /// Per VM: what finished in the guest but is not yet claimed.
@@ -204,7 +208,16 @@ impl VmDeployment {
                 "no [placement]: the VM backend runs one VM per placement host",
             )
         })?;
-        let mut spec = ClusterSpec::new().agent(&bins.agent);
+        // The pinned image, never the host's root: the software under test is the lock's.
+        let mut spec = ClusterSpec::new()
+            .agent(&bins.agent)
+            .stack_root(&bins.netns_kit, &bins.ecomm);
+        if topology.services.iter().any(|s| program(s) == POSTGRES) {
+            match vm::pinned::pg_template() {
+                Ok(dir) => spec = spec.pinned_dir(PG_TEMPLATE, dir),
+                Err(e) => eprintln!("[vm] no PostgreSQL template ({e}): initdb runs in the guest"),
+            }
+        }
         for (host, nodes) in &placement.hosts {
             // The data stores need the most memory.
             let stores = topology
@@ -238,12 +251,10 @@ impl VmDeployment {
         let deployment = VmDeployment {
             inner: Arc::new(Inner {
                 cluster,
-                bins,
                 topology,
                 placement,
                 text,
                 run_id: format!("vm{:x}{:x}", std::process::id(), nanos % 0xffff_ffff),
-                pg_bindir: OnceLock::new(),
                 jobs: AtomicU64::new(0),
                 polled,
             }),
@@ -417,7 +428,7 @@ impl Inner {
 
     /// The shell prefix running a service in `node` (`netns-kit exec`, as a person would).
     fn in_node(&self, node: &str) -> String {
-        format!("{} exec {RUN} {node} --", self.bins.netns_kit.display())
+        format!("{} exec {RUN} {node} --", STACK.netns_kit)
     }
 
     /// The shell prefix running a client command (curl, psql, a probe) in `node`'s network
@@ -529,7 +540,7 @@ impl Inner {
             &format!("apply --host {host}"),
             &format!(
                 "{mtu}{} apply --host {host} {TOPOLOGY_IN_GUEST} --name {RUN} >&2 && ip netns list",
-                self.bins.netns_kit.display()
+                STACK.netns_kit
             ),
         )?;
         let prefix = format!("{RUN}-");
@@ -567,22 +578,9 @@ impl Inner {
             })
     }
 
-    /// PostgreSQL's bin dir, found once in the guest that runs it.
+    /// PostgreSQL's bin dir in the image.
     fn pg_bindir(&self) -> Result<&str, DeployError> {
-        if let Some(dir) = self.pg_bindir.get() {
-            return Ok(dir);
-        }
-        let (_, pg) = self.postgres()?;
-        let dir = self.run(
-            self.host_of(&pg.node)?,
-            "find PostgreSQL's bin dir",
-            PG_BINDIR,
-        )?;
-        let dir = dir.trim();
-        if dir.is_empty() {
-            return Err(failed("find PostgreSQL's bin dir", "none in the guest"));
-        }
-        Ok(self.pg_bindir.get_or_init(|| dir.to_string()))
+        Ok(STACK.pg_bindir)
     }
 
     /// Starts the declared services placed on `hosts`, stage by stage (a service starts once
@@ -719,10 +717,10 @@ impl Inner {
                         .iter()
                         .map(|(k, v)| (k.to_string(), v.to_string())),
                 );
-                (String::new(), self.bins.ecomm.display().to_string())
+                (String::new(), STACK.ecomm.to_string())
             }
             POSTGRES => (
-                "runuser -u postgres --".to_string(),
+                format!("{} -u {} --", STACK.runuser, STACK.pg_user),
                 format!("{}/{POSTGRES}", self.pg_bindir()?),
             ),
             other => (String::new(), other.to_string()),
@@ -759,10 +757,10 @@ impl Inner {
     }
 
     /// Prepares the PostgreSQL data directory of `inst` unless it already holds one (a
-    /// restart after stop or kill keeps its data): a copy of a template made by `initdb` on
-    /// the host (initdb takes ~25 s under TCG), in the guest's tmpfs overlay, trusting every
-    /// connection, tuned for speed (no durability needed), its socket in /tmp. Returns
-    /// whether it was created.
+    /// restart after stop or kill keeps its data): a copy of [`PG_TEMPLATE`], made by the
+    /// image's initdb ([`vm::pinned::Stack::initdb_command`]: C locale, UTF-8, trust) on the
+    /// host or, failing that, once per boot in the guest, in the guest's tmpfs overlay, trusting every connection, tuned for speed (no
+    /// durability needed), its socket in /tmp. Returns whether it was created.
     fn prepare_postgres(&self, vm: &Vm, inst: &Instance) -> Result<bool, DeployError> {
         let dir = data_dir(inst);
         if self
@@ -771,7 +769,15 @@ impl Inner {
         {
             return Ok(false);
         }
-        let template = pg_template(self.pg_bindir()?)?;
+        self.succeed(
+            vm,
+            "PostgreSQL template (initdb)",
+            &format!(
+                "test -e {PG_TEMPLATE}/PG_VERSION || {{ rm -rf {PG_TEMPLATE} && {}; }}",
+                STACK.initdb_command(PG_TEMPLATE)
+            ),
+            self.cluster.accel().scale(INITDB_TIMEOUT),
+        )?;
         let conf = [
             "unix_socket_directories = '/tmp'",
             "fsync = off",
@@ -784,9 +790,9 @@ impl Inner {
             vm,
             "PostgreSQL data directory",
             &format!(
-                "rm -rf {dir} && install -d -o postgres -g postgres -m 700 {dir} && \
-                 cp -a {}/. {dir}/ && echo 'host all all 0.0.0.0/0 trust' >> {dir}/pg_hba.conf && {conf}",
-                template.display()
+                "rm -rf {dir} && mkdir -p {dir} && chown {u}:{u} {dir} && chmod 700 {dir} && \
+                 cp -a {PG_TEMPLATE}/. {dir}/ && echo 'host all all 0.0.0.0/0 trust' >> {dir}/pg_hba.conf && {conf}",
+                u = STACK.pg_user
             ),
         )?;
         Ok(true)
@@ -808,8 +814,10 @@ impl Inner {
             .iter()
             .map(|db| {
                 format!(
-                    "{} runuser -u postgres -- {bindir}/createdb -h /tmp {}",
+                    "{} {} -u {} -- {bindir}/createdb -h /tmp {}",
                     self.in_netns(&pg.node),
+                    STACK.runuser,
+                    STACK.pg_user,
                     quote(db)
                 )
             })
@@ -825,12 +833,15 @@ impl Inner {
     }
 
     /// A guest command that exits 0 iff a TCP connection from `node` to `to` is established
-    /// within `deadline`; 124 when it timed out.
+    /// within `deadline`; 124 when it timed out (the image's `timeout` is busybox's, which
+    /// exits 143 — SIGTERM's status — where coreutils' exits 124). It must not start with
+    /// `(`: callers embed it as `$(… 2>&1)`, and `$((` would be an arithmetic expansion.
     fn tcp_command(&self, node: &str, to: SocketAddr, deadline: Duration) -> String {
         format!(
-            "{} timeout {:.1} bash -c 'exec 3<>/dev/tcp/{}/{}'",
+            "{} timeout {:.1} {} -c 'exec 3<>/dev/tcp/{}/{}' || {{ c=$?; [ $c -ne 143 ] || c=124; (exit $c); }}",
             self.in_netns(node),
             deadline.as_secs_f64().max(0.1),
+            STACK.bash,
             to.ip(),
             to.port()
         )
@@ -1234,7 +1245,7 @@ impl Deployment for VmDeployment {
         }
     }
 
-    /// `curl -si` in the gateway's node, parsed (curl has already decoded the body).
+    /// The request sent from the gateway's node through the agent ([`Inner::http`]), parsed.
     fn send(&self, req: &Request) -> Result<Response, DeployError> {
         let inner = &self.inner;
         let gateway =
@@ -1538,56 +1549,6 @@ fn find_bin(env: &str, name: &str) -> Result<PathBuf, String> {
     .find(|p| p.is_file())
     .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
     .ok_or_else(|| format!("{name} is not built (cargo build -p netns-kit -p ecomm-services -p vm --bins, or set {env})"))
-}
-
-/// A PostgreSQL data directory made by `initdb` (from `bindir`) on the host, cached under
-/// the VM cache per major version. The guests see the host's root, so the bin dir found in
-/// the guest is the host's.
-fn pg_template(bindir: &str) -> Result<PathBuf, DeployError> {
-    let what = "PostgreSQL template";
-    let version = std::process::Command::new(format!("{bindir}/{POSTGRES}"))
-        .arg("-V")
-        .output()
-        .map_err(|e| failed(what, format!("{bindir}/{POSTGRES} -V: {e}")))?;
-    // "postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)" -> "15"
-    let version = String::from_utf8_lossy(&version.stdout);
-    let major = version
-        .split_whitespace()
-        .nth(2)
-        .and_then(|v| v.split('.').next())
-        .filter(|m| !m.is_empty() && m.chars().all(|c| c.is_ascii_digit()))
-        .ok_or_else(|| {
-            failed(
-                what,
-                format!("unexpected `postgres -V` output: {version:?}"),
-            )
-        })?
-        .to_string();
-    let dir = vm::kernel::cache_root().join(format!("pg{major}-template"));
-    if dir.join("PG_VERSION").exists() {
-        return Ok(dir);
-    }
-    let tmp = vm::kernel::cache_root().join(format!("pg{major}-template.{}", std::process::id()));
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "install -d -o postgres -g postgres -m 700 {tmp} && \
-             runuser -u postgres -- {bindir}/initdb -D {tmp} -A trust -U postgres -N \
-               --locale=C.UTF-8 -E UTF8 >/dev/null",
-            tmp = tmp.display()
-        ))
-        .status()
-        .map_err(|e| failed(what, format!("initdb: {e}")))?;
-    if !status.success() {
-        return Err(failed(
-            what,
-            format!("initdb into {} {status}", tmp.display()),
-        ));
-    }
-    if std::fs::rename(&tmp, &dir).is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    Ok(dir)
 }
 
 #[cfg(test)]
