@@ -28,7 +28,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -1043,7 +1043,7 @@ impl Inner {
                                     &what,
                                     &format!(
                                         "{} probe {RUN} --deadline {:.1}s --file {file}",
-                                        self.bins.netns_kit.display(),
+                                        STACK.netns_kit,
                                         deadline.as_secs_f64()
                                     ),
                                     deadline + self.cluster.accel().scale(BACKGROUND_MARGIN),
@@ -1344,7 +1344,7 @@ impl Deployment for VmDeployment {
                             vm,
                             &format!(
                                 "exec {} probe {RUN} {}",
-                                inner.bins.netns_kit.display(),
+                                STACK.netns_kit,
                                 flags.join(" ")
                             ),
                             &log,
