@@ -11,9 +11,9 @@ default:
 setup:
     @scripts/setup.sh
 
-# Bring up the three-tier lab (root): topology, PostgreSQL, Redis, services, host link.
-up: setup _lab-build
-    @scripts/as-root.sh "${CARGO_TARGET_DIR:-target}/release/lab" up
+# Bring up the three-tier lab (root): topology, PostgreSQL, Redis, services, host link. `just up --pinned` runs them from the pinned images (images.lock), not the host's programs.
+up *ARGS: setup _lab-build
+    @scripts/as-root.sh "${CARGO_TARGET_DIR:-target}/release/lab" up {{ARGS}}
 
 # Stop every lab process and remove every namespace, link, rule and the host route.
 down: _lab-build

@@ -156,6 +156,49 @@ pub fn tree(
     Ok(assemble(role, lock, cache, fetcher, inputs)?.tree)
 }
 
+/// A role's root filesystem written out as a directory, for running the image's own programs
+/// on the host (`chroot` or an overlay over it): the same tree the image is rendered from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootDir {
+    /// The role's image (its name, file and SHA-256: the directory is named by it).
+    pub image: Built,
+    /// `<cache>/roots/<role>-<16 hex of the image's SHA-256>`: the tree, never written to
+    /// once made (a user of it puts a writable overlay on top).
+    pub dir: PathBuf,
+}
+
+/// [`RootDir`] of the role named `name`: its image built (or recalled), and the tree written
+/// once per image under `<cache>/roots` (atomically: written beside, then renamed). With
+/// root the files carry the tree's owners, else the caller's.
+pub fn root_dir(
+    lock: &Lock,
+    cache: &Cache,
+    fetcher: &Fetcher,
+    inputs: &Inputs,
+    name: &str,
+) -> Result<RootDir> {
+    let image = build(lock, cache, fetcher, inputs, &[name.to_string()])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Usage(format!("no role `{name}`")))?;
+    let roots = cache.work.join("roots");
+    let dir = roots.join(format!("{name}-{}", &image.sha256[..16]));
+    if !dir.exists() {
+        fs::create_dir_all(&roots).map_err(Error::io("create dir", &roots))?;
+        let tmp = roots.join(format!(".{name}-{}", crate::fetch::unique()));
+        let written = tree(lock, cache, fetcher, inputs, name).and_then(|t| t.write_dir(&tmp));
+        if let Err(e) = written {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        if fs::rename(&tmp, &dir).is_err() {
+            // Written meanwhile by another process: keep that one.
+            let _ = fs::remove_dir_all(&tmp);
+        }
+    }
+    Ok(RootDir { image, dir })
+}
+
 /// A previous build with the same key, if its output is still there and intact.
 fn recall(role: &Role, memo: &Path, out_dir: &Path) -> Result<Option<Built>> {
     let Ok(text) = fs::read_to_string(memo) else {

@@ -26,6 +26,10 @@ pub const ROOTS: &[&str] = &[
     "redis-server",
 ];
 
+/// PostgreSQL's bin dir in every image that carries it (Debian's layout for the locked
+/// `postgresql-15`).
+pub const PG_BINDIR: &str = "/usr/lib/postgresql/15/bin";
+
 /// What an image is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
@@ -225,7 +229,7 @@ pub struct Stack {
 pub const STACK: Stack = Stack {
     netns_kit: "/usr/local/bin/netns-kit",
     ecomm: "/usr/local/bin/ecomm",
-    pg_bindir: "/usr/lib/postgresql/15/bin",
+    pg_bindir: PG_BINDIR,
     pg_user: "postgres",
     pg_uid: 999,
     redis_server: "/usr/bin/redis-server",
@@ -377,7 +381,7 @@ fn redis_config() -> Config {
 /// over 100 MB; JIT is off without it).
 fn postgres(c: &mut Closure, inputs: &Inputs) -> Result<()> {
     base(c, "postgres", 999, "/var/lib/postgresql")?;
-    postgres_files(c, &["postgres", "initdb", "pg_ctl", "pg_isready", "psql"])?;
+    postgres_files(c, &["postgres", "initdb", "pg_ctl", "pg_isready", "psql", "pg_dump"])?;
     c.tree
         .file(
             "usr/local/bin/postgres-entrypoint",
@@ -392,7 +396,7 @@ fn postgres(c: &mut Closure, inputs: &Inputs) -> Result<()> {
 /// PostgreSQL's `bins`, its server modules but llvmjit, its share dir and the zoneinfo.
 fn postgres_files(c: &mut Closure, bins: &[&str]) -> Result<()> {
     for bin in bins {
-        c.add_elf(&format!("/usr/lib/postgresql/15/bin/{bin}"))?;
+        c.add_elf(&format!("{PG_BINDIR}/{bin}"))?;
     }
     for module in c.list("/usr/lib/postgresql/15/lib")? {
         if module.ends_with(".so") && !module.contains("llvmjit") {

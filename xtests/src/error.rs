@@ -92,6 +92,9 @@ pub enum LabError {
     /// The lab is down, or some of its components are not ready.
     #[error("{0}")]
     Unhealthy(String),
+    /// Building a pinned image or its root filesystem failed (`lab up --pinned`).
+    #[error("pinned images: {0}")]
+    Image(String),
     /// The topology layer (netns-kit) failed.
     #[error("topology: {0}")]
     Topology(String),

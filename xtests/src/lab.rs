@@ -38,6 +38,7 @@ pub struct LabBuilder {
     ecomm: Option<PathBuf>,
     start_services: bool,
     without: Vec<String>,
+    pinned: bool,
 }
 
 impl Default for LabBuilder {
@@ -48,6 +49,7 @@ impl Default for LabBuilder {
             ecomm: None,
             start_services: true,
             without: Vec::new(),
+            pinned: false,
         }
     }
 }
@@ -74,6 +76,13 @@ impl LabBuilder {
     /// Leave component `name` out (its node exists, nothing runs there). Default: run all.
     pub fn without(mut self, name: &str) -> Self {
         self.without.push(name.to_string());
+        self
+    }
+
+    /// Run every process over the pinned images' trees (see [`crate::pinned`]) instead of the
+    /// host's programs. Default: the host's.
+    pub fn pinned(mut self) -> Self {
+        self.pinned = true;
         self
     }
 
@@ -107,12 +116,17 @@ impl LabBuilder {
             None if self.start_services => ecomm_binary()?,
             None => PathBuf::from("ecomm"),
         };
+        let pinned = match self.pinned {
+            true => Some(crate::pinned::PinnedRoots::build(&ecomm)?),
+            false => None,
+        };
         let config = StackConfig {
             run_id: run_id.clone(),
             dir: dir.clone(),
             ecomm,
             lifetime: Lifetime::TiedToParent,
             ephemeral: true,
+            pinned,
         };
         let mut stack = Stack::new(config, namespaces.clone(), components)?;
         let id = run_id.clone();
@@ -172,6 +186,16 @@ impl Lab {
     /// The run id (in every process's environment and every kernel object's name or alias).
     pub fn run_id(&self) -> &str {
         &self.footprint.run_id
+    }
+
+    /// The pinned images' trees the processes run over (`None`: the host's programs).
+    pub fn pinned(&self) -> Option<&crate::pinned::PinnedRoots> {
+        self.stack().pinned()
+    }
+
+    /// Each running component's (pid, start time).
+    pub fn pids(&self) -> BTreeMap<String, (i32, u64)> {
+        self.stack().pids()
     }
 
     /// What this run created, for a leak check after drop.

@@ -12,6 +12,7 @@ pub mod error;
 pub mod footprint;
 pub mod http;
 pub mod ns;
+pub mod pinned;
 pub mod process;
 pub mod scenarios;
 

@@ -19,6 +19,7 @@ use nix::unistd::Pid;
 
 use crate::error::LabError;
 use crate::ns::NsHandle;
+use crate::pinned::Confine;
 
 /// The environment variable carrying the run id into every process the lab starts.
 pub const RUN_ENV: &str = "ECOMM_LAB_RUN";
@@ -72,6 +73,8 @@ pub struct Launch {
     pub run_as: Option<RunAs>,
     /// Working directory; `None` keeps the caller's.
     pub cwd: Option<PathBuf>,
+    /// Run over a pinned image's tree instead of the host's (see [`crate::pinned`]).
+    pub confine: Option<Confine>,
 }
 
 impl Launch {
@@ -83,6 +86,7 @@ impl Launch {
             env: Vec::new(),
             run_as: None,
             cwd: None,
+            confine: None,
         }
     }
 
@@ -114,6 +118,13 @@ impl Launch {
         self
     }
 
+    /// Runs the program over `confine`'s tree (a path without `/` is looked up in the
+    /// image's [`crate::pinned::path_in_image`]).
+    pub fn confined(mut self, confine: Option<Confine>) -> Self {
+        self.confine = confine;
+        self
+    }
+
     /// The command line as text, for messages.
     pub fn display(&self) -> String {
         let mut s = self.program.display().to_string();
@@ -125,19 +136,35 @@ impl Launch {
     }
 
     /// Builds the `Command`: joins `ns` (if any) and applies the lifetime and account in the child.
-    fn command(&self, ns: Option<&NsHandle>, lifetime: Lifetime, run_id: &str) -> Command {
+    fn command(
+        &self,
+        ns: Option<&NsHandle>,
+        lifetime: Lifetime,
+        run_id: &str,
+    ) -> Result<Command, LabError> {
         let mut cmd = Command::new(&self.program);
-        cmd.args(&self.args)
-            .env(RUN_ENV, run_id)
-            .envs(self.env.iter().map(|(k, v)| (k, v)));
-        if let Some(cwd) = &self.cwd {
-            cmd.current_dir(cwd);
-        }
+        cmd.args(&self.args).env(RUN_ENV, run_id);
+        let confine = match &self.confine {
+            Some(c) => {
+                // The start directory is entered after chroot, by `enter`.
+                cmd.env("PATH", crate::pinned::path_in_image());
+                Some(c.prepare(self.cwd.as_deref())?)
+            }
+            None => {
+                if let Some(cwd) = &self.cwd {
+                    cmd.current_dir(cwd);
+                }
+                None
+            }
+        };
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let ns_fd = ns.map(|n| n.fd().as_raw_fd());
         let run_as = self.run_as;
         // SAFETY: the closure runs in the forked child before exec and calls only
         // async-signal-safe system calls (setns, setsid, prctl, getppid, setgroups, setgid,
-        // setuid) through libc, allocating nothing and taking no locks. `ns_fd` stays open in
+        // setuid, and for a confined launch those of `Prepared::enter`: unshare, mount,
+        // mkdir, chroot, chdir on strings made before the fork) through libc, allocating
+        // nothing and taking no locks. `ns_fd` stays open in
         // the child until exec: it is the parent's descriptor, borrowed from an `NsHandle` the
         // caller keeps alive across `spawn`, and it is close-on-exec so the program never sees it.
         unsafe {
@@ -159,6 +186,9 @@ impl Launch {
                         return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                     }
                 }
+                if let Some(c) = &confine {
+                    c.enter()?;
+                }
                 if let Some(acct) = run_as {
                     let groups = [acct.gid];
                     if libc::setgroups(1, groups.as_ptr()) != 0
@@ -171,7 +201,7 @@ impl Launch {
                 Ok(())
             });
         }
-        cmd
+        Ok(cmd)
     }
 
     /// Starts the program inside `ns` (or the caller's namespace), output appended to `log`.
@@ -187,7 +217,7 @@ impl Launch {
             .try_clone()
             .map_err(|e| LabError::io(format!("duplicate log {}", log.display()), e))?;
         let child = self
-            .command(ns, lifetime, run_id)
+            .command(ns, lifetime, run_id)?
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -218,7 +248,7 @@ impl Launch {
     /// Runs the program to completion inside `ns` and returns its stdout (stderr on failure).
     pub fn output(&self, ns: Option<&NsHandle>, run_id: &str) -> Result<String, LabError> {
         let out = self
-            .command(ns, Lifetime::TiedToParent, run_id)
+            .command(ns, Lifetime::TiedToParent, run_id)?
             .stdin(Stdio::null())
             .output()
             .map_err(|e| LabError::io(format!("run `{}`", self.display()), e))?;
@@ -243,7 +273,7 @@ impl Launch {
         output: Stdio,
     ) -> Result<(), LabError> {
         let out = self
-            .command(ns, Lifetime::TiedToParent, run_id)
+            .command(ns, Lifetime::TiedToParent, run_id)?
             .stdin(input)
             .stdout(output)
             .stderr(Stdio::piped())

@@ -12,6 +12,7 @@ use netns_kit::topology::service::substitute;
 
 use crate::component::Component;
 use crate::error::LabError;
+use crate::pinned::Confine;
 use crate::process::Launch;
 
 /// The program name in the declaration that means "the `ecomm` binary under test".
@@ -28,6 +29,9 @@ pub struct Wiring {
     pub db_auth: BTreeMap<String, String>,
     /// Registry lease the services ask for, in seconds; `None` = the services' default (10).
     pub registry_ttl_seconds: Option<u64>,
+    /// Run the services over the pinned `ecomm-services` tree (its `ecomm`, at
+    /// [`crate::pinned::ECOMM_IN_IMAGE`]) instead of [`Wiring::ecomm`] on the host.
+    pub confine: Option<Confine>,
 }
 
 impl Wiring {
@@ -54,12 +58,14 @@ impl Wiring {
         let Some((program, rest)) = args.split_first() else {
             return Err(LabError::Topology(format!("{}: empty command", c.name)));
         };
-        let program = if program == ECOMM {
-            self.ecomm.clone()
-        } else {
-            PathBuf::from(program)
+        let program = match (program == ECOMM, &self.confine) {
+            (true, Some(_)) => PathBuf::from(crate::pinned::ECOMM_IN_IMAGE),
+            (true, None) => self.ecomm.clone(),
+            (false, _) => PathBuf::from(program),
         };
-        let mut launch = Launch::new(program).args(rest);
+        let mut launch = Launch::new(program)
+            .args(rest)
+            .confined(self.confine.clone());
         for (key, value) in &c.env {
             launch = launch.env(key, resolve(&format!("env.{key}"), value)?);
         }

@@ -15,6 +15,7 @@ use crate::datastores::{Postgres, Redis};
 use crate::error::LabError;
 use crate::http::Request;
 use crate::ns::NsHandle;
+use crate::pinned::PinnedRoots;
 use crate::process::{tail_file, Launch, Lifetime, Process};
 use crate::services::Wiring;
 
@@ -71,6 +72,9 @@ pub struct StackConfig {
     pub lifetime: Lifetime,
     /// Trade durability for speed (fsync off): for throwaway test stacks.
     pub ephemeral: bool,
+    /// Run every process over the pinned images' trees instead of the host's programs
+    /// (`lab up --pinned`; see [`crate::pinned`]).
+    pub pinned: Option<PinnedRoots>,
 }
 
 /// The running stack: components, their namespaces and processes.
@@ -113,12 +117,16 @@ impl Stack {
                 )));
             }
         }
-        let postgres = Postgres::new(
+        let mut postgres = Postgres::new(
             postgres_dir(&config.dir),
             find(Kind::Postgres)?,
             config.ephemeral,
         );
-        let redis = Redis::new(config.dir.join("redis"), find(Kind::Redis)?);
+        let mut redis = Redis::new(config.dir.join("redis"), find(Kind::Redis)?);
+        if let Some(roots) = &config.pinned {
+            postgres = postgres.pinned(&roots.postgres, &config.dir)?;
+            redis = redis.pinned(&roots.redis, &config.dir)?;
+        }
         find(Kind::Registry)?;
         Ok(Self {
             config,
@@ -192,7 +200,12 @@ impl Stack {
             })
     }
 
-    /// The PostgreSQL server's settings.
+    /// The pinned images' trees the processes run over (`None`: the host's programs).
+    pub fn pinned(&self) -> Option<&PinnedRoots> {
+        self.config.pinned.as_ref()
+    }
+
+    /// The PostgreSQL server of the stack.
     pub fn postgres(&self) -> &Postgres {
         &self.postgres
     }
@@ -268,6 +281,11 @@ impl Stack {
             registry_token: secret(&self.config.dir, "registry.token")?,
             db_auth: BTreeMap::new(),
             registry_ttl_seconds: self.registry_ttl,
+            confine: self
+                .config
+                .pinned
+                .as_ref()
+                .map(|r| r.services.confine(&self.config.dir)),
         });
         Ok(())
     }

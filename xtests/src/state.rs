@@ -41,6 +41,10 @@ pub struct LabState {
     /// Default true (state files written before this field existed were complete).
     #[serde(default = "applied_by_default")]
     pub applied: bool,
+    /// The pinned images' trees every process runs over (`lab up --pinned`); `None`: the
+    /// host's programs.
+    #[serde(default)]
+    pub pinned: Option<crate::pinned::PinnedRoots>,
 }
 
 fn applied_by_default() -> bool {
@@ -154,6 +158,7 @@ mod tests {
             host_link: None,
             host_ifname: Some("nk-t".into()),
             applied: false,
+            pinned: None,
         }
     }
 

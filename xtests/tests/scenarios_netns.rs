@@ -10,6 +10,12 @@
 //! libtest's name filters (`cargo test --test scenarios_netns -- routing`), `--exact`,
 //! `--skip`, `--list` and `--ignored`, and ignores the rest of libtest's flags.
 //!
+//! `three_tier_pinned` runs `three-tier.toml` again with every process over the pinned
+//! images' trees (`ecomm-services`, `ecomm-redis`, `ecomm-postgres` from `images.lock`, as
+//! `lab up --pinned` does), first checking with
+//! `three_tier_pinned::pinned::every_process_runs_its_images_program_over_its_tree` that each
+//! process executes its image's bytes.
+//!
 //! After a file's scenarios, `<file>::netns::teardown_leaves_nothing_behind` checks that the
 //! torn-down deployment left no process, namespace or state directory.
 //!
@@ -24,17 +30,27 @@ use xtests::scenarios::{self, Outcome};
 /// The last test of each file: the deployment torn down leaves nothing behind.
 const TEARDOWN: &str = "netns::teardown_leaves_nothing_behind";
 
-/// The declarations every scenario runs on: (test name prefix, file).
-fn files() -> Vec<(&'static str, PathBuf)> {
+/// The first test of a pinned file: every process runs its image's program.
+const PINNED: &str = "pinned::every_process_runs_its_images_program_over_its_tree";
+
+/// The declarations every scenario runs on: (test name prefix, file, pinned images).
+fn files() -> Vec<(&'static str, PathBuf, bool)> {
     let deploy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ecomm-services/deploy");
     vec![
-        ("three_tier", deploy.join("three-tier.toml")),
-        ("three_tier_wide", deploy.join("three-tier-wide.toml")),
+        ("three_tier", deploy.join("three-tier.toml"), false),
+        ("three_tier_wide", deploy.join("three-tier-wide.toml"), false),
+        ("three_tier_pinned", deploy.join("three-tier.toml"), true),
     ]
 }
 
-/// One declaration's share of the run: test name prefix, file, its selected (name, scenario).
-type FilePlan = (&'static str, PathBuf, Vec<(String, scenarios::Scenario)>);
+/// One declaration's share of the run: test name prefix, file, pinned, its selected (name,
+/// scenario).
+type FilePlan = (
+    &'static str,
+    PathBuf,
+    bool,
+    Vec<(String, scenarios::Scenario)>,
+);
 
 /// The part of libtest's command line this harness honours.
 struct Args {
@@ -99,33 +115,41 @@ fn main() -> ExitCode {
     let all = scenarios::all();
     let plan: Vec<FilePlan> = files()
         .into_iter()
-        .map(|(prefix, file)| {
+        .map(|(prefix, file, pinned)| {
             let tests = all
                 .iter()
                 .map(|s| (format!("{prefix}::{}", s.name), *s))
                 .filter(|(name, _)| args.selects(name))
                 .collect();
-            (prefix, file, tests)
+            (prefix, file, pinned, tests)
         })
         .collect();
     let teardowns: Vec<String> = plan
         .iter()
-        .filter(|(_, _, tests)| !tests.is_empty())
-        .map(|(prefix, _, _)| format!("{prefix}::{TEARDOWN}"))
+        .filter(|(_, _, _, tests)| !tests.is_empty())
+        .map(|(prefix, _, _, _)| format!("{prefix}::{TEARDOWN}"))
+        .filter(|name| args.selects(name))
+        .collect();
+    let pinned_checks: Vec<String> = plan
+        .iter()
+        .filter(|(_, _, pinned, tests)| *pinned && !tests.is_empty())
+        .map(|(prefix, _, _, _)| format!("{prefix}::{PINNED}"))
         .filter(|name| args.selects(name))
         .collect();
     if args.list {
-        for (_, _, tests) in &plan {
+        for (_, _, _, tests) in &plan {
             for (name, _) in tests {
                 println!("{name}: test");
             }
         }
-        for name in &teardowns {
+        for name in pinned_checks.iter().chain(&teardowns) {
             println!("{name}: test");
         }
         return ExitCode::SUCCESS;
     }
-    let total: usize = plan.iter().map(|(_, _, t)| t.len()).sum::<usize>() + teardowns.len();
+    let total: usize = plan.iter().map(|(_, _, _, t)| t.len()).sum::<usize>()
+        + teardowns.len()
+        + pinned_checks.len();
     println!("\nrunning {total} tests");
     if args.ignored {
         println!("\ntest result: ok. 0 passed; 0 failed; {total} ignored; 0 measured");
@@ -136,9 +160,9 @@ fn main() -> ExitCode {
     let reports: Vec<Report> = std::thread::scope(|s| {
         let handles: Vec<_> = plan
             .iter()
-            .map(|(prefix, file, tests)| {
+            .map(|(prefix, file, pinned, tests)| {
                 let args = &args;
-                s.spawn(move || run_file(prefix, file, tests, args, privileged))
+                s.spawn(move || run_file(prefix, file, *pinned, tests, args, privileged))
             })
             .collect();
         handles
@@ -197,12 +221,15 @@ struct Report {
 fn run_file(
     prefix: &str,
     file: &std::path::Path,
+    pinned: bool,
     tests: &[(String, scenarios::Scenario)],
     args: &Args,
     privileged: bool,
 ) -> Report {
     let mut r = Report::default();
     let teardown = format!("{prefix}::{TEARDOWN}");
+    let check = format!("{prefix}::{PINNED}");
+    let check = (pinned && args.selects(&check)).then_some(check);
     if tests.is_empty() {
         return r;
     }
@@ -211,17 +238,23 @@ fn run_file(
             r.lines.push(format!("test {name} ... ignored, needs root"));
             r.ignored += 1;
         }
-        r.ignored += usize::from(args.selects(&teardown));
+        r.ignored += usize::from(args.selects(&teardown)) + usize::from(check.is_some());
         return r;
     }
     eprintln!(
-        "{prefix}: starting the netns deployment of {}",
-        file.display()
+        "{prefix}: starting the netns deployment of {}{}",
+        file.display(),
+        if pinned { " on the pinned images" } else { "" }
     );
-    let d = match NetnsDeployment::start(file) {
+    let started = if pinned {
+        NetnsDeployment::start_pinned(file)
+    } else {
+        NetnsDeployment::start(file)
+    };
+    let d = match started {
         Ok(d) => d,
         Err(e) => {
-            for (name, _) in tests {
+            for name in check.iter().chain(tests.iter().map(|(n, _)| n)) {
                 r.lines.push(format!("test {name} ... FAILED"));
                 r.failed
                     .push((name.clone(), format!("start the deployment: {e}")));
@@ -229,6 +262,21 @@ fn run_file(
             return r;
         }
     };
+    if let Some(name) = check {
+        match d.verify_pinned() {
+            Ok(lines) => {
+                for line in lines {
+                    eprintln!("{prefix}: {line}");
+                }
+                r.lines.push(format!("test {name} ... ok"));
+                r.passed += 1;
+            }
+            Err(why) => {
+                r.lines.push(format!("test {name} ... FAILED"));
+                r.failed.push((name, why));
+            }
+        }
+    }
     let selected: Vec<scenarios::Scenario> = tests.iter().map(|(_, s)| *s).collect();
     let cells = xtests::cli::scenarios::run_on(&d, &selected);
     for ((name, _), (outcome, took)) in tests.iter().zip(cells) {

@@ -52,6 +52,16 @@ impl NetnsDeployment {
     /// Applies `file` in fresh anonymous namespaces and starts every declared service, each
     /// waited for until ready.
     pub fn start(file: &Path) -> Result<Self, DeployError> {
+        Self::start_with(file, false)
+    }
+
+    /// [`NetnsDeployment::start`] with every process run over the pinned images' trees
+    /// instead of the host's programs (see [`crate::pinned`]).
+    pub fn start_pinned(file: &Path) -> Result<Self, DeployError> {
+        Self::start_with(file, true)
+    }
+
+    fn start_with(file: &Path, pinned: bool) -> Result<Self, DeployError> {
         let file = file.to_path_buf();
         let (ready_tx, ready_rx) = channel();
         let (tx, rx) = channel::<(Command, Reply)>();
@@ -61,6 +71,9 @@ impl NetnsDeployment {
                 let mut builder = Lab::builder().topology(&file);
                 if let Some(ecomm) = ECOMM.get() {
                     builder = builder.ecomm(ecomm);
+                }
+                if pinned {
+                    builder = builder.pinned();
                 }
                 let lab = match builder.start() {
                     Ok(lab) => Arc::new(RwLock::new(lab)),
@@ -107,6 +120,32 @@ impl NetnsDeployment {
             commands: Mutex::new(Some(tx)),
             owner: Some(owner),
         })
+    }
+
+    /// For a pinned deployment: checks every running component with
+    /// [`crate::pinned::verify`] and returns one line per component; `Err` names the first
+    /// that does not run its image's program over its image's tree (or a deployment that is
+    /// not pinned).
+    pub fn verify_pinned(&self) -> Result<Vec<String>, String> {
+        let lab = self.lab().map_err(|e| e.to_string())?;
+        let roots = lab
+            .pinned()
+            .ok_or("the deployment runs the host's programs, not pinned images")?;
+        let pids = lab.pids();
+        let mut lines = Vec::new();
+        for c in lab.components() {
+            let (pid, _) = pids
+                .get(&c.name)
+                .ok_or_else(|| format!("{} is not running", c.name))?;
+            let line = crate::pinned::verify(
+                *pid,
+                roots.for_kind(c.kind),
+                &crate::pinned::program_of(c.kind),
+            )
+            .map_err(|e| format!("{}: {e}", c.name))?;
+            lines.push(format!("{}: {line}", c.name));
+        }
+        Ok(lines)
     }
 
     /// Tears the deployment down now and returns whatever of it is still on the machine:

@@ -39,6 +39,11 @@ enum Verb {
         /// Product instances to start; default 2.
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=9))]
         products: u8,
+        /// Run PostgreSQL, Redis and the services from the pinned images built from
+        /// images.lock (each process over its image's tree, in its own mount namespace),
+        /// not the host's programs: the same bytes as the Docker and VM backends.
+        #[arg(long)]
+        pinned: bool,
     },
     /// Stop every process; remove every namespace, link, rule and the host route.
     Down,
@@ -167,6 +172,7 @@ fn run(args: Args) -> Result<(), LabError> {
             ecomm,
             product_slots,
             products,
+            pinned,
         } => {
             let ecomm = match ecomm {
                 Some(p) => p,
@@ -177,6 +183,7 @@ fn run(args: Args) -> Result<(), LabError> {
                 ecomm,
                 product_slots: product_slots.max(products),
                 products,
+                pinned,
             };
             cli::up::run(&lab, &opts)
         }

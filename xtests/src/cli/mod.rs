@@ -119,6 +119,7 @@ pub fn attach(lab: &LabDir, state: &LabState) -> Result<Stack, LabError> {
         ecomm: state.ecomm.clone(),
         lifetime: Lifetime::Detached,
         ephemeral: false,
+        pinned: state.pinned.clone(),
     };
     let enabled = state
         .components

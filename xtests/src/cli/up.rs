@@ -9,6 +9,7 @@ use super::{attach, fault_point, require_root, summary, LabDir};
 use crate::component::{Component, Kind};
 use crate::error::LabError;
 use crate::live::{self, LiveLab, Mode};
+use crate::pinned::PinnedRoots;
 use crate::stack::Progress;
 use crate::state::LabState;
 use crate::topology_file;
@@ -24,6 +25,8 @@ pub struct UpOptions {
     pub product_slots: u8,
     /// Product instances to start (default 2, as ARCHITECTURE.md's address plan).
     pub products: u8,
+    /// Run every process over the pinned images' trees (`--pinned`, see [`crate::pinned`]).
+    pub pinned: bool,
 }
 
 /// Brings the lab up (or converges a lab that is up).
@@ -37,6 +40,20 @@ pub fn run(lab: &LabDir, opts: &UpOptions) -> Result<(), LabError> {
     require_root()?;
     if let Some(state) = LabState::load(&lab.dir)? {
         if state.applied && live::named_exists(&state) {
+            if state.pinned.is_some() != opts.pinned {
+                return Err(LabError::Invalid {
+                    what: "lab up option".into(),
+                    value: if opts.pinned { "--pinned" } else { "(no --pinned)" }.into(),
+                    expected: format!(
+                        "the mode the lab is up in ({}); run `just down` first to switch",
+                        if state.pinned.is_some() {
+                            "--pinned"
+                        } else {
+                            "host programs"
+                        }
+                    ),
+                });
+            }
             return converge(lab, state);
         }
         println!(
@@ -56,6 +73,20 @@ pub fn run(lab: &LabDir, opts: &UpOptions) -> Result<(), LabError> {
         );
         super::down::run(lab)?;
     }
+    let pinned = if opts.pinned {
+        println!(
+            "lab: building the pinned images from images.lock (the first build fetches the locked packages) …"
+        );
+        let started = std::time::Instant::now();
+        let roots = PinnedRoots::build(&opts.ecomm)?;
+        for r in [&roots.services, &roots.redis, &roots.postgres] {
+            println!("  image    {:<15} sha256:{}", r.role, r.image_sha256);
+        }
+        println!("  built in {:.1}s", started.elapsed().as_secs_f64());
+        Some(roots)
+    } else {
+        None
+    };
     let run_id = crate::datastores::random_hex(4)?;
     let (_, topology) = topology_file::load(&opts.topology, opts.product_slots)?;
     let mode = Mode::Named {
@@ -81,6 +112,7 @@ pub fn run(lab: &LabDir, opts: &UpOptions) -> Result<(), LabError> {
         host_link: intent.host_link,
         host_ifname: intent.host_ifname,
         applied: false,
+        pinned,
     };
     state.save(&lab.dir)?;
     fault_point("intent");

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::LabError;
 use crate::ns::NsHandle;
+use crate::pinned::{Confine, Rootfs, PG_BINDIR};
 use crate::process::{Launch, RunAs};
 
 /// One PostgreSQL server of the lab (its files, address and superuser password).
@@ -22,6 +23,9 @@ pub struct Postgres {
     pub addr: SocketAddr,
     /// Turn fsync off: for test fixtures, whose data dies with them. Default false.
     pub ephemeral: bool,
+    /// Run the pinned image's PostgreSQL (over its tree, as its own `postgres` account)
+    /// instead of the host's ([`Postgres::pinned`]).
+    pub pinned: Option<(Confine, RunAs)>,
 }
 
 impl Postgres {
@@ -31,7 +35,33 @@ impl Postgres {
             dir: dir.into(),
             addr,
             ephemeral,
+            pinned: None,
         }
+    }
+
+    /// Runs every PostgreSQL program (initdb, postgres, psql, pg_dump) from the pinned image
+    /// `root`, confined to its tree with `state_dir` (which holds [`Postgres::dir`]) bound in.
+    pub fn pinned(mut self, root: &Rootfs, state_dir: &Path) -> Result<Self, LabError> {
+        self.pinned = Some((root.confine(state_dir), root.account("postgres")?));
+        Ok(self)
+    }
+
+    /// The account the server runs as: the image's `postgres`, else the host's.
+    fn account(&self) -> Result<RunAs, LabError> {
+        match &self.pinned {
+            Some((_, account)) => Ok(*account),
+            None => RunAs::lookup("postgres"),
+        }
+    }
+
+    /// A launch of PostgreSQL program `name`: the image's (confined) or the host's.
+    fn program(&self, name: &str) -> Result<Launch, LabError> {
+        Ok(match &self.pinned {
+            Some((confine, _)) => {
+                Launch::new(Path::new(PG_BINDIR).join(name)).confined(Some(confine.clone()))
+            }
+            None => Launch::new(bin(name)?),
+        })
     }
 
     /// The data directory.
@@ -72,7 +102,7 @@ impl Postgres {
     /// `postgres` processes it starts are found and stopped with the lab's other processes
     /// if the driver dies meanwhile: none of them is ever loose in the host's namespace.
     pub fn prepare(&self, ns: &NsHandle, run_id: &str) -> Result<(), LabError> {
-        let account = RunAs::lookup("postgres")?;
+        let account = self.account()?;
         let data = self.data_dir();
         if data.join("PG_VERSION").exists() {
             return Ok(());
@@ -99,7 +129,7 @@ impl Postgres {
         let pwfile = self.password_file();
         crate::stack::write_private(&pwfile, &format!("{password}\n"))?;
         chown(&pwfile, account)?;
-        Launch::new(bin("initdb")?)
+        self.program("initdb")?
             .arg("-D")
             .arg(&building)
             .args([
@@ -136,18 +166,18 @@ impl Postgres {
     /// directory), plus what only the runner knows: the socket directory, the connection
     /// limit the lab's instances need and, for a throwaway cluster, no fsync.
     pub fn launch(&self, declared: &[String]) -> Result<Launch, LabError> {
-        let account = RunAs::lookup("postgres")?;
+        let account = self.account()?;
         let Some((program, args)) = declared.split_first() else {
             return Err(LabError::Topology(
                 "postgres: the declared command is empty".into(),
             ));
         };
-        let program = if program.contains('/') {
-            PathBuf::from(program)
+        let launch = if program.contains('/') {
+            Launch::new(program).confined(self.pinned.as_ref().map(|(c, _)| c.clone()))
         } else {
-            bin(program)?
+            self.program(program)?
         };
-        let mut launch = Launch::new(program)
+        let mut launch = launch
             .args(args)
             .arg("-c")
             .arg(format!(
@@ -164,7 +194,7 @@ impl Postgres {
 
     /// `psql` running `sql` against `database` over TCP from inside `ns`; unaligned tuples only.
     pub fn psql(&self, database: &str, sql: &str) -> Result<Launch, LabError> {
-        Ok(Launch::new(bin("psql")?)
+        Ok(self.program("psql")?
             .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1"])
             .arg("-h")
             .arg(self.addr.ip().to_string())
@@ -240,7 +270,7 @@ impl Postgres {
 
     /// A `pg_dump` of `database` (plain SQL, clean + if-exists so a restore replaces) from `ns`.
     pub fn dump(&self, database: &str) -> Result<Launch, LabError> {
-        Ok(Launch::new(bin("pg_dump")?)
+        Ok(self.program("pg_dump")?
             .args(["--clean", "--if-exists", "--no-owner"])
             .arg("-h")
             .arg(self.addr.ip().to_string())
@@ -252,7 +282,7 @@ impl Postgres {
 
     /// `psql` reading SQL from stdin into `database` (a restore), stopping at the first error.
     pub fn restore(&self, database: &str) -> Result<Launch, LabError> {
-        Ok(Launch::new(bin("psql")?)
+        Ok(self.program("psql")?
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"])
             .arg("-h")
             .arg(self.addr.ip().to_string())

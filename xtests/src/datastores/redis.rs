@@ -3,9 +3,10 @@
 
 use std::fs;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::LabError;
+use crate::pinned::{Confine, Rootfs};
 use crate::process::{Launch, RunAs};
 
 /// One Redis server of the lab.
@@ -15,6 +16,9 @@ pub struct Redis {
     pub dir: PathBuf,
     /// Where it listens (the redis node's address, port 6379).
     pub addr: SocketAddr,
+    /// Run the pinned image's Redis (over its tree, as its own `redis` account) instead of
+    /// the host's ([`Redis::pinned`]).
+    pub pinned: Option<(Confine, RunAs)>,
 }
 
 impl Redis {
@@ -23,7 +27,27 @@ impl Redis {
         Self {
             dir: dir.into(),
             addr,
+            pinned: None,
         }
+    }
+
+    /// Runs redis-server and redis-cli from the pinned image `root`, confined to its tree
+    /// with `state_dir` (which holds [`Redis::dir`]) bound in.
+    pub fn pinned(mut self, root: &Rootfs, state_dir: &Path) -> Result<Self, LabError> {
+        self.pinned = Some((root.confine(state_dir), root.account("redis")?));
+        Ok(self)
+    }
+
+    /// The account the server runs as: the image's `redis`, else the host's if it exists.
+    fn account(&self) -> Option<RunAs> {
+        match &self.pinned {
+            Some((_, account)) => Some(*account),
+            None => RunAs::lookup("redis").ok(),
+        }
+    }
+
+    fn confine(&self) -> Option<Confine> {
+        self.pinned.as_ref().map(|(c, _)| c.clone())
     }
 
     /// `redis://<addr>/0`: the URL services connect with.
@@ -35,7 +59,7 @@ impl Redis {
     pub fn prepare(&self) -> Result<(), LabError> {
         fs::create_dir_all(&self.dir)
             .map_err(|e| LabError::io(format!("create {}", self.dir.display()), e))?;
-        if let Ok(account) = RunAs::lookup("redis") {
+        if let Some(account) = self.account() {
             std::os::unix::fs::chown(&self.dir, Some(account.uid), Some(account.gid))
                 .map_err(|e| LabError::io(format!("chown {}", self.dir.display()), e))?;
         }
@@ -53,8 +77,9 @@ impl Redis {
         let mut launch =
             Launch::new(program)
                 .args(args)
-                .args(["--daemonize", "no", "--loglevel", "notice"]);
-        if let Ok(account) = RunAs::lookup("redis") {
+                .args(["--daemonize", "no", "--loglevel", "notice"])
+                .confined(self.confine());
+        if let Some(account) = self.account() {
             launch = launch.run_as(account);
         }
         Ok(launch)
@@ -63,6 +88,7 @@ impl Redis {
     /// `redis-cli PING` against the server (run inside a namespace that can reach it).
     pub fn ping(&self) -> Launch {
         Launch::new("redis-cli")
+            .confined(self.confine())
             .arg("-h")
             .arg(self.addr.ip().to_string())
             .arg("-p")
