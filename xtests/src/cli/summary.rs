@@ -40,6 +40,12 @@ pub fn print(lab: &LabDir, state: &LabState, stack: &mut Stack, picture: Option<
         lab.dir.display()
     );
     print_table(state, stack);
+    if let Some(roots) = &state.pinned {
+        println!("programs from the pinned images (images.lock), each over its image's tree:");
+        for r in [&roots.services, &roots.redis, &roots.postgres] {
+            println!("  {:<15} sha256:{}", r.role, r.image_sha256);
+        }
+    }
     let ns = |node: &str| state.namespace(node).unwrap_or(node).to_string();
     println!();
     println!("Reach it from the host:");
