@@ -67,12 +67,12 @@ test-vm: setup
     scripts/as-root.sh cargo test -p vm --all-targets -- --test-threads=1
     scripts/as-root.sh cargo test -p xtests --test scenarios_vm
 
-# Image sizes, a cold and a cached image build, one pinned-image VM's boot, then boot time per VM and time per scenario for each environment file; JSON in target/bench/vm.json.
+# Image sizes, a cold and a cached image build, one pinned-image VM's boot, then boot time per VM and time per scenario for each environment file; JSON in target/bench/images.json and target/bench/vm.json.
 bench-vm: setup
     cargo build -p netns-kit -p ecomm-services -p vm --bins
     cargo build --release -q -p ecomm-services --bin ecomm
     cargo build -q -p images --bin images
-    "${CARGO_TARGET_DIR:-target}/debug/images" bench --ecomm "${CARGO_TARGET_DIR:-target}/release/ecomm"
+    "${CARGO_TARGET_DIR:-target}/debug/images" bench --ecomm "${CARGO_TARGET_DIR:-target}/release/ecomm" --json target/bench/images.json
     cargo test -q -p vm --test pinned -- --nocapture 2>&1 | grep -E '^\[vm\] (IMAGE|pinned: booted|stack: booted|phase)|test result'
     mkdir -p target/bench
     VM_BENCH_JSON="$PWD/target/bench/vm.json" scripts/as-root.sh cargo test -p xtests --test scenarios_vm

@@ -1,7 +1,10 @@
 //! `images lock` re-resolves `images.lock` and prints what changed;
 //! `images build --ecomm PATH [--tags] [ROLE…]` builds the images (all roles when none is
 //! named) and prints `IMAGE <name> sha256:<hex> <size>` lines; with `--tags` each line is
-//! followed by `PATH <name> <file> <repo:tag>` (for scripts/docker-images.sh).
+//! followed by `PATH <name> <file> <repo:tag>` (for scripts/docker-images.sh);
+//! `images bench --ecomm PATH [--json FILE] [ROLE…]` builds them twice into a fresh cache
+//! (cold, with downloads; then cached) and prints the times and each size against its goal,
+//! also as JSON in FILE.
 
 use std::process::ExitCode;
 
@@ -28,7 +31,7 @@ fn run(args: Vec<String>) -> Result<()> {
         Some("build") => build(&args[1..]),
         Some("bench") => bench(&args[1..]),
         _ => Err(Error::Usage(format!(
-            "unknown command {:?}: expected `lock` or `build`",
+            "unknown command {:?}: expected `lock`, `build` or `bench`",
             args.first()
         ))),
     }
@@ -91,7 +94,19 @@ const GOALS: &[(&str, u64)] = &[
 /// A cold build (an empty cache, downloads included) then a cached one into the same cache;
 /// prints the IMAGE lines, both times and each size against its goal.
 fn bench(args: &[String]) -> Result<()> {
-    let (ecomm, _, only) = parse_build(args)?;
+    let mut rest = Vec::new();
+    let mut json = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--json" {
+            json = Some(PathBuf::from(it.next().ok_or_else(|| {
+                Error::Usage("--json needs a FILE".into())
+            })?));
+        } else {
+            rest.push(a.clone());
+        }
+    }
+    let (ecomm, _, only) = parse_build(&rest)?;
     let lock = Lock::read(&lock::default_path())?;
     let dir = std::env::temp_dir().join(format!("images-bench-{}", std::process::id()));
     let cache = Cache {
@@ -119,9 +134,11 @@ fn bench(args: &[String]) -> Result<()> {
         times[0]
     );
     println!("BENCH images cached {:.2} s", times[1]);
+    let mut outputs = Vec::new();
     for b in &built {
-        if let Some((_, goal)) = GOALS.iter().find(|(n, _)| *n == b.name) {
-            let verdict = if b.size <= *goal { "meets" } else { "MISSES" };
+        let goal = GOALS.iter().find(|(n, _)| *n == b.name).map(|(_, g)| *g);
+        if let Some(goal) = goal {
+            let verdict = if b.size <= goal { "meets" } else { "MISSES" };
             println!(
                 "BENCH size {} {:.1} MB ({verdict} the {} MB goal)",
                 b.name,
@@ -129,6 +146,27 @@ fn bench(args: &[String]) -> Result<()> {
                 goal / 1_000_000
             );
         }
+        outputs.push(serde_json::json!({
+            "name": b.name,
+            "sha256": b.sha256,
+            "bytes": b.size,
+            "goal_bytes": goal,
+        }));
+    }
+    if let Some(path) = json {
+        let doc = serde_json::json!({
+            "cold_seconds": times[0],
+            "cached_seconds": times[1],
+            "debs_downloaded": fetched,
+            "images": outputs,
+        });
+        let text = serde_json::to_string_pretty(&doc)
+            .map_err(|e| Error::Usage(format!("render {}: {e}", path.display())))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(Error::io("create dir", dir))?;
+        }
+        std::fs::write(&path, text + "\n").map_err(Error::io("write", &path))?;
+        println!("wrote {}", path.display());
     }
     Ok(())
 }
