@@ -99,9 +99,10 @@ fn bench(args: &[String]) -> Result<()> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if a == "--json" {
-            json = Some(PathBuf::from(it.next().ok_or_else(|| {
-                Error::Usage("--json needs a FILE".into())
-            })?));
+            json = Some(PathBuf::from(
+                it.next()
+                    .ok_or_else(|| Error::Usage("--json needs a FILE".into()))?,
+            ));
         } else {
             rest.push(a.clone());
         }

@@ -381,7 +381,17 @@ fn redis_config() -> Config {
 /// over 100 MB; JIT is off without it).
 fn postgres(c: &mut Closure, inputs: &Inputs) -> Result<()> {
     base(c, "postgres", 999, "/var/lib/postgresql")?;
-    postgres_files(c, &["postgres", "initdb", "pg_ctl", "pg_isready", "psql", "pg_dump"])?;
+    postgres_files(
+        c,
+        &[
+            "postgres",
+            "initdb",
+            "pg_ctl",
+            "pg_isready",
+            "psql",
+            "pg_dump",
+        ],
+    )?;
     c.tree
         .file(
             "usr/local/bin/postgres-entrypoint",

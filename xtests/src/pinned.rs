@@ -66,8 +66,8 @@ impl PinnedRoots {
         let fetcher = images::fetch::Fetcher::from_host();
         let inputs = images::roles::Inputs::from_workspace(ecomm, &cache).map_err(fail)?;
         let root = |role: &str| -> Result<Rootfs, LabError> {
-            let made = images::build::root_dir(&lock, &cache, &fetcher, &inputs, role)
-                .map_err(fail)?;
+            let made =
+                images::build::root_dir(&lock, &cache, &fetcher, &inputs, role).map_err(fail)?;
             let scratch = scratch_of(&made.dir);
             fs::create_dir_all(&scratch)
                 .map_err(|e| LabError::io(format!("create {}", scratch.display()), e))?;
@@ -352,6 +352,7 @@ impl Prepared {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

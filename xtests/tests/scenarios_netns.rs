@@ -38,7 +38,11 @@ fn files() -> Vec<(&'static str, PathBuf, bool)> {
     let deploy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ecomm-services/deploy");
     vec![
         ("three_tier", deploy.join("three-tier.toml"), false),
-        ("three_tier_wide", deploy.join("three-tier-wide.toml"), false),
+        (
+            "three_tier_wide",
+            deploy.join("three-tier-wide.toml"),
+            false,
+        ),
         ("three_tier_pinned", deploy.join("three-tier.toml"), true),
     ]
 }

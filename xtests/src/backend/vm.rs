@@ -1342,11 +1342,7 @@ impl Deployment for VmDeployment {
                         let log = format!("/run/listen-{n}.log");
                         let pid = inner.spawn(
                             vm,
-                            &format!(
-                                "exec {} probe {RUN} {}",
-                                STACK.netns_kit,
-                                flags.join(" ")
-                            ),
+                            &format!("exec {} probe {RUN} {}", STACK.netns_kit, flags.join(" ")),
                             &log,
                         )?;
                         let listener = GuestListener {

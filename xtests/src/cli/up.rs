@@ -43,7 +43,12 @@ pub fn run(lab: &LabDir, opts: &UpOptions) -> Result<(), LabError> {
             if state.pinned.is_some() != opts.pinned {
                 return Err(LabError::Invalid {
                     what: "lab up option".into(),
-                    value: if opts.pinned { "--pinned" } else { "(no --pinned)" }.into(),
+                    value: if opts.pinned {
+                        "--pinned"
+                    } else {
+                        "(no --pinned)"
+                    }
+                    .into(),
                     expected: format!(
                         "the mode the lab is up in ({}); run `just down` first to switch",
                         if state.pinned.is_some() {

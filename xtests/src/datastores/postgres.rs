@@ -194,7 +194,8 @@ impl Postgres {
 
     /// `psql` running `sql` against `database` over TCP from inside `ns`; unaligned tuples only.
     pub fn psql(&self, database: &str, sql: &str) -> Result<Launch, LabError> {
-        Ok(self.program("psql")?
+        Ok(self
+            .program("psql")?
             .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1"])
             .arg("-h")
             .arg(self.addr.ip().to_string())
@@ -270,7 +271,8 @@ impl Postgres {
 
     /// A `pg_dump` of `database` (plain SQL, clean + if-exists so a restore replaces) from `ns`.
     pub fn dump(&self, database: &str) -> Result<Launch, LabError> {
-        Ok(self.program("pg_dump")?
+        Ok(self
+            .program("pg_dump")?
             .args(["--clean", "--if-exists", "--no-owner"])
             .arg("-h")
             .arg(self.addr.ip().to_string())
@@ -282,7 +284,8 @@ impl Postgres {
 
     /// `psql` reading SQL from stdin into `database` (a restore), stopping at the first error.
     pub fn restore(&self, database: &str) -> Result<Launch, LabError> {
-        Ok(self.program("psql")?
+        Ok(self
+            .program("psql")?
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"])
             .arg("-h")
             .arg(self.addr.ip().to_string())

@@ -74,11 +74,10 @@ impl Redis {
                 "redis: the declared command is empty".into(),
             ));
         };
-        let mut launch =
-            Launch::new(program)
-                .args(args)
-                .args(["--daemonize", "no", "--loglevel", "notice"])
-                .confined(self.confine());
+        let mut launch = Launch::new(program)
+            .args(args)
+            .args(["--daemonize", "no", "--loglevel", "notice"])
+            .confined(self.confine());
         if let Some(account) = self.account() {
             launch = launch.run_as(account);
         }
