@@ -381,17 +381,8 @@ fn redis_config() -> Config {
 /// over 100 MB; JIT is off without it).
 fn postgres(c: &mut Closure, inputs: &Inputs) -> Result<()> {
     base(c, "postgres", 999, "/var/lib/postgresql")?;
-    postgres_files(
-        c,
-        &[
-            "postgres",
-            "initdb",
-            "pg_ctl",
-            "pg_isready",
-            "psql",
-            "pg_dump",
-        ],
-    )?;
+    // pg_dump: `lab backup` on a `--pinned` lab.
+    postgres_files(c, &["pg_dump"])?;
     c.tree
         .file(
             "usr/local/bin/postgres-entrypoint",
@@ -403,9 +394,13 @@ fn postgres(c: &mut Closure, inputs: &Inputs) -> Result<()> {
     Ok(())
 }
 
-/// PostgreSQL's `bins`, its server modules but llvmjit, its share dir and the zoneinfo.
-fn postgres_files(c: &mut Closure, bins: &[&str]) -> Result<()> {
-    for bin in bins {
+/// The PostgreSQL programs every image with PostgreSQL carries.
+const PG_PROGRAMS: &[&str] = &["postgres", "initdb", "pg_ctl", "pg_isready", "psql"];
+
+/// PostgreSQL's [`PG_PROGRAMS`] and `extra` programs, its server modules but llvmjit, its
+/// share dir and the zoneinfo.
+fn postgres_files(c: &mut Closure, extra: &[&str]) -> Result<()> {
+    for bin in PG_PROGRAMS.iter().chain(extra) {
         c.add_elf(&format!("{PG_BINDIR}/{bin}"))?;
     }
     for module in c.list("/usr/lib/postgresql/15/lib")? {
@@ -508,17 +503,7 @@ fn vm_stack(c: &mut Closure, inputs: &Inputs) -> Result<()> {
     c.add_elf(s.curl)?;
     c.add_elf("/usr/bin/pgrep")?;
     c.add_elf("/usr/bin/pkill")?;
-    postgres_files(
-        c,
-        &[
-            "postgres",
-            "initdb",
-            "pg_ctl",
-            "pg_isready",
-            "psql",
-            "createdb",
-        ],
-    )?;
+    postgres_files(c, &["createdb"])?;
     c.add_elf(s.redis_server)?;
     c.add_elf(s.redis_cli)
 }
