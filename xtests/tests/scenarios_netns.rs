@@ -10,7 +10,7 @@
 //! libtest's name filters (`cargo test --test scenarios_netns -- routing`), `--exact`,
 //! `--skip`, `--list` and `--ignored`, and ignores the rest of libtest's flags.
 //!
-//! `three_tier_pinned` runs `three-tier.toml` again with every process over the pinned
+//! `three_tier_pinned` runs `three-tier.toml` again, after the other two, with every process over the pinned
 //! images' trees (`ecomm-services`, `ecomm-redis`, `ecomm-postgres` from `images.lock`, as
 //! `lab up --pinned` does), first checking with
 //! `three_tier_pinned::pinned::every_process_runs_its_images_program_over_its_tree` that each
@@ -160,25 +160,32 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let privileged = total > 0 && xtests::privileged("the netns scenarios");
-    // The files run side by side, each on its own deployment; their reports print in order.
-    let reports: Vec<Report> = std::thread::scope(|s| {
-        let handles: Vec<_> = plan
-            .iter()
-            .map(|(prefix, file, pinned, tests)| {
-                let args = &args;
-                s.spawn(move || run_file(prefix, file, *pinned, tests, args, privileged))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| Report {
-                    failed: vec![("harness".into(), "a file's runner panicked".into())],
-                    ..Report::default()
+    // The host's-programs files run side by side, each on its own deployment, then the pinned
+    // one (two at a time on two cores keeps the timing-bound scenarios clear of the pinned
+    // images' build); their reports print in order.
+    let wave = |pinned: bool| -> Vec<Report> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = plan
+                .iter()
+                .filter(|(_, _, p, _)| *p == pinned)
+                .map(|(prefix, file, pinned, tests)| {
+                    let args = &args;
+                    s.spawn(move || run_file(prefix, file, *pinned, tests, args, privileged))
                 })
-            })
-            .collect()
-    });
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| Report {
+                        failed: vec![("harness".into(), "a file's runner panicked".into())],
+                        ..Report::default()
+                    })
+                })
+                .collect()
+        })
+    };
+    let mut reports = wave(false);
+    reports.extend(wave(true));
     let (mut passed, mut failed, mut ignored) = (0usize, Vec::new(), 0usize);
     for r in reports {
         for line in &r.lines {
