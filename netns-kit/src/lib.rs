@@ -9,7 +9,8 @@
 //!   /run/netns; [`Netns::run`] runs a closure on a dedicated thread inside (setns never
 //!   touches a caller's thread), [`Netns::command`] spawns a process inside, sysctls, and
 //!   [`Netns::netlink`] opens a netlink socket inside.
-//! - [`netlink`]: that socket ([`netlink::Netlink`]): requests queued and sent in batches.
+//! - [`netlink`]: that socket ([`netlink::Netlink`]): requests queued and sent in batches, over
+//!   the netlink socket the nf_tables one shares (opening, sequence numbers, acknowledgements).
 //! - [`link`]: one builder per kind — [`link::bridge()`], [`link::veth()`] (each end created in
 //!   its own namespace), [`link::vxlan()`], [`link::dummy()`] — and changes, deletion, listing.
 //! - [`addr`] (addresses), [`route`] (routes), [`sysctl`] (/proc/sys keys).

@@ -2,63 +2,65 @@
 //! `send`), then every acknowledgement is collected. One socket per namespace, opened by a
 //! thread inside it; the socket stays bound to that namespace whatever thread uses it later.
 //!
-//! Messages are netlink-packet-route types; this file is the only place that touches the
-//! socket, so a change of that crate's API stays here and in `link/`, `addr.rs`, `route.rs`.
+//! Messages are netlink-packet-route types, built and parsed only in this file, so a change of
+//! that crate's API stays here and in `link/`, `addr.rs`, `route.rs`. The socket underneath
+//! (opening, sequence numbers, sending, reading acknowledgements and dumps) is `socket`'s
+//! `NlSocket`, which the nf_tables socket shares.
+
+pub(crate) mod socket;
 
 use std::io;
+use std::ops::ControlFlow;
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
 };
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use netlink_sys::protocols::NETLINK_ROUTE;
 
 use crate::error::{Error, Result};
+use socket::{DumpEnd, Family, NlSocket};
 
 /// Bytes of requests sent per `send(2)` (the kernel handles each message in turn).
 const BATCH_BYTES: usize = 48 * 1024;
 /// Requests per `send(2)`: each acknowledgement is its own socket buffer (~1 KiB of
 /// receive-buffer accounting), so a batch must not outgrow the receive buffer (ENOBUFS).
 const BATCH_MESSAGES: usize = 128;
-/// Receive buffer for answers and dumps.
+/// Receive buffer for answers and dumps (asked for when SO_RCVBUFFORCE is refused), and the
+/// largest datagram read.
 const RECV_BYTES: usize = 256 * 1024;
-/// Receive-buffer size asked for with SO_RCVBUFFORCE (root may exceed rmem_max).
-const RECV_BUFFER_FORCE: libc::c_int = 4 * 1024 * 1024;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLMSGERR_ATTR_MSG: u16 = 1;
+
+/// The rtnetlink family (NETLINK_ROUTE).
+#[derive(Debug)]
+pub(crate) struct Rtnetlink;
+
+impl Family for Rtnetlink {
+    const PROTOCOL: isize = NETLINK_ROUTE;
+    const RCVBUF_FALLBACK: usize = RECV_BYTES;
+    const DATAGRAM: usize = RECV_BYTES;
+    const SEQ_START: u32 = 0;
+}
 
 /// An rtnetlink socket bound to one namespace, with a queue of pending requests.
 #[derive(Debug)]
 pub struct Netlink {
-    sock: Socket,
+    sock: NlSocket<Rtnetlink>,
     ns: String,
-    seq: u32,
-    queued: Vec<(u32, String)>,
+    /// (sequence number, length in `out`, description) of each queued request.
+    queued: Vec<(u32, usize, String)>,
     out: Vec<u8>,
-    inbuf: Vec<u8>,
 }
 
 impl Netlink {
     /// Open a socket in the calling thread's namespace; `ns` labels errors.
     pub(crate) fn open(ns: String) -> Result<Netlink> {
-        let io_err = |op, e: io::Error| Error::io(op, format!("netlink socket in {ns}"), e);
-        let mut sock = Socket::new(NETLINK_ROUTE).map_err(|e| io_err("open", e))?;
-        sock.bind_auto().map_err(|e| io_err("bind", e))?;
-        sock.connect(&SocketAddr::new(0, 0))
-            .map_err(|e| io_err("connect", e))?;
-        // Small acks (no echo of the request) but with the kernel's error text.
-        let _ = sock.set_cap_ack(true);
-        let _ = sock.set_ext_ack(true);
-        let _ = sock.set_rx_buf_sz(RECV_BYTES);
-        force_rcvbuf(&sock);
+        let sock = NlSocket::open()
+            .map_err(|(op, e)| Error::io(op, format!("netlink socket in {ns}"), e))?;
         Ok(Netlink {
             sock,
             ns,
-            seq: 0,
             queued: Vec::new(),
             out: Vec::with_capacity(BATCH_BYTES + 4096),
-            inbuf: Vec::with_capacity(RECV_BYTES),
         })
     }
 
@@ -70,16 +72,9 @@ impl Netlink {
     /// Queue a request (`flags` adds to REQUEST|ACK, e.g. NLM_F_CREATE|NLM_F_EXCL); `op`
     /// describes it for error messages. Nothing is sent before [`Netlink::flush`].
     pub fn queue(&mut self, msg: RouteNetlinkMessage, flags: u16, op: impl Into<String>) {
-        self.seq = self.seq.wrapping_add(1);
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-        header.sequence_number = self.seq;
-        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
-        nl.finalize();
-        let start = self.out.len();
-        self.out.resize(start + nl.buffer_len(), 0);
-        nl.serialize(&mut self.out[start..]);
-        self.queued.push((self.seq, op.into()));
+        let seq = self.sock.next_seq();
+        let len = encode(&mut self.out, msg, NLM_F_REQUEST | NLM_F_ACK | flags, seq);
+        self.queued.push((seq, len, op.into()));
     }
 
     /// Number of queued, unsent requests.
@@ -109,7 +104,7 @@ impl Netlink {
         self.flush()
     }
 
-    fn send_all(&mut self, out: &[u8], queued: &[(u32, String)]) -> Result<()> {
+    fn send_all(&mut self, out: &[u8], queued: &[(u32, usize, String)]) -> Result<()> {
         let mut first_err: Option<Error> = None;
         let mut off = 0usize;
         let mut qi = 0usize;
@@ -117,8 +112,7 @@ impl Netlink {
             // Gather whole messages up to BATCH_BYTES.
             let start = off;
             let first = qi;
-            while qi < queued.len() {
-                let len = msg_len(&out[off..]);
+            while let Some(&(_, len, _)) = queued.get(qi) {
                 if off > start && (off + len - start > BATCH_BYTES || qi - first >= BATCH_MESSAGES)
                 {
                     break;
@@ -126,36 +120,25 @@ impl Netlink {
                 off += len;
                 qi += 1;
             }
-            self.sock
-                .send(&out[start..off], 0)
-                .map_err(|e| Error::io("send", format!("netlink batch in {}", self.ns), e))?;
-            let mut waiting = qi - first;
-            while waiting > 0 {
-                self.recv()?;
-                let mut p = 0usize;
-                while p + 16 <= self.inbuf.len() {
-                    let (len, end, kind, seq) = frame(&self.inbuf, p);
-                    if kind == NLMSG_ERROR && p + 20 <= self.inbuf.len() {
-                        let code = i32::from_ne_bytes(
-                            self.inbuf[p + 16..p + 20].try_into().unwrap_or([0; 4]),
-                        );
-                        if let Some(idx) = queued[first..qi].iter().position(|(s, _)| *s == seq) {
-                            waiting = waiting.saturating_sub(1);
-                            if code != 0 && first_err.is_none() {
-                                let detail = ext_ack_text(&self.inbuf[p..end])
-                                    .map(|t| format!(" (kernel: {t})"))
-                                    .unwrap_or_default();
-                                first_err = Some(Error::Netlink {
-                                    op: queued[first + idx].1.clone(),
-                                    ns: self.ns.clone(),
-                                    source: io::Error::from_raw_os_error(-code),
-                                    detail,
-                                });
-                            }
-                        }
-                    }
-                    p += align4(len);
-                }
+            let batch = &queued[first..qi];
+            self.sock.send(&out[start..off], batch.len()).map_err(|e| {
+                Error::io("send", format!("netlink batch in {}", self.ns), e.into_io())
+            })?;
+            let acks = self
+                .sock
+                .acks(batch.iter().map(|(seq, _, _)| *seq), None)
+                .map_err(|e| self.recv_error(e))?;
+            if first_err.is_none() {
+                let failed = batch
+                    .iter()
+                    .zip(acks.each)
+                    .find_map(|((_, _, op), ack)| ack.filter(|a| a.errno != 0).map(|a| (op, a)));
+                first_err = failed.map(|(op, ack)| Error::Netlink {
+                    op: op.clone(),
+                    ns: self.ns.clone(),
+                    source: ack.error(),
+                    detail: ack.detail(),
+                });
             }
         }
         match first_err {
@@ -173,41 +156,23 @@ impl Netlink {
         what: &str,
     ) -> Result<Option<RouteNetlinkMessage>> {
         let seq = self.send_request(msg, 0, "get")?;
-        loop {
-            self.recv()?;
-            let mut p = 0usize;
-            while p + 16 <= self.inbuf.len() {
-                let (len, end, kind, this_seq) = frame(&self.inbuf, p);
-                if this_seq == seq {
-                    if kind == NLMSG_ERROR {
-                        let code = i32::from_ne_bytes(
-                            self.inbuf[p + 16..p + 20].try_into().unwrap_or([0; 4]),
-                        );
-                        return match -code {
-                            0 | libc::ENODEV | libc::ENOENT => Ok(None),
-                            errno => Err(Error::Netlink {
-                                op: format!("get {what}"),
-                                ns: self.ns.clone(),
-                                source: io::Error::from_raw_os_error(errno),
-                                detail: ext_ack_text(&self.inbuf[p..end])
-                                    .map(|t| format!(" (kernel: {t})"))
-                                    .unwrap_or_default(),
-                            }),
-                        };
-                    }
-                    let parsed =
-                        NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.inbuf[p..end])
-                            .map_err(|e| Error::NetlinkDecode {
-                                ns: self.ns.clone(),
-                                detail: format!("{what}: {e}"),
-                            })?;
-                    if let NetlinkPayload::InnerMessage(m) = parsed.payload {
-                        return Ok(Some(m));
-                    }
-                }
-                p += align4(len);
+        let ns = &self.ns;
+        let answer = self.sock.replies(seq, |m| {
+            if let Some(ack) = m.ack() {
+                return Some(match ack.errno {
+                    0 | libc::ENODEV | libc::ENOENT => Ok(None),
+                    _ => Err(Error::Netlink {
+                        op: format!("get {what}"),
+                        ns: ns.clone(),
+                        source: ack.error(),
+                        detail: ack.detail(),
+                    }),
+                });
             }
-        }
+            // Netlink's own messages (done, noop, overrun) are not the answer.
+            decode(m.bytes, ns, what).transpose().map(|r| r.map(Some))
+        });
+        answer.map_err(|e| self.recv_error(e))?
     }
 
     /// Send a dump request and collect every answer.
@@ -217,139 +182,71 @@ impl Netlink {
         what: &str,
     ) -> Result<Vec<RouteNetlinkMessage>> {
         let seq = self.send_request(msg, NLM_F_DUMP, "dump")?;
+        let ns = &self.ns;
         let mut answers = Vec::new();
-        loop {
-            self.recv()?;
-            let mut p = 0usize;
-            while p + 16 <= self.inbuf.len() {
-                let (len, end, kind, this_seq) = frame(&self.inbuf, p);
-                if this_seq == seq {
-                    match kind {
-                        NLMSG_DONE => return Ok(answers),
-                        NLMSG_ERROR => {
-                            let code = i32::from_ne_bytes(
-                                self.inbuf[p + 16..p + 20].try_into().unwrap_or([0; 4]),
-                            );
-                            if code != 0 {
-                                return Err(Error::Netlink {
-                                    op: format!("dump {what}"),
-                                    ns: self.ns.clone(),
-                                    source: io::Error::from_raw_os_error(-code),
-                                    detail: String::new(),
-                                });
-                            }
-                            return Ok(answers);
-                        }
-                        _ => {
-                            let parsed = NetlinkMessage::<RouteNetlinkMessage>::deserialize(
-                                &self.inbuf[p..end],
-                            )
-                            .map_err(|e| Error::NetlinkDecode {
-                                ns: self.ns.clone(),
-                                detail: format!("{what}: {e}"),
-                            })?;
-                            if let NetlinkPayload::InnerMessage(m) = parsed.payload {
-                                answers.push(m);
-                            }
-                        }
-                    }
-                }
-                p += align4(len);
+        let end = self.sock.dump(seq, |part| match decode(part, ns, what) {
+            Ok(m) => {
+                answers.extend(m);
+                ControlFlow::Continue(())
             }
+            Err(e) => ControlFlow::Break(e),
+        });
+        match end.map_err(|e| self.recv_error(e))? {
+            DumpEnd::Done => Ok(answers),
+            DumpEnd::Failed(ack) => Err(Error::Netlink {
+                op: format!("dump {what}"),
+                ns: self.ns.clone(),
+                source: ack.error(),
+                detail: String::new(),
+            }),
+            DumpEnd::Stopped(e) => Err(e),
         }
     }
 
     /// Sends one request (`NLM_F_REQUEST | flags`) under the next sequence number; returns it.
     fn send_request(&mut self, msg: RouteNetlinkMessage, flags: u16, verb: &str) -> Result<u32> {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | flags;
-        header.sequence_number = seq;
-        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
-        nl.finalize();
-        let mut buf = vec![0u8; nl.buffer_len()];
-        nl.serialize(&mut buf);
-        self.sock
-            .send(&buf, 0)
-            .map_err(|e| Error::io("send", format!("netlink {verb} in {}", self.ns), e))?;
+        let seq = self.sock.next_seq();
+        let mut buf = Vec::new();
+        encode(&mut buf, msg, NLM_F_REQUEST | flags, seq);
+        self.sock.send(&buf, 0).map_err(|e| {
+            Error::io(
+                "send",
+                format!("netlink {verb} in {}", self.ns),
+                e.into_io(),
+            )
+        })?;
         Ok(seq)
     }
 
-    fn recv(&mut self) -> Result<()> {
-        self.inbuf.clear();
-        loop {
-            match self.sock.recv(&mut self.inbuf, 0) {
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Error::io(
-                        "receive",
-                        format!("netlink answer in {}", self.ns),
-                        e,
-                    ))
-                }
-            }
+    fn recv_error(&self, e: io::Error) -> Error {
+        Error::io("receive", format!("netlink answer in {}", self.ns), e)
+    }
+}
+
+/// Append `msg` with `flags` and sequence number `seq` to `out`; returns its length.
+fn encode(out: &mut Vec<u8>, msg: RouteNetlinkMessage, flags: u16, seq: u32) -> usize {
+    let mut header = NetlinkHeader::default();
+    header.flags = flags;
+    header.sequence_number = seq;
+    let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+    nl.finalize();
+    let start = out.len();
+    out.resize(start + nl.buffer_len(), 0);
+    nl.serialize(&mut out[start..]);
+    nl.buffer_len()
+}
+
+/// The route message in `bytes` (one whole netlink message); `None` for netlink's own
+/// messages (done, noop, overrun).
+fn decode(bytes: &[u8], ns: &str, what: &str) -> Result<Option<RouteNetlinkMessage>> {
+    let parsed = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes).map_err(|e| {
+        Error::NetlinkDecode {
+            ns: ns.to_string(),
+            detail: format!("{what}: {e}"),
         }
-    }
-}
-
-/// Ask for a large receive buffer (needs CAP_NET_ADMIN; silently keeps the default otherwise).
-fn force_rcvbuf(sock: &Socket) {
-    use std::os::fd::AsRawFd;
-    let size = RECV_BUFFER_FORCE;
-    // SAFETY: setsockopt reads exactly size_of::<c_int>() bytes from a valid, live c_int; the
-    // descriptor is owned by `sock`, which outlives the call.
-    unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-}
-
-/// The length field of the netlink message at the start of `buf`.
-/// The frame at `p` of `buf` (at least 16 bytes from `p`): its length (at least a header),
-/// where it ends (within `buf`), its type and its sequence number.
-fn frame(buf: &[u8], p: usize) -> (usize, usize, u16, u32) {
-    let len = msg_len(&buf[p..]).max(16);
-    let end = (p + len).min(buf.len());
-    let kind = u16::from_ne_bytes([buf[p + 4], buf[p + 5]]);
-    let seq = u32::from_ne_bytes(buf[p + 8..p + 12].try_into().unwrap_or([0; 4]));
-    (len, end, kind, seq)
-}
-
-fn msg_len(buf: &[u8]) -> usize {
-    if buf.len() < 4 {
-        return buf.len();
-    }
-    u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize
-}
-
-fn align4(n: usize) -> usize {
-    (n + 3) & !3
-}
-
-/// The kernel's extended-ack error text in an NLMSG_ERROR message (capped ack), if any
-/// (route and nf_tables sockets alike).
-pub(crate) fn ext_ack_text(msg: &[u8]) -> Option<String> {
-    // nlmsghdr(16) + error code(4) + the request's nlmsghdr(16), then attributes.
-    let mut p = 36usize;
-    while p + 4 <= msg.len() {
-        let len = u16::from_ne_bytes([msg[p], msg[p + 1]]) as usize;
-        let kind = u16::from_ne_bytes([msg[p + 2], msg[p + 3]]) & 0x3fff;
-        if len < 4 || p + len > msg.len() {
-            break;
-        }
-        if kind == NLMSGERR_ATTR_MSG {
-            let raw = &msg[p + 4..p + len];
-            let text = raw.split(|b| *b == 0).next().unwrap_or(raw);
-            return Some(String::from_utf8_lossy(text).into_owned());
-        }
-        p += align4(len);
-    }
-    None
+    })?;
+    Ok(match parsed.payload {
+        NetlinkPayload::InnerMessage(m) => Some(m),
+        _ => None,
+    })
 }
