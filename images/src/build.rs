@@ -131,11 +131,7 @@ fn assemble(
     fetcher: &Fetcher,
     inputs: &Inputs,
 ) -> Result<Closure> {
-    let mut roots = Vec::new();
-    for p in lock.closure(role.packages, role.prune)? {
-        roots.push((p.name.clone(), fetcher.unpacked(p, cache)?));
-    }
-    let mut closure = Closure::new(role.name, roots);
+    let mut closure = Closure::new(role.name, unpacked_roots(role, lock, cache, fetcher)?);
     closure.stubs = role.stubs.to_vec();
     role.assemble(&mut closure, inputs)?;
     Ok(closure)
@@ -149,11 +145,28 @@ pub fn tree(
     inputs: &Inputs,
     name: &str,
 ) -> Result<Tree> {
-    let role = ROLES
+    Ok(assemble(role_named(name)?, lock, cache, fetcher, inputs)?.tree)
+}
+
+/// The role called `name`.
+fn role_named(name: &str) -> Result<&'static Role> {
+    ROLES
         .iter()
         .find(|r| r.name == name)
-        .ok_or_else(|| Error::Usage(format!("no role `{name}`")))?;
-    Ok(assemble(role, lock, cache, fetcher, inputs)?.tree)
+        .ok_or_else(|| Error::Usage(format!("no role `{name}`")))
+}
+
+/// `role`'s locked packages, each fetched, verified and unpacked: (name, unpacked tree).
+fn unpacked_roots(
+    role: &Role,
+    lock: &Lock,
+    cache: &Cache,
+    fetcher: &Fetcher,
+) -> Result<Vec<(String, PathBuf)>> {
+    lock.closure(role.packages, role.prune)?
+        .into_iter()
+        .map(|p| Ok((p.name.clone(), fetcher.unpacked(p, cache)?)))
+        .collect()
 }
 
 /// A role's root filesystem written out as a directory, for running the image's own programs
@@ -247,15 +260,8 @@ pub fn layer(
     binaries: &[(&str, Vec<u8>)],
     extra: &Tree,
 ) -> Result<Built> {
-    let role = ROLES
-        .iter()
-        .find(|r| r.name == role)
-        .ok_or_else(|| Error::Usage(format!("no role `{role}`")))?;
-    let mut roots = Vec::new();
-    for p in lock.closure(role.packages, role.prune)? {
-        roots.push((p.name.clone(), fetcher.unpacked(p, cache)?));
-    }
-    let mut closure = Closure::new("layer", roots);
+    let role = role_named(role)?;
+    let mut closure = Closure::new("layer", unpacked_roots(role, lock, cache, fetcher)?);
     for (dest, bytes) in binaries {
         let at = dest.trim_start_matches('/');
         closure.tree.file(at, bytes.clone(), 0o755);
