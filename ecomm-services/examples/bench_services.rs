@@ -324,20 +324,8 @@ fn with_children(pid: u32) -> Vec<u32> {
 /// User + system CPU time of `pids` (all threads), in clock ticks.
 fn cpu_ticks(pids: &[u32]) -> u64 {
     pids.iter()
-        .map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // Fields after the command name (which may hold spaces) end with ')'.
-            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
-            let field = |i: usize| {
-                fields
-                    .get(i - 3)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            field(14) + field(15)
-        })
+        .filter_map(|&pid| netns_kit::procfs::Stat::of(pid))
+        .map(|s| s.cpu_ticks())
         .sum()
 }
 

@@ -3,15 +3,11 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 
 use ecomm_services::fixtures::{or_skip, Postgres, Redis};
 
 fn process_exists(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
+    netns_kit::procfs::is_running(pid)
 }
 
 fn redis_ping(port: u16) -> bool {

@@ -19,6 +19,8 @@
 //! - [`impair`]: netem (delay, jitter, loss, rate) on a link.
 //! - [`probe`]: TCP connect with three answers ([`TcpProbe`]), ICMP echo, listeners inside a
 //!   namespace, a reachability matrix.
+//! - [`procfs`]: one reader of `/proc/<pid>/stat` (state, parent, group, CPU time, start
+//!   time), for supervisors and leak checks.
 //! - [`error`]: the kernel layer's [`Error`] (every failure names its object and operation).
 //!
 //! **Topology model** (pure: no kernel calls) — [`topology`]: the TOML file format
@@ -48,6 +50,7 @@ pub mod link;
 pub mod netlink;
 pub mod netns;
 pub mod probe;
+pub mod procfs;
 pub mod route;
 pub mod runid;
 pub mod runs;

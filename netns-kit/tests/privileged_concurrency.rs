@@ -84,13 +84,7 @@ fn line(r: &mut BufReader<ChildStderr>) -> String {
 
 /// Whether process `pid` is stopped (state T in /proc/<pid>/stat).
 fn stopped(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rfind(')')
-                .map(|i| s[i + 1..].trim_start().starts_with('T'))
-        })
-        .unwrap_or(false)
+    netns_kit::procfs::Stat::of(pid).is_some_and(|s| s.state == 'T')
 }
 
 /// Start `apply NAME` that stops itself at crash point `step`; returns once it is stopped,

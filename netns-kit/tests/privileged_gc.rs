@@ -56,12 +56,7 @@ fn child_applies_an_anonymous_run_with_a_service_then_waits() {
 
 /// Whether process `pid` is gone (or a zombie nobody reaped yet).
 fn gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(s) => s
-            .rfind(')')
-            .is_some_and(|i| s[i + 1..].trim_start().starts_with('Z')),
-    }
+    !netns_kit::procfs::is_running(pid)
 }
 
 /// Runs one of this binary's ignored helper tests as a child process (stdin and stdout piped,

@@ -646,20 +646,12 @@ fn with_children(pid: i32) -> Vec<i32> {
 /// User + system CPU time of `pids` (all their threads), in clock ticks.
 fn cpu_ticks(pids: &[i32]) -> u64 {
     pids.iter()
-        .map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // The fields after the command name (which may hold spaces) follow its ')'.
-            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
-            let field = |i: usize| {
-                fields
-                    .get(i - 3)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            field(14) + field(15)
+        .filter_map(|&pid| {
+            u32::try_from(pid)
+                .ok()
+                .and_then(netns_kit::procfs::Stat::of)
         })
+        .map(|s| s.cpu_ticks())
         .sum()
 }
 

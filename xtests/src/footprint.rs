@@ -103,11 +103,10 @@ fn live_inodes() -> BTreeSet<u64> {
 }
 
 fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rfind(')')
-            .and_then(|i| s[i + 1..].split_whitespace().next().map(|st| st == "Z"))
-            .unwrap_or(false)
-    })
+    u32::try_from(pid)
+        .ok()
+        .and_then(netns_kit::procfs::Stat::of)
+        .is_some_and(|s| s.state == 'Z')
 }
 
 /// (pid, namespace inode, "is in" | "holds") for every process in or holding a namespace.

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use netns_kit::procfs::Stat;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
@@ -389,29 +390,22 @@ fn group_has_live_member(pgid: i32) -> bool {
     };
     dir.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .any(|pid| {
-            stat_fields(pid).is_some_and(|f| {
-                f.first().is_some_and(|s| s != "Z")
-                    && f.get(2).and_then(|g| g.parse().ok()) == Some(pgid)
-            })
-        })
+        .any(|pid| stat(pid).is_some_and(|s| s.state != 'Z' && s.pgrp == pgid))
 }
 
-/// The fields of /proc/PID/stat after the command name: state, ppid, pgrp, …
-fn stat_fields(pid: i32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    Some(rest.split_whitespace().map(str::to_string).collect())
+/// /proc/PID/stat of `pid`, if it exists.
+fn stat(pid: i32) -> Option<Stat> {
+    Stat::of(u32::try_from(pid).ok()?)
 }
 
 /// The start time (field 22 of /proc/PID/stat) of a live process.
 pub fn start_time(pid: i32) -> Option<u64> {
-    stat_fields(pid)?.get(19)?.parse().ok()
+    stat(pid).map(|s| s.start_time)
 }
 
 /// True for a zombie (exited, not yet reaped) or dead process.
 pub fn is_zombie(pid: i32) -> bool {
-    stat_fields(pid).is_some_and(|f| f.first().is_some_and(|s| s == "Z" || s == "X"))
+    stat(pid).is_some_and(|s| s.is_zombie())
 }
 
 /// The last `n` lines of `text`.

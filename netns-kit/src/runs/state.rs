@@ -68,11 +68,7 @@ pub fn current_boot_id() -> Option<String> {
 
 /// Field 22 (starttime) of /proc/<pid>/stat; None if the process is gone.
 fn start_time_of(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // rest starts with field 3 (state); starttime is field 22.
-    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+    crate::procfs::Stat::of(pid).map(|s| s.start_time)
 }
 
 /// A namespace of the run.
