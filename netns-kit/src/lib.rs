@@ -21,6 +21,8 @@
 //!   namespace, a reachability matrix.
 //! - [`procfs`]: one reader of `/proc/<pid>/stat` (state, parent, group, CPU time, start
 //!   time), for supervisors and leak checks.
+//! - [`supervise`]: a process spawned in a namespace as a session leader that dies with
+//!   this process, optionally as another user, logged to a file, stopped with a grace period.
 //! - [`error`]: the kernel layer's [`Error`] (every failure names its object and operation).
 //!
 //! **Topology model** (pure: no kernel calls) — [`topology`]: the TOML file format
@@ -54,6 +56,7 @@ pub mod procfs;
 pub mod route;
 pub mod runid;
 pub mod runs;
+pub mod supervise;
 pub mod sysctl;
 pub mod topology;
 
